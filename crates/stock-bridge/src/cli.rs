@@ -1,0 +1,197 @@
+//! The command line: `serve`, `send` and `demo`, with their `STOCK_BRIDGE_*` variables.
+//! Flags win over the environment, which wins over the defaults in [`crate::config`].
+
+use crate::config::{self, BridgeConfig, ClientAuth};
+use crate::secret::Secret;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use stock_protocol::EventPolicy;
+
+#[derive(Parser, Debug)]
+#[command(name = "stock-bridge", version, about = "Socket.IO bridge for live stock and price updates")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API and Socket.IO on one port.
+    Serve(ServeArgs),
+    /// Post one event to a bridge, like the back office does, and print the answer.
+    Send(crate::send::SendArgs),
+    /// Run a self-contained demo: a bridge with a demo login and a synthetic feed.
+    Demo(crate::demo::DemoArgs),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClientAuthMode {
+    /// Anyone may connect; no per-user rooms.
+    None,
+    /// HS256 JWT in the handshake `auth.token`; `sub` is the user id.
+    Jwt,
+    /// Ask the Mediboy API who the bearer of `auth.token` is.
+    Introspect,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "STOCK_BRIDGE_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Key the back office must present (Authorization: Bearer or X-API-Key); at least 16 characters.
+    #[arg(long, env = "STOCK_BRIDGE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Accept broadcasts without a key even on a non-loopback address.
+    #[arg(long, env = "STOCK_BRIDGE_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+    /// Source addresses or networks allowed to broadcast (comma-separated, e.g. 10.0.0.5,10.1.0.0/16); default any.
+    #[arg(long = "allow-source", env = "STOCK_BRIDGE_ALLOW_SOURCES", value_delimiter = ',', value_parser = parse_net)]
+    pub allow_sources: Vec<IpNet>,
+    /// Browser origins allowed by CORS (comma-separated; `*` for any); default none.
+    #[arg(long = "cors-origin", env = "STOCK_BRIDGE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Largest accepted broadcast body, in bytes.
+    #[arg(long, env = "STOCK_BRIDGE_BODY_LIMIT", default_value_t = config::DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+    /// Broadcasts per second accepted before answering 429.
+    #[arg(long, env = "STOCK_BRIDGE_RATE_LIMIT", default_value_t = config::DEFAULT_RATE_LIMIT)]
+    pub rate_limit: u32,
+    /// Event names relayed (comma-separated).
+    #[arg(long, env = "STOCK_BRIDGE_EVENTS", value_delimiter = ',', default_value = "add_stock,sale_mode")]
+    pub events: Vec<String>,
+    /// Products whose latest snapshot is kept for catch-up.
+    #[arg(long, env = "STOCK_BRIDGE_CACHE_PRODUCTS", default_value_t = config::DEFAULT_CACHE_PRODUCTS)]
+    pub cache_products: usize,
+    /// Seconds a cached snapshot is offered for catch-up.
+    #[arg(long, env = "STOCK_BRIDGE_CACHE_MAX_AGE_SECS", default_value_t = config::DEFAULT_CACHE_MAX_AGE.as_secs())]
+    pub cache_max_age_secs: u64,
+    /// Packets queued for one client before it is considered too slow and disconnected.
+    #[arg(long, env = "STOCK_BRIDGE_CLIENT_BUFFER", default_value_t = config::DEFAULT_CLIENT_BUFFER)]
+    pub client_buffer: usize,
+    /// Engine.IO ping interval, in seconds.
+    #[arg(long, env = "STOCK_BRIDGE_PING_INTERVAL_SECS", default_value_t = config::DEFAULT_PING_INTERVAL.as_secs())]
+    pub ping_interval_secs: u64,
+    /// Engine.IO ping timeout, in seconds.
+    #[arg(long, env = "STOCK_BRIDGE_PING_TIMEOUT_SECS", default_value_t = config::DEFAULT_PING_TIMEOUT.as_secs())]
+    pub ping_timeout_secs: u64,
+    /// How Socket.IO clients are authenticated.
+    #[arg(long, env = "STOCK_BRIDGE_CLIENT_AUTH", value_enum, default_value_t = ClientAuthMode::None)]
+    pub client_auth: ClientAuthMode,
+    /// Secret shared with the back office for `--client-auth jwt` (at least 16 characters).
+    #[arg(long, env = "STOCK_BRIDGE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// URL answering who a bearer is, for `--client-auth introspect` [default: $MEDIBOY_API_BASE_URL/user].
+    #[arg(long, env = "STOCK_BRIDGE_INTROSPECT_URL")]
+    pub introspect_url: Option<String>,
+    /// Mediboy API base, used to derive the introspection URL.
+    #[arg(long, env = "MEDIBOY_API_BASE_URL", hide = true)]
+    pub api_base_url: Option<String>,
+    /// Seconds an introspection answer is reused.
+    #[arg(long, env = "STOCK_BRIDGE_INTROSPECT_CACHE_SECS", default_value_t = 60)]
+    pub introspect_cache_secs: u64,
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/8)"))
+}
+
+impl ServeArgs {
+    /// Turns the flags into a checked configuration.
+    pub fn into_config(self) -> Result<BridgeConfig, config::ConfigError> {
+        let invalid = |what, why: String| config::ConfigError::Invalid { what, why };
+        let events = EventPolicy::new(self.events.iter().map(String::as_str)).map_err(|e| invalid("--events", e))?;
+        let client_auth = match self.client_auth {
+            ClientAuthMode::None => ClientAuth::None,
+            ClientAuthMode::Jwt => ClientAuth::Jwt {
+                secret: Secret::new(
+                    self.jwt_secret.ok_or_else(|| invalid("STOCK_BRIDGE_JWT_SECRET", "required with --client-auth jwt".into()))?,
+                ),
+            },
+            ClientAuthMode::Introspect => {
+                let url = self
+                    .introspect_url
+                    .or_else(|| self.api_base_url.map(|b| format!("{}/user", b.trim_end_matches('/'))))
+                    .ok_or_else(|| {
+                        invalid(
+                            "STOCK_BRIDGE_INTROSPECT_URL",
+                            "required with --client-auth introspect (or set MEDIBOY_API_BASE_URL)".into(),
+                        )
+                    })?;
+                reqwest::Url::parse(&url).map_err(|e| invalid("STOCK_BRIDGE_INTROSPECT_URL", e.to_string()))?;
+                ClientAuth::Introspect { url, cache_for: Duration::from_secs(self.introspect_cache_secs) }
+            }
+        };
+        BridgeConfig {
+            listen: self.listen,
+            api_key: self.api_key.filter(|k| !k.is_empty()).map(Secret::new),
+            insecure_no_auth: self.insecure_no_auth,
+            allow_sources: self.allow_sources,
+            cors_origins: self.cors_origins.into_iter().filter(|o| !o.trim().is_empty()).collect(),
+            body_limit: self.body_limit,
+            rate_limit: self.rate_limit,
+            events,
+            cache_products: self.cache_products,
+            cache_max_age: Duration::from_secs(self.cache_max_age_secs),
+            client_buffer: self.client_buffer,
+            ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
+            ping_timeout: Duration::from_secs(self.ping_timeout_secs.max(1)),
+            client_auth,
+        }
+        .validate()
+    }
+}
+
+/// Sets up logging from `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stock-bridge: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Send(args) => crate::send::run(args).await,
+            Command::Demo(args) => crate::demo::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("stock-bridge: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = Arc::new(args.into_config().map_err(|e| e.to_string())?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    tracing::info!(
+        listen = %config.listen,
+        auth = if config.api_key.is_some() { "api key" } else { "none (loopback or --insecure-no-auth)" },
+        "stock-bridge serving HTTP and Socket.IO"
+    );
+    crate::run(listener, config, crate::shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
+}

@@ -1,0 +1,155 @@
+//! Bridge configuration: parsed once from flags and `STOCK_BRIDGE_*` variables into a
+//! validated [`BridgeConfig`] with named defaults.
+
+use crate::secret::Secret;
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::time::Duration;
+use stock_protocol::EventPolicy;
+
+/// Where the bridge listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3001";
+/// Largest accepted `POST /broadcast` body.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// Broadcasts per second accepted before answering 429 (bursts of one second's worth pass).
+pub const DEFAULT_RATE_LIMIT: u32 = 2_000;
+/// Products whose latest `add_stock` is kept for catch-up.
+pub const DEFAULT_CACHE_PRODUCTS: usize = 10_000;
+/// How long a cached snapshot is offered for catch-up.
+pub const DEFAULT_CACHE_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Packets queued for one slow client before it is disconnected.
+pub const DEFAULT_CLIENT_BUFFER: usize = 1_024;
+/// Engine.IO ping interval and timeout: a dead client is noticed within their sum.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who may open a Socket.IO connection, and how their user id is learned.
+#[derive(Debug, Clone, Default)]
+pub enum ClientAuth {
+    /// Anyone may connect; no one joins a per-user room.
+    #[default]
+    None,
+    /// An HS256 JWT in `auth.token` whose `sub` is the user id.
+    Jwt { secret: Secret },
+    /// The bridge asks the Mediboy API who the bearer is.
+    Introspect { url: String, cache_for: Duration },
+}
+
+/// Everything `serve` and `demo` need, already checked.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    pub listen: SocketAddr,
+    pub api_key: Option<Secret>,
+    /// Allow running without a key on a non-loopback address.
+    pub insecure_no_auth: bool,
+    /// Source networks allowed to `POST /broadcast`; empty means any.
+    pub allow_sources: Vec<IpNet>,
+    /// Origins allowed by CORS; `["*"]` means any.
+    pub cors_origins: Vec<String>,
+    pub body_limit: usize,
+    pub rate_limit: u32,
+    pub events: EventPolicy,
+    pub cache_products: usize,
+    pub cache_max_age: Duration,
+    pub client_buffer: usize,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub client_auth: ClientAuth,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            api_key: None,
+            insecure_no_auth: false,
+            allow_sources: Vec::new(),
+            cors_origins: Vec::new(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            rate_limit: DEFAULT_RATE_LIMIT,
+            events: EventPolicy::default(),
+            cache_products: DEFAULT_CACHE_PRODUCTS,
+            cache_max_age: DEFAULT_CACHE_MAX_AGE,
+            client_buffer: DEFAULT_CLIENT_BUFFER,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            client_auth: ClientAuth::None,
+        }
+    }
+}
+
+/// A configuration that must not start.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error(
+        "no API key configured and {0} is not a loopback address: set STOCK_BRIDGE_API_KEY \
+         (or --api-key), or pass --insecure-no-auth to accept unauthenticated broadcasts"
+    )]
+    NoKeyOnPublicAddress(SocketAddr),
+    #[error("the API key must be at least 16 characters long")]
+    KeyTooShort,
+    #[error("invalid {what}: {why}")]
+    Invalid { what: &'static str, why: String },
+}
+
+impl BridgeConfig {
+    /// Checks the rules that make a configuration unsafe or meaningless.
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        if let Some(key) = &self.api_key {
+            if key.expose().chars().count() < 16 {
+                return Err(ConfigError::KeyTooShort);
+            }
+        } else if !self.listen.ip().is_loopback() && !self.insecure_no_auth {
+            return Err(ConfigError::NoKeyOnPublicAddress(self.listen));
+        }
+        let positive = |what: &'static str, v: usize| {
+            if v == 0 {
+                Err(ConfigError::Invalid { what, why: "must be greater than 0".into() })
+            } else {
+                Ok(())
+            }
+        };
+        positive("body limit", self.body_limit)?;
+        positive("rate limit", self.rate_limit as usize)?;
+        positive("cache size", self.cache_products)?;
+        positive("client buffer", self.client_buffer)?;
+        if let ClientAuth::Jwt { secret } = &self.client_auth {
+            if secret.expose().len() < 16 {
+                return Err(ConfigError::Invalid {
+                    what: "STOCK_BRIDGE_JWT_SECRET",
+                    why: "must be at least 16 characters long".into(),
+                });
+            }
+        }
+        Ok(self)
+    }
+
+    /// True when any origin may use the HTTP API and Socket.IO from a browser.
+    pub fn cors_any(&self) -> bool {
+        self.cors_origins.iter().any(|o| o == "*")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_to_start_without_key_on_a_public_address() {
+        let cfg = BridgeConfig { listen: "0.0.0.0:3001".parse().unwrap(), ..Default::default() };
+        let err = cfg.clone().validate().unwrap_err();
+        assert_eq!(err, ConfigError::NoKeyOnPublicAddress(cfg.listen));
+        assert!(err.to_string().contains("--insecure-no-auth"));
+        assert!(BridgeConfig { insecure_no_auth: true, ..cfg.clone() }.validate().is_ok());
+        assert!(BridgeConfig { api_key: Some(Secret::new("0123456789abcdef")), ..cfg }.validate().is_ok());
+        assert!(BridgeConfig::default().validate().is_ok(), "loopback without key is allowed");
+    }
+
+    #[test]
+    fn refuses_short_keys_without_echoing_them() {
+        let cfg = BridgeConfig { api_key: Some(Secret::new("hunter2")), ..Default::default() };
+        let err = cfg.validate().unwrap_err();
+        assert_eq!(err, ConfigError::KeyTooShort);
+        assert!(!err.to_string().contains("hunter2"));
+    }
+}

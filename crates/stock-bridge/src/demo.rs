@@ -1,0 +1,184 @@
+//! `stock-bridge demo`: everything a newcomer needs on one machine.
+//!
+//! A bridge on `127.0.0.1:3001` with
+//! - a fixed, printed broadcast key ([`DEMO_API_KEY`]) so `stock-bridge send` works at once;
+//! - a demo login: `POST /login` accepts [`DEMO_EMAIL`] / [`DEMO_PASSWORD`] and answers the
+//!   Mediboy shape (`{"token", "user": {"id", "name"}}`), `GET /user` answers who a bearer is;
+//! - Socket.IO clients authenticated with the demo's JWTs (so per-user delivery works);
+//! - a synthetic feed: an `add_stock` for one of a few dozen products every
+//!   `--interval-ms`, and now and then a `sale_mode`.
+
+use crate::config::{BridgeConfig, ClientAuth};
+use crate::relay::Bridge;
+use crate::secret::Secret;
+use crate::socket::auth::{sign_hs256, verify_hs256};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Args;
+use rand::Rng;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use stock_protocol::{BroadcastRequest, EventPolicy};
+use tokio::task::JoinHandle;
+
+pub const DEMO_EMAIL: &str = "demo@mediboy.local";
+pub const DEMO_PASSWORD: &str = "demo1234";
+pub const DEMO_USER_ID: u64 = 1;
+/// The demo's broadcast key. Demo only: `serve` has no default key.
+pub const DEMO_API_KEY: &str = "demo-broadcast-key-change-me";
+/// Signs the demo's login tokens. Demo only.
+const DEMO_JWT_SECRET: &str = "demo-jwt-secret-not-for-production";
+
+/// Product names the feed cycles through (product ids start at 5480).
+const PRODUCTS: [&str; 36] = [
+    "Napa 500mg", "Seclo 20mg", "Ace Plus", "Fexo 120mg", "Monas 10mg", "Maxpro 20mg",
+    "Losectil 20mg", "Alatrol 10mg", "Azithrocin 500mg", "Ciprocin 500mg", "Flagyl 400mg",
+    "Histacin 4mg", "Tusca Syrup", "Orsaline-N", "Ceevit 250mg", "Calbo-D", "Neuro-B",
+    "Bextram Gold", "Rivotril 0.5mg", "Amdocal 5mg", "Osartil 50mg", "Bizoran 5/20",
+    "Rosuva 10mg", "Ecosprin 75mg", "Comet 500mg", "Gliclid 80mg", "Insulet N",
+    "Montene 10mg", "Doxiva 200mg", "Entacyd Plus", "Sergel 20mg", "Famotack 20mg",
+    "Xinc 20mg", "Filwel Kids", "Deslor 5mg", "Esoral 20mg",
+];
+pub const FIRST_PRODUCT_ID: i64 = 5480;
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, env = "STOCK_BRIDGE_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Broadcast key (printed at start).
+    #[arg(long, default_value = DEMO_API_KEY)]
+    pub api_key: String,
+    /// Milliseconds between synthetic updates; 0 turns the feed off.
+    #[arg(long, default_value_t = 700)]
+    pub interval_ms: u64,
+}
+
+/// The demo's configuration: like `serve`'s defaults, with the demo key and demo JWTs.
+pub fn config(listen: SocketAddr, api_key: &str) -> Result<BridgeConfig, crate::config::ConfigError> {
+    BridgeConfig {
+        listen,
+        api_key: Some(Secret::new(api_key)),
+        cors_origins: vec!["*".into()],
+        client_auth: ClientAuth::Jwt { secret: Secret::new(DEMO_JWT_SECRET) },
+        ..BridgeConfig::default()
+    }
+    .validate()
+}
+
+/// The bridge's router plus the demo login routes.
+pub fn app(config: Arc<BridgeConfig>) -> (Router, Arc<Bridge>) {
+    let demo = Router::new().route("/login", post(login)).route("/user", get(user));
+    crate::http::app_with(config, demo)
+}
+
+/// A running synthetic feed; dropping it stops the feed.
+pub struct Feed(JoinHandle<()>);
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts posting synthetic updates through `bridge` every `interval`.
+pub fn start_feed(bridge: Arc<Bridge>, interval: Duration) -> Feed {
+    Feed(tokio::spawn(async move {
+        let policy = EventPolicy::default();
+        let mut state: Vec<(i64, f64)> = (0..PRODUCTS.len()).map(|i| (20 + (i as i64 * 7) % 90, 40.0 + i as f64 * 12.5)).collect();
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick: u64 = 0;
+        loop {
+            ticker.tick().await;
+            tick += 1;
+            let body = {
+                let mut rng = rand::rng();
+                if tick % 40 == 0 {
+                    let mode = ["regular", "peak_hour", "discount"][rng.random_range(0..3)];
+                    json!({"event": "sale_mode", "data": {"mode": mode, "changed_at": now()}})
+                } else {
+                    let i = rng.random_range(0..PRODUCTS.len());
+                    let (stock, base) = &mut state[i];
+                    *stock = (*stock + rng.random_range(-6..=5)).max(0);
+                    if rng.random_ratio(1, 12) {
+                        *stock = 0;
+                    }
+                    *base = (*base * rng.random_range(0.97..1.03)).max(5.0);
+                    let round = |v: f64| (v * 100.0).round() / 100.0;
+                    json!({"event": "add_stock", "data": {
+                        "product_id": FIRST_PRODUCT_ID + i as i64,
+                        "in_stock": *stock,
+                        "discount_price": round(*base * 0.9),
+                        "peak_hour_price": round(*base * 1.1),
+                        "mediboy_offer_price": round(*base * 0.85),
+                        "sync_at": now(),
+                        "name": PRODUCTS[i],
+                    }})
+                }
+            };
+            match BroadcastRequest::parse(body.to_string().as_bytes(), &policy) {
+                Ok(req) => {
+                    bridge.relay(req).await;
+                }
+                Err(e) => tracing::error!("demo feed built an invalid payload: {e}"),
+            }
+        }
+    }))
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn demo_user() -> Value {
+    json!({"id": DEMO_USER_ID, "name": "Demo Operator", "email": DEMO_EMAIL})
+}
+
+async fn login(body: Option<Json<Value>>) -> impl IntoResponse {
+    let body = body.map(|Json(v)| v).unwrap_or_default();
+    let (Some(email), Some(password)) = (body["email"].as_str(), body["password"].as_str()) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "The email and password fields are required."})),
+        );
+    };
+    if !email.eq_ignore_ascii_case(DEMO_EMAIL) || password != DEMO_PASSWORD {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"message": "These credentials do not match our records."})));
+    }
+    let exp = chrono::Utc::now().timestamp() + 7 * 24 * 3600;
+    let token = sign_hs256(&json!({"sub": DEMO_USER_ID, "exp": exp}), DEMO_JWT_SECRET.as_bytes());
+    (StatusCode::OK, Json(json!({"token": token, "user": demo_user()})))
+}
+
+async fn user(headers: HeaderMap) -> impl IntoResponse {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token.map(|t| verify_hs256(t, DEMO_JWT_SECRET.as_bytes(), chrono::Utc::now().timestamp())) {
+        Some(Ok(_)) => (StatusCode::OK, Json(demo_user())),
+        _ => (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthenticated."}))),
+    }
+}
+
+/// Runs `demo` until SIGINT/SIGTERM.
+pub async fn run(args: DemoArgs) -> Result<(), String> {
+    let config = Arc::new(config(args.listen, &args.api_key).map_err(|e| e.to_string())?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (router, bridge) = app(config);
+    let _feed = (args.interval_ms > 0).then(|| start_feed(bridge.clone(), Duration::from_millis(args.interval_ms)));
+    println!("stock-bridge demo listening on http://{addr}");
+    println!("  Socket.IO:      http://{addr}  (VITE_SOCKET_URL)");
+    println!("  demo login:     POST http://{addr}/login  email {DEMO_EMAIL}  password {DEMO_PASSWORD}  (MEDIBOY_API_BASE_URL=http://{addr})");
+    println!("  broadcast key:  {}", args.api_key);
+    println!("  try:            stock-bridge send --url http://{addr}/broadcast --api-key {} --product-id 5486 --in-stock 10 --discount-price 120 --peak-hour-price 140 --mediboy-offer-price 90", args.api_key);
+    crate::serve(listener, router, bridge, crate::shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
+}

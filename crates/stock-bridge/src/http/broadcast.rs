@@ -1,0 +1,87 @@
+//! `POST /broadcast`: the back office's way in.
+//!
+//! Checks run cheapest first: source address, API key, rate, content type, size, body.
+
+use super::error::ApiError;
+use crate::metrics as m;
+use crate::relay::Bridge;
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use stock_protocol::BroadcastRequest;
+
+pub async fn broadcast(State(bridge): State<Arc<Bridge>>, request: Request) -> impl IntoResponse {
+    match accept(&bridge, request).await {
+        Ok(req) => {
+            let relayed = bridge.relay(req).await;
+            let mut body = json!({"message": "Broadcast queued", "delivered": relayed.delivered});
+            if let Some(seq) = relayed.seq {
+                body["seq"] = seq.into();
+            }
+            Json(body).into_response()
+        }
+        Err(e) => {
+            metrics::counter!(m::BROADCASTS_REJECTED, "reason" => e.reason()).increment(1);
+            tracing::info!(status = e.status().as_u16(), reason = e.reason(), "broadcast refused: {e}");
+            e.into_response()
+        }
+    }
+}
+
+async fn accept(bridge: &Bridge, request: Request) -> Result<BroadcastRequest, ApiError> {
+    let config = &bridge.config;
+    if !config.allow_sources.is_empty() {
+        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        if !peer.is_some_and(|ip| config.allow_sources.iter().any(|net| net.contains(&ip))) {
+            return Err(ApiError::Forbidden);
+        }
+    }
+    if let Some(key) = &config.api_key {
+        if !presented_key(request.headers()).is_some_and(|k| key.matches(k)) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    if !bridge.rate.try_acquire() {
+        return Err(ApiError::RateLimited(config.rate_limit));
+    }
+    if !is_json(request.headers()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let limit = config.body_limit;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let body: Body = request.into_body();
+    let bytes = to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge(limit))?;
+    Ok(BroadcastRequest::parse(&bytes, &config.events)?)
+}
+
+/// The key from `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
+    if let Some(v) = headers.get("x-api-key") {
+        return Some(v.as_bytes());
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = auth.split_at(auth.iter().position(|b| *b == b' ')?);
+    scheme.eq_ignore_ascii_case(b"bearer").then(|| rest.trim_ascii())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+}

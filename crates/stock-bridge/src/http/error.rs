@@ -1,0 +1,67 @@
+//! [`ApiError`]: every refusal the HTTP API gives, as `{"message": ..., "errors": [...]}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use stock_protocol::InvalidPayload;
+
+/// A refused request. None of these is ever a 500: they all describe the client's input.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Forbidden: this source address may not broadcast")]
+    Forbidden,
+    #[error("Unauthorized: a valid API key is required (Authorization: Bearer <key> or X-API-Key: <key>)")]
+    Unauthorized,
+    #[error("Too many requests: the limit is {0} broadcasts per second")]
+    RateLimited(u32),
+    #[error("Unsupported media type: send Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("Payload too large: the limit is {0} bytes")]
+    TooLarge(usize),
+    #[error("Invalid payload")]
+    Invalid(#[from] InvalidPayload),
+    #[error("Service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The label used in the `rejected` metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::Forbidden => "forbidden",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::RateLimited(_) => "rate_limited",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::Invalid(_) => "invalid",
+            ApiError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match &self {
+            ApiError::Invalid(e) => json!({"message": "Invalid payload", "errors": e.errors}),
+            other => json!({"message": other.to_string()}),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::RateLimited(_) = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,35 @@
+//! Prometheus metrics: names, and the one process-wide recorder `/metrics` renders.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+pub const CONNECTED_CLIENTS: &str = "stock_bridge_connected_clients";
+pub const BROADCASTS_ACCEPTED: &str = "stock_bridge_broadcasts_accepted_total";
+pub const BROADCASTS_REJECTED: &str = "stock_bridge_broadcasts_rejected_total";
+pub const DELIVERIES: &str = "stock_bridge_deliveries_total";
+pub const SLOW_CLIENTS_DISCONNECTED: &str = "stock_bridge_slow_clients_disconnected_total";
+pub const CONNECTIONS_REFUSED: &str = "stock_bridge_connections_refused_total";
+pub const BROADCAST_LATENCY: &str = "stock_bridge_broadcast_to_emit_seconds";
+pub const CACHED_PRODUCTS: &str = "stock_bridge_cached_products";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder once per process (later calls reuse it) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(BROADCAST_LATENCY.to_owned()),
+                    &[0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1],
+                )
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Fails only if the embedding program installed its own recorder first; then
+            // that recorder gets our metrics and `/metrics` renders an empty page.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

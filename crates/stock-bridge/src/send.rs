@@ -1,0 +1,153 @@
+//! `stock-bridge send`: posts one event to a bridge exactly as the Laravel back office's
+//! `testWebSocket` does (`{"event", "data"}` with the key header, 5 s timeout, 2 s to
+//! connect), prints the answer and fails with the reason on anything but a 2xx.
+
+use clap::Args;
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+/// Where `send` posts unless told otherwise.
+pub const DEFAULT_BROADCAST_URL: &str = "http://127.0.0.1:3001/broadcast";
+
+#[derive(Args, Debug, Clone)]
+pub struct SendArgs {
+    /// The bridge's /broadcast URL.
+    #[arg(long, env = "VITE_STOCK_BROADCAST_URL", default_value = DEFAULT_BROADCAST_URL)]
+    pub url: String,
+    /// The bridge's API key (sent as Authorization: Bearer).
+    #[arg(long, env = "STOCK_BRIDGE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Event name.
+    #[arg(long, default_value = "add_stock")]
+    pub event: String,
+    /// The whole `data` object as JSON; when given, the field flags below are not used.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Deliver only to these recipients (e.g. user:42; repeatable).
+    #[arg(long)]
+    pub to: Vec<String>,
+    #[arg(long)]
+    pub product_id: Option<i64>,
+    #[arg(long)]
+    pub in_stock: Option<i64>,
+    #[arg(long)]
+    pub discount_price: Option<f64>,
+    #[arg(long)]
+    pub peak_hour_price: Option<f64>,
+    #[arg(long)]
+    pub mediboy_offer_price: Option<f64>,
+    /// RFC 3339 timestamp [default: now].
+    #[arg(long)]
+    pub sync_at: Option<String>,
+}
+
+impl SendArgs {
+    /// The body to post, or why it cannot be built.
+    pub fn body(&self) -> Result<Value, String> {
+        let data = match &self.data {
+            Some(text) => serde_json::from_str::<Value>(text).map_err(|e| format!("--data is not valid JSON: {e}"))?,
+            None => {
+                let mut data = Map::new();
+                let mut missing = Vec::new();
+                let mut put = |name: &str, v: Option<Value>| match v {
+                    Some(v) => {
+                        data.insert(name.to_owned(), v);
+                    }
+                    None => missing.push(format!("--{}", name.replace('_', "-"))),
+                };
+                put("product_id", self.product_id.map(Value::from));
+                put("in_stock", self.in_stock.map(Value::from));
+                put("discount_price", self.discount_price.map(Value::from));
+                put("peak_hour_price", self.peak_hour_price.map(Value::from));
+                put("mediboy_offer_price", self.mediboy_offer_price.map(Value::from));
+                if !missing.is_empty() {
+                    return Err(format!("give --data '{{...}}' or all of: {}", missing.join(", ")));
+                }
+                let sync_at = self.sync_at.clone().unwrap_or_else(|| {
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                });
+                data.insert("sync_at".into(), sync_at.into());
+                Value::Object(data)
+            }
+        };
+        let mut body = json!({"event": self.event, "data": data});
+        if !self.to.is_empty() {
+            body["to"] = json!(self.to);
+        }
+        Ok(body)
+    }
+}
+
+/// Runs `send`: Ok when the bridge answered 2xx.
+pub async fn run(args: SendArgs) -> Result<(), String> {
+    let body = args.body()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let mut request = client.post(&args.url).json(&body);
+    if let Some(key) = args.api_key.as_deref().filter(|k| !k.is_empty()) {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.map_err(|e| {
+        let why = if e.is_timeout() {
+            "no answer within 5 s".to_owned()
+        } else if e.is_connect() {
+            "connection failed (is the bridge running?)".to_owned()
+        } else {
+            e.without_url().to_string()
+        };
+        format!("could not reach {}: {why}", args.url)
+    })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        println!("{} {}", status.as_u16(), text.trim());
+        Ok(())
+    } else {
+        Err(format!("the bridge answered {}: {}", status.as_u16(), text.trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        args: SendArgs,
+    }
+
+    fn args(list: &[&str]) -> SendArgs {
+        T::parse_from(std::iter::once("send").chain(list.iter().copied())).args
+    }
+
+    #[test]
+    fn builds_add_stock_from_flags_with_sync_at_now() {
+        let body = args(&[
+            "--product-id", "5486", "--in-stock", "10", "--discount-price", "120",
+            "--peak-hour-price", "140", "--mediboy-offer-price", "90.5",
+        ])
+        .body()
+        .unwrap();
+        assert_eq!(body["event"], "add_stock");
+        assert_eq!(body["data"]["product_id"], 5486);
+        assert_eq!(body["data"]["mediboy_offer_price"], 90.5);
+        let sync_at = body["data"]["sync_at"].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(sync_at).is_ok(), "{sync_at}");
+        assert!(body.get("to").is_none());
+    }
+
+    #[test]
+    fn says_which_flags_are_missing() {
+        let err = args(&["--product-id", "1"]).body().unwrap_err();
+        assert_eq!(
+            err,
+            "give --data '{...}' or all of: --in-stock, --discount-price, --peak-hour-price, --mediboy-offer-price"
+        );
+        assert!(args(&["--data", "{oops"]).body().unwrap_err().starts_with("--data is not valid JSON"));
+    }
+}

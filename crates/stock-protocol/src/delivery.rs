@@ -1,0 +1,44 @@
+//! What travels beside a payload so a client can catch up after being offline.
+//!
+//! Live `add_stock` events carry the unchanged payload as their first argument and a
+//! [`DeliveryMeta`] as the second; clients that read only the first keep working.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Sequence number of a relayed snapshot and the epoch of the bridge memory it came from.
+/// A new epoch means every earlier sequence number is meaningless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryMeta {
+    pub seq: u64,
+    pub epoch: String,
+}
+
+/// Client → bridge: the last position the client has seen (`None` when it has none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatchUpRequest {
+    pub epoch: Option<String>,
+    pub after: Option<u64>,
+}
+
+/// Bridge → client: the latest snapshot of every product changed after the requested
+/// position (or all of them when `full`), oldest first, and the position to resume from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatchUp {
+    pub epoch: String,
+    /// Highest sequence number the bridge has assigned.
+    pub seq: u64,
+    /// True when the answer is the whole current set (epoch changed or position too old).
+    pub full: bool,
+    /// True when the bridge could not vouch that nothing is missing (its cache evicted
+    /// entries newer than the requested position).
+    pub incomplete: bool,
+    pub items: Vec<CatchUpItem>,
+}
+
+/// One entry of a [`CatchUp`]: a payload exactly as it was posted, and its sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatchUpItem {
+    pub seq: u64,
+    pub data: Value,
+}

@@ -1,0 +1,24 @@
+//! Wire types shared by the bridge, the client core and the desktop app.
+//!
+//! This crate owns the shapes that cross process boundaries and their validation:
+//! nothing here does I/O, knows tokio or Tauri.
+//!
+//! # Layout
+//! - [`events`]: event names (`add_stock`, `sale_mode`, the reserved Socket.IO names, our
+//!   namespaced control events).
+//! - [`snapshot`]: [`StockSnapshot`], the `add_stock` payload, and its field checks.
+//! - [`broadcast`]: [`BroadcastRequest`], the body of `POST /broadcast`, parsed and validated.
+//! - [`state`]: [`ConnectionState`], the three words the operator sees.
+//! - [`delivery`]: [`DeliveryMeta`], the sequence/epoch travelling beside a payload, and
+//!   the catch-up request/answer shapes.
+
+pub mod broadcast;
+pub mod delivery;
+pub mod events;
+pub mod snapshot;
+pub mod state;
+
+pub use broadcast::{BroadcastRequest, EventPolicy, InvalidPayload, Recipient};
+pub use delivery::{CatchUp, CatchUpRequest, DeliveryMeta};
+pub use snapshot::StockSnapshot;
+pub use state::ConnectionState;
