@@ -1,14 +1,31 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The client core of the live stock dashboard: log in, hold a Socket.IO connection that
+//! never lies about its state, and hand `add_stock` / `sale_mode` updates to whoever
+//! embeds it (the desktop app, or the `stock-watch` terminal tool). Knows nothing of Tauri.
+//!
+//! # Layout
+//! - [`login`]: `POST {MEDIBOY_API_BASE_URL}/login`, token and user extraction, typed errors.
+//! - [`link`]: one Socket.IO connection attempt over rust_socketio 0.6, fenced so that
+//!   its known bugs cannot leak (see the module docs).
+//! - [`supervisor`]: [`LiveClient`], the lifecycle: states, backoff, watchdog, catch-up,
+//!   bounded hand-over to the embedder.
+//! - [`ledger`]: duplicate and stale-snapshot filtering, and the catch-up position.
+//! - [`backoff`]: reconnect delays.
+//! - [`watch`]: the `stock-watch` command line.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod backoff;
+pub mod ledger;
+pub mod link;
+pub mod login;
+pub mod supervisor;
+pub mod watch;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+pub use link::{Connector, SocketIoConnector, SocketTarget};
+pub use login::{login, LoginError, LoginTarget, Session, Token, User};
+pub use supervisor::{ClientConfig, ClientEvent, LiveClient, StateChange, StatsSnapshot};
+
+use std::sync::Arc;
+
+/// Starts a [`LiveClient`] on the real Socket.IO connector.
+pub fn connect(target: SocketTarget, config: ClientConfig) -> (LiveClient, tokio::sync::mpsc::Receiver<ClientEvent>) {
+    LiveClient::start(Arc::new(SocketIoConnector { target }), config)
 }

@@ -1,0 +1,299 @@
+//! One Socket.IO connection attempt, and everything rust_socketio 0.6 needs around it.
+//!
+//! The supervisor owns the lifecycle; a [`Link`] is a single attempt it can throw away.
+//! rust_socketio 0.6 is used only for what it does well (the protocol) and is fenced off
+//! from everything else:
+//! - its own reconnect is switched off (it ignores `max_reconnect_attempts` and keeps
+//!   looping after `disconnect()` while offline), and every client runs on a private
+//!   tokio runtime on its own thread; dropping the [`SocketIoLink`] shuts that runtime
+//!   down, which ends every task the crate spawned, whatever state it was in;
+//! - `"connect"` never fires, so the server's CONNECT is observed through `"open"`;
+//! - an auth rejection arrives only as an `"error"` string starting with
+//!   `Received an ConnectError frame:`, while `connect()` returned Ok, so it is mapped to
+//!   [`LinkSignal::Refused`] here;
+//! - callbacks run one at a time on its read loop, so ours only push into an unbounded
+//!   channel and never wait.
+
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Payload, TransportType};
+
+/// Which Engine.IO transport to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Long-polling first, upgraded to WebSocket (what socket.io-client does).
+    #[default]
+    Any,
+    Websocket,
+    Polling,
+}
+
+impl From<Transport> for TransportType {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Any => TransportType::Any,
+            Transport::Websocket => TransportType::Websocket,
+            Transport::Polling => TransportType::Polling,
+        }
+    }
+}
+use serde_json::{json, Value};
+use std::time::Duration;
+use stock_protocol::{events, CatchUpRequest};
+use tokio::sync::mpsc;
+
+/// What a link reports to the supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkSignal {
+    /// The server accepted the Socket.IO connection (its CONNECT arrived).
+    Opened,
+    /// The server refused the connection (CONNECT_ERROR) with this message.
+    Refused(String),
+    /// The transport failed (could not connect, ping timeout, reset, write error…).
+    Failed(String),
+    /// The server closed the connection (DISCONNECT).
+    Closed,
+    /// An application event and all its arguments.
+    Event { name: String, args: Vec<Value> },
+    /// The server acknowledged a liveness probe.
+    Pong,
+    /// The server answered a catch-up request (the raw acknowledgement arguments).
+    CatchUp(Vec<Value>),
+}
+
+/// A live connection attempt. Dropping it tears the connection down.
+pub trait Link: Send + Sync {
+    /// Sends a liveness probe; a [`LinkSignal::Pong`] follows if the server answers.
+    fn probe(&self);
+    /// Asks for everything since `req`; a [`LinkSignal::CatchUp`] follows if answered.
+    fn request_catch_up(&self, req: CatchUpRequest);
+}
+
+/// Starts connection attempts. Implemented for real Socket.IO by [`SocketIoConnector`].
+pub trait Connector: Send + Sync + 'static {
+    fn connect(&self, signals: mpsc::UnboundedSender<LinkSignal>) -> Box<dyn Link>;
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct SocketTarget {
+    pub url: String,
+    /// Sent as the handshake `auth: {"token": ...}` and as `Authorization: Bearer`.
+    pub token: Option<String>,
+    /// Events passed on to the supervisor.
+    pub events: Vec<String>,
+    pub transport: Transport,
+}
+
+impl SocketTarget {
+    pub fn new(url: impl Into<String>, token: Option<String>) -> Self {
+        SocketTarget {
+            url: url.into(),
+            token,
+            events: vec![events::ADD_STOCK.to_owned(), events::SALE_MODE.to_owned()],
+            transport: Transport::Any,
+        }
+    }
+}
+
+/// Real Socket.IO connections through rust_socketio.
+pub struct SocketIoConnector {
+    pub target: SocketTarget,
+}
+
+enum Command {
+    Probe,
+    CatchUp(CatchUpRequest),
+}
+
+/// See the module docs.
+/// Dropping it closes both channels, which stops the connection's thread.
+pub struct SocketIoLink {
+    commands: mpsc::UnboundedSender<Command>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Prefix rust_socketio puts before a CONNECT_ERROR's data.
+const CONNECT_ERROR_PREFIX: &str = "Received an ConnectError frame: ";
+/// How long an acknowledgement is waited for inside rust_socketio.
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a dropped link may take to say goodbye before its runtime is shut down.
+const GOODBYE_GRACE: Duration = Duration::from_millis(1500);
+
+impl Connector for SocketIoConnector {
+    fn connect(&self, signals: mpsc::UnboundedSender<LinkSignal>) -> Box<dyn Link> {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let target = self.target.clone();
+        let failed = signals.clone();
+        let spawned = std::thread::Builder::new().name("socketio-link".into()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = signals.send(LinkSignal::Failed(format!("cannot start a runtime: {e}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                // `drive` ends by itself when the link is dropped (its command channel
+                // closes), unless rust_socketio is stuck; the grace period bounds that.
+                let driver = tokio::spawn(drive(target, signals, command_rx));
+                tokio::select! {
+                    _ = driver => {}
+                    _ = async { let _ = stop_rx.await; tokio::time::sleep(GOODBYE_GRACE).await } => {}
+                }
+            });
+            // Ends every task rust_socketio spawned, including a stuck connect or read loop.
+            runtime.shutdown_timeout(Duration::from_millis(200));
+        });
+        if let Err(e) = spawned {
+            let _ = failed.send(LinkSignal::Failed(format!("cannot start a connection thread: {e}")));
+        }
+        Box::new(SocketIoLink { commands, _stop: stop })
+    }
+}
+
+impl Link for SocketIoLink {
+    fn probe(&self) {
+        let _ = self.commands.send(Command::Probe);
+    }
+    fn request_catch_up(&self, req: CatchUpRequest) {
+        let _ = self.commands.send(Command::CatchUp(req));
+    }
+}
+
+async fn drive(target: SocketTarget, signals: mpsc::UnboundedSender<LinkSignal>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut builder = ClientBuilder::new(target.url.clone())
+        .transport_type(target.transport.into())
+        .reconnect(false)
+        .reconnect_on_disconnect(false);
+    if let Some(token) = &target.token {
+        builder = builder.auth(json!({ "token": token })).opening_header("Authorization", format!("Bearer {token}"));
+    }
+    let tx = signals.clone();
+    builder = builder.on("open", move |_, _| {
+        let _ = tx.send(LinkSignal::Opened);
+        async {}.boxed()
+    });
+    let tx = signals.clone();
+    builder = builder.on("close", move |_, _| {
+        let _ = tx.send(LinkSignal::Closed);
+        async {}.boxed()
+    });
+    let tx = signals.clone();
+    builder = builder.on("error", move |payload, _| {
+        let text = payload_text(&payload);
+        let signal = match text.strip_prefix(CONNECT_ERROR_PREFIX) {
+            Some(data) => LinkSignal::Refused(connect_error_message(data)),
+            None => LinkSignal::Failed(text),
+        };
+        let _ = tx.send(signal);
+        async {}.boxed()
+    });
+    for name in &target.events {
+        let tx = signals.clone();
+        let event = name.clone();
+        builder = builder.on(name.as_str(), move |payload, _| {
+            let args = match payload {
+                Payload::Text(values) => values,
+                #[allow(deprecated)]
+                Payload::String(s) => vec![serde_json::from_str(&s).unwrap_or(Value::String(s))],
+                Payload::Binary(_) => Vec::new(),
+            };
+            let _ = tx.send(LinkSignal::Event { name: event.clone(), args });
+            async {}.boxed()
+        });
+    }
+    let client: Client = match builder.connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = signals.send(LinkSignal::Failed(format!("could not connect: {e}")));
+            return;
+        }
+    };
+    while let Some(command) = commands.recv().await {
+        let sent = match command {
+            Command::Probe => {
+                let tx = signals.clone();
+                client
+                    .emit_with_ack(events::PING, json!({}), ACK_TIMEOUT, move |_, _| {
+                        let _ = tx.send(LinkSignal::Pong);
+                        async {}.boxed()
+                    })
+                    .await
+            }
+            Command::CatchUp(req) => {
+                let tx = signals.clone();
+                let body = serde_json::to_value(&req).unwrap_or_default();
+                client
+                    .emit_with_ack(events::CATCH_UP, body, ACK_TIMEOUT, move |payload, _| {
+                        let args = ack_args(payload);
+                        let _ = tx.send(LinkSignal::CatchUp(args));
+                        async {}.boxed()
+                    })
+                    .await
+            }
+        };
+        if let Err(e) = sent {
+            let _ = signals.send(LinkSignal::Failed(format!("connection lost: {e}")));
+            return;
+        }
+    }
+    // The link was dropped: say goodbye so the server frees the socket at once.
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
+}
+
+/// The arguments of an acknowledgement. rust_socketio hands an ack's data over as one
+/// value holding the whole argument array (`[[arg1, arg2]]`), unlike events.
+fn ack_args(payload: Payload) -> Vec<Value> {
+    match payload {
+        Payload::Text(mut values) if values.len() == 1 && values[0].is_array() => match values.remove(0) {
+            Value::Array(args) => args,
+            other => vec![other],
+        },
+        Payload::Text(values) => values,
+        _ => Vec::new(),
+    }
+}
+
+fn payload_text(payload: &Payload) -> String {
+    match payload {
+        Payload::Text(values) => values
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+            .collect::<Vec<_>>()
+            .join(" "),
+        #[allow(deprecated)]
+        Payload::String(s) => s.clone(),
+        Payload::Binary(_) => "binary error payload".into(),
+    }
+}
+
+/// The human message in a CONNECT_ERROR's data (`{"message": "..."}` or a bare string).
+fn connect_error_message(data: &str) -> String {
+    match serde_json::from_str::<Value>(data) {
+        Ok(Value::Object(o)) => o.get("message").and_then(Value::as_str).unwrap_or(data).to_owned(),
+        Ok(Value::String(s)) => s,
+        _ => data.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwraps_ack_arguments() {
+        let answer = json!({"epoch": "e"});
+        assert_eq!(ack_args(Payload::Text(vec![json!([answer.clone()])])), vec![answer.clone()]);
+        assert_eq!(ack_args(Payload::Text(vec![answer.clone()])), vec![answer]);
+    }
+
+    #[test]
+    fn reads_connect_error_messages() {
+        assert_eq!(connect_error_message(r#"{"message":"unauthorized: the token has expired"}"#), "unauthorized: the token has expired");
+        assert_eq!(connect_error_message(r#""nope""#), "nope");
+        assert_eq!(connect_error_message("garbage"), "garbage");
+    }
+}
