@@ -59,7 +59,6 @@ pub async fn serve(
     bridge: Arc<relay::Bridge>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::metrics::install();
     let io = bridge.io.clone();
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
     let listener = listener.tap_io(|tcp| {
@@ -72,6 +71,8 @@ pub async fn serve(
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: closing client connections");
+            // DISCONNECT first, so clients know it was the server (Socket.IO "close").
+            let _ = io.disconnect().await;
             io.close().await;
             let _ = closed_tx.send(());
         })

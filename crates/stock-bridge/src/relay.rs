@@ -7,6 +7,7 @@ use crate::ratelimit::RateLimiter;
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
 use socketioxide::{extract::SocketRef, SendError, SocketError, SocketIo};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta};
@@ -19,6 +20,10 @@ pub struct Bridge {
     pub rate: RateLimiter,
     /// Also serialises relays, so sequence order is emit order.
     cache: Mutex<LastValueCache>,
+    /// Sockets found too slow: nothing more is queued to them, and they are disconnected
+    /// as soon as their queue has room for the DISCONNECT (or by the Engine.IO heartbeat
+    /// if they stopped reading altogether).
+    doomed: std::sync::Mutex<HashSet<Sid>>,
 }
 
 /// What one relay did.
@@ -36,7 +41,13 @@ pub struct Relayed {
 impl Bridge {
     pub fn new(config: Arc<BridgeConfig>, io: SocketIo) -> Arc<Self> {
         let cache = LastValueCache::new(LastValueCache::new_epoch(), config.cache_products, config.cache_max_age);
-        Arc::new(Bridge { rate: RateLimiter::new(config.rate_limit), config, io, cache: Mutex::new(cache) })
+        Arc::new(Bridge {
+            rate: RateLimiter::new(config.rate_limit),
+            config,
+            io,
+            cache: Mutex::new(cache),
+            doomed: std::sync::Mutex::new(HashSet::new()),
+        })
     }
 
     /// Sends `req` to its sockets. A socket whose queue is full is disconnected instead of
@@ -45,6 +56,7 @@ impl Bridge {
         let started = Instant::now();
         let mut cache = self.cache.lock().await;
         let data: Arc<RawValue> = Arc::from(req.data);
+        self.retry_doomed();
         let targets: Vec<SocketRef> = if req.to.is_empty() {
             self.io.sockets()
         } else {
@@ -57,7 +69,8 @@ impl Bridge {
         }
         let mut delivered = 0;
         let mut slow = Vec::new();
-        for socket in targets {
+        let doomed = self.doomed_ids();
+        for socket in targets.into_iter().filter(|s| !doomed.contains(&s.id)) {
             let sent = match &meta {
                 Some(meta) => socket.emit(req.event.as_str(), &(&*data, meta)),
                 None => socket.emit(req.event.as_str(), &*data),
@@ -71,7 +84,7 @@ impl Bridge {
         drop(cache);
         let dropped_slow = slow.len();
         for socket in slow {
-            disconnect_slow(socket);
+            self.disconnect_slow(socket);
         }
         metrics::counter!(m::BROADCASTS_ACCEPTED, "event" => req.event.clone()).increment(1);
         metrics::counter!(m::DELIVERIES).increment(delivered as u64);
@@ -84,16 +97,39 @@ impl Bridge {
         self.cache.lock().await.since(req, Instant::now())
     }
 
+    /// Sockets connected and not being disconnected for slowness.
     pub fn connected_clients(&self) -> usize {
-        self.io.sockets().len()
+        let doomed = self.doomed_ids();
+        self.io.sockets().iter().filter(|s| !doomed.contains(&s.id)).count()
     }
-}
 
-fn disconnect_slow(socket: SocketRef) {
-    let sid: Sid = socket.id;
-    tracing::warn!(%sid, "client cannot keep up: its queue is full; disconnecting it (it will catch up on reconnect)");
-    metrics::counter!(m::SLOW_CLIENTS_DISCONNECTED).increment(1);
-    if let Err(e) = socket.disconnect() {
-        tracing::debug!(%sid, error = %e, "slow client was already gone");
+    /// Called when a socket has gone, whatever the reason.
+    pub fn forget_socket(&self, sid: Sid) {
+        self.lock_doomed().remove(&sid);
+    }
+
+    fn lock_doomed(&self) -> std::sync::MutexGuard<'_, HashSet<Sid>> {
+        self.doomed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn doomed_ids(&self) -> HashSet<Sid> {
+        self.lock_doomed().clone()
+    }
+
+    fn disconnect_slow(&self, socket: SocketRef) {
+        let sid: Sid = socket.id;
+        tracing::warn!(%sid, "client cannot keep up: its queue is full; disconnecting it (it will catch up on reconnect)");
+        metrics::counter!(m::SLOW_CLIENTS_DISCONNECTED).increment(1);
+        if let Err(SocketError::InternalChannelFull) = socket.disconnect() {
+            self.lock_doomed().insert(sid);
+        }
+    }
+
+    fn retry_doomed(&self) {
+        let mut doomed = self.lock_doomed();
+        doomed.retain(|sid| match self.io.get_socket(*sid) {
+            None => false,
+            Some(socket) => matches!(socket.disconnect(), Err(SocketError::InternalChannelFull)),
+        });
     }
 }

@@ -23,6 +23,9 @@ pub async fn broadcast(State(bridge): State<Arc<Bridge>>, request: Request) -> i
             if let Some(seq) = relayed.seq {
                 body["seq"] = seq.into();
             }
+            if relayed.dropped_slow > 0 {
+                body["disconnected_slow"] = relayed.dropped_slow.into();
+            }
             Json(body).into_response()
         }
         Err(e) => {

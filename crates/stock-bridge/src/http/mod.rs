@@ -23,6 +23,7 @@ pub fn app(config: Arc<BridgeConfig>) -> (Router, Arc<Bridge>) {
 /// [`app`] with `extra` routes served beside the bridge's (the demo's login). The
 /// Socket.IO and CORS layers wrap everything, so they must be added last, here.
 pub fn app_with(config: Arc<BridgeConfig>, extra: Router) -> (Router, Arc<Bridge>) {
+    crate::metrics::install();
     let (layer, io) = SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)

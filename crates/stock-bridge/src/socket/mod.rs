@@ -50,15 +50,17 @@ async fn connected(s: SocketRef, bridge: Arc<Bridge>) {
     s.on(events::PING, async |ack: AckSender| {
         ack.send("pong").ok();
     });
+    let catch_up = bridge.clone();
     s.on(events::CATCH_UP, move |TryData(req): TryData<CatchUpRequest>, ack: AckSender| {
-        let bridge = bridge.clone();
+        let bridge = catch_up.clone();
         async move {
             let req = req.unwrap_or_default();
             let answer = bridge.catch_up(&req).await;
             ack.send(&answer).ok();
         }
     });
-    s.on_disconnect(async |s: SocketRef| {
-        tracing::debug!(sid = %s.id, "client disconnected");
+    s.on_disconnect(move |s: SocketRef| {
+        bridge.forget_socket(s.id);
+        async move { tracing::debug!(sid = %s.id, "client disconnected") }
     });
 }

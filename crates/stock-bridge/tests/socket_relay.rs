@@ -1,0 +1,237 @@
+//! The bridge on a real port (127.0.0.1:0) with real Socket.IO clients (rust_socketio).
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Payload, TransportType};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use stock_bridge::config::{BridgeConfig, ClientAuth};
+use stock_bridge::relay::Bridge;
+use stock_bridge::secret::Secret;
+use stock_bridge::socket::auth::sign_hs256;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
+
+const KEY: &str = "test-key-0123456789";
+const JWT_SECRET: &str = "jwt-secret-for-tests-only";
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Running {
+    addr: SocketAddr,
+    bridge: Arc<Bridge>,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(config: BridgeConfig) -> Running {
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+    let config = Arc::new(BridgeConfig { api_key: Some(Secret::new(KEY)), ..config }.validate().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (router, bridge) = stock_bridge::http::app(config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(stock_bridge::serve(listener, router, bridge.clone(), async move {
+        let _ = stopped.await;
+    }));
+    Running { addr, bridge, stop: Some(stop), done }
+}
+
+async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/broadcast"))
+        .bearer_auth(KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or_default())
+}
+
+/// A Socket.IO client whose events and errors arrive on a channel as (name, args).
+async fn client(addr: SocketAddr, transport: TransportType, token: Option<String>) -> (Client, mpsc::UnboundedReceiver<(String, Vec<Value>)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut builder = ClientBuilder::new(format!("http://{addr}")).transport_type(transport).reconnect(false);
+    if let Some(token) = token {
+        builder = builder.auth(json!({ "token": token }));
+    }
+    for name in ["add_stock", "sale_mode", "open", "error", "close"] {
+        let tx = tx.clone();
+        builder = builder.on(name, move |payload, _| {
+            let args = match payload {
+                Payload::Text(v) => v,
+                #[allow(deprecated)]
+                Payload::String(s) => vec![Value::String(s)],
+                Payload::Binary(_) => vec![],
+            };
+            let _ = tx.send((name.to_owned(), args));
+            async {}.boxed()
+        });
+    }
+    let client = timeout(WAIT, builder.connect()).await.expect("connect timed out").expect("connect failed");
+    (client, rx)
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Vec<Value>)>, name: &str) -> Vec<Value> {
+    timeout(WAIT, async {
+        loop {
+            let (n, args) = rx.recv().await.expect("client channel closed");
+            if n == name {
+                return args;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {name} within {WAIT:?}"))
+}
+
+fn add_stock(product: i64) -> Value {
+    json!({"event": "add_stock", "data": {"product_id": product, "in_stock": 10, "discount_price": 120.5,
+        "peak_hour_price": 140, "mediboy_offer_price": 90, "sync_at": "2024-01-01T00:00:00.000Z",
+        "zz_extra": {"kept": [1, 2]}, "aa_extra": null}})
+}
+
+#[tokio::test]
+async fn relays_the_payload_unchanged_over_websocket_and_polling() {
+    let bridge = start(BridgeConfig::default()).await;
+    for transport in [TransportType::Websocket, TransportType::Polling] {
+        let (c, mut rx) = client(bridge.addr, transport, None).await;
+        next(&mut rx, "open").await;
+        let body = add_stock(5486);
+        let (status, answer) = post(bridge.addr, &body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["delivered"], 1);
+        let args = next(&mut rx, "add_stock").await;
+        assert_eq!(args[0].to_string(), body["data"].to_string(), "same fields, same values, same order");
+        assert_eq!(args[1]["seq"], answer["seq"]);
+        assert!(args[1]["epoch"].as_str().is_some_and(|e| !e.is_empty()));
+        post(bridge.addr, &json!({"event": "sale_mode", "data": {"mode": "peak_hour"}})).await;
+        assert_eq!(next(&mut rx, "sale_mode").await, vec![json!({"mode": "peak_hour"})]);
+        c.disconnect().await.unwrap();
+    }
+}
+
+fn token(sub: u64, exp_in: i64) -> String {
+    sign_hs256(&json!({"sub": sub, "exp": chrono::Utc::now().timestamp() + exp_in}), JWT_SECRET.as_bytes())
+}
+
+#[tokio::test]
+async fn private_broadcasts_reach_only_their_user() {
+    let config = BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) }, ..Default::default() };
+    let bridge = start(config).await;
+    let (_a, mut rx_a) = client(bridge.addr, TransportType::Websocket, Some(token(41, 600))).await;
+    let (_b, mut rx_b) = client(bridge.addr, TransportType::Websocket, Some(token(42, 600))).await;
+    next(&mut rx_a, "open").await;
+    next(&mut rx_b, "open").await;
+
+    let mut private = add_stock(1);
+    private["to"] = json!("user:42");
+    let (status, answer) = post(bridge.addr, &private).await;
+    assert_eq!((status, answer["delivered"].clone()), (200, json!(1)));
+    let global = add_stock(2);
+    post(bridge.addr, &global).await;
+
+    assert_eq!(next(&mut rx_b, "add_stock").await[0]["product_id"], 1);
+    assert_eq!(next(&mut rx_b, "add_stock").await[0]["product_id"], 2);
+    // A's first add_stock is the global one: the private one never reached it.
+    assert_eq!(next(&mut rx_a, "add_stock").await[0]["product_id"], 2);
+}
+
+#[tokio::test]
+async fn forged_expired_and_missing_tokens_are_refused_with_connect_error() {
+    let config = BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) }, ..Default::default() };
+    let bridge = start(config).await;
+    let forged = sign_hs256(&json!({"sub": 1}), b"not-the-shared-secret-at-all");
+    for (tok, why) in [
+        (Some(forged), "unauthorized: the token signature is wrong"),
+        (Some(token(1, -10)), "unauthorized: the token has expired"),
+        (None, "unauthorized: no token given"),
+    ] {
+        let (_c, mut rx) = client(bridge.addr, TransportType::Websocket, tok).await;
+        let error = next(&mut rx, "error").await;
+        let text = error.iter().filter_map(Value::as_str).collect::<String>();
+        assert!(text.contains("ConnectError") && text.contains(why), "{text}");
+    }
+    assert_eq!(bridge.bridge.connected_clients(), 0);
+}
+
+/// A raw Engine.IO WebSocket client that connects to `/` and then never reads again.
+async fn stalled_client(addr: SocketAddr) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
+    let open = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with('0'), "engine.io open: {open:?}");
+    ws.send(tokio_tungstenite::tungstenite::Message::text("40")).await.unwrap();
+    loop {
+        let frame = timeout(WAIT, ws.next()).await.expect("no socket.io CONNECT").unwrap().unwrap();
+        match frame.to_text().unwrap() {
+            "2" => ws.send(tokio_tungstenite::tungstenite::Message::text("3")).await.unwrap(),
+            text if text.starts_with("40") => return ws,
+            other => panic!("unexpected frame during handshake: {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_while_others_keep_up() {
+    let config = BridgeConfig {
+        client_buffer: 16,
+        body_limit: 256 * 1024,
+        rate_limit: 100_000,
+        // The heartbeat must not close the stalled client before its queue fills.
+        ping_interval: Duration::from_secs(20),
+        ping_timeout: Duration::from_secs(20),
+        ..Default::default()
+    };
+    let bridge = start(config).await;
+    let (_fast, mut fast_rx) = client(bridge.addr, TransportType::Websocket, None).await;
+    next(&mut fast_rx, "open").await;
+    let _stalled = stalled_client(bridge.addr).await;
+    assert_eq!(bridge.bridge.connected_clients(), 2);
+
+    let mut body = add_stock(7);
+    body["data"]["note"] = json!("x".repeat(100 * 1024));
+    let mut sent = 0;
+    let mut received = 0;
+    // Bounded: at most 600 broadcasts (60 MB through loopback) until the stalled one is cut.
+    loop {
+        assert!(sent < 600, "the stalled client was never found too slow");
+        let (status, answer) = post(bridge.addr, &body).await;
+        assert_eq!(status, 200);
+        sent += 1;
+        if answer.get("disconnected_slow").is_some() {
+            break;
+        }
+        // The fast client keeps up: drain what it has.
+        while let Ok((name, _)) = fast_rx.try_recv() {
+            received += (name == "add_stock") as usize;
+        }
+    }
+    assert_eq!(bridge.bridge.connected_clients(), 1, "nothing more is queued to the slow one");
+    // Nothing more is queued to it: later broadcasts reach only the fast client.
+    for _ in 0..5 {
+        assert_eq!(post(bridge.addr, &body).await.1["delivered"], 1);
+        sent += 1;
+    }
+    while received < sent {
+        next(&mut fast_rx, "add_stock").await;
+        received += 1;
+    }
+    assert_eq!(received, sent, "the fast client got every broadcast");
+    // Its engine session is closed by the heartbeat (the ping cannot be queued); from
+    // then on it is not counted either.
+    assert_eq!(bridge.bridge.connected_clients(), 1);
+}
+
+#[tokio::test]
+async fn shutdown_closes_clients_and_returns() {
+    let mut bridge = start(BridgeConfig::default()).await;
+    let (_c, mut rx) = client(bridge.addr, TransportType::Websocket, None).await;
+    next(&mut rx, "open").await;
+    bridge.stop.take().unwrap().send(()).unwrap();
+    next(&mut rx, "close").await;
+    let result = timeout(WAIT, bridge.done).await.expect("shutdown did not finish").unwrap();
+    assert!(result.is_ok());
+    assert!(tokio::net::TcpStream::connect(bridge.addr).await.is_err(), "no longer accepting");
+}
