@@ -1,0 +1,342 @@
+//! The supervisor's state machine on tokio's paused clock, with a scripted connector
+//! standing in for the network (backoff, timeouts and watchdogs are about time, not I/O).
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stock_client::link::{Connector, Link, LinkSignal};
+use stock_client::supervisor::{ClientConfig, ClientEvent, LiveClient};
+use stock_protocol::{CatchUpRequest, ConnectionState};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// What one connection attempt does.
+#[derive(Clone)]
+enum Attempt {
+    Fail(&'static str),
+    Refuse(&'static str),
+    Hang,
+    /// Opens; answers probes if `pongs`.
+    Open { pongs: bool },
+}
+
+#[derive(Default)]
+struct Script {
+    attempts: VecDeque<Attempt>,
+    /// When each attempt started.
+    started: Vec<Instant>,
+    /// The signal sender of the latest attempt, for the test to inject into.
+    current: Option<mpsc::UnboundedSender<LinkSignal>>,
+    catch_up_requests: Vec<CatchUpRequest>,
+    live_links: usize,
+    /// Probes go unanswered (a silent network cut).
+    silent: bool,
+}
+
+#[derive(Clone, Default)]
+struct Scripted(Arc<Mutex<Script>>);
+
+struct FakeLink {
+    script: Scripted,
+    signals: mpsc::UnboundedSender<LinkSignal>,
+    pongs: bool,
+}
+
+impl Link for FakeLink {
+    fn probe(&self) {
+        if self.pongs && !self.script.0.lock().unwrap().silent {
+            let _ = self.signals.send(LinkSignal::Pong);
+        }
+    }
+    fn request_catch_up(&self, req: CatchUpRequest) {
+        self.script.0.lock().unwrap().catch_up_requests.push(req);
+    }
+}
+
+impl Drop for FakeLink {
+    fn drop(&mut self) {
+        self.script.0.lock().unwrap().live_links -= 1;
+    }
+}
+
+impl Connector for Scripted {
+    fn connect(&self, signals: mpsc::UnboundedSender<LinkSignal>) -> Box<dyn Link> {
+        let mut s = self.0.lock().unwrap();
+        s.started.push(Instant::now());
+        s.live_links += 1;
+        s.current = Some(signals.clone());
+        let attempt = s.attempts.pop_front().unwrap_or(Attempt::Fail("connection refused"));
+        let pongs = matches!(attempt, Attempt::Open { pongs: true });
+        match attempt {
+            Attempt::Fail(why) => signals.send(LinkSignal::Failed(why.into())).unwrap(),
+            Attempt::Refuse(why) => signals.send(LinkSignal::Refused(why.into())).unwrap(),
+            Attempt::Hang => {}
+            Attempt::Open { .. } => signals.send(LinkSignal::Opened).unwrap(),
+        }
+        Box::new(FakeLink { script: self.clone(), signals, pongs })
+    }
+}
+
+impl Scripted {
+    fn new(attempts: Vec<Attempt>) -> Self {
+        Scripted(Arc::new(Mutex::new(Script { attempts: attempts.into(), ..Default::default() })))
+    }
+    fn attempts(&self) -> usize {
+        self.0.lock().unwrap().started.len()
+    }
+    fn inject(&self, signal: LinkSignal) {
+        self.0.lock().unwrap().current.as_ref().unwrap().send(signal).unwrap();
+    }
+}
+
+fn config() -> ClientConfig {
+    ClientConfig { jitter_seed: Some(42), ..ClientConfig::default() }
+}
+
+/// Waits (on the paused clock, so instantly in real time) for a state, bounded.
+async fn state(events: &mut mpsc::Receiver<ClientEvent>, want: ConnectionState) -> Option<String> {
+    let found = tokio::time::timeout(Duration::from_secs(3600), async {
+        loop {
+            match events.recv().await.expect("supervisor ended") {
+                ClientEvent::State(s) if s.state == want => return s.reason,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("never reached {want}"))
+}
+
+async fn next_data(events: &mut mpsc::Receiver<ClientEvent>) -> ClientEvent {
+    tokio::time::timeout(Duration::from_secs(3600), async {
+        loop {
+            match events.recv().await.expect("supervisor ended") {
+                ClientEvent::State(_) => {}
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("no data event")
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_forever_with_capped_jittered_backoff() {
+    let connector = Scripted::new(vec![]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    for _ in 0..8 {
+        state(&mut events, ConnectionState::Connecting).await;
+        assert_eq!(state(&mut events, ConnectionState::Offline).await.as_deref(), Some("connection refused"));
+    }
+    state(&mut events, ConnectionState::Connecting).await;
+    let started = connector.0.lock().unwrap().started.clone();
+    let gaps: Vec<Duration> = started.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut rng = StdRng::seed_from_u64(42);
+    let expected: Vec<Duration> = (0..gaps.len() as u32).map(|a| config().backoff.delay(a, &mut rng)).collect();
+    // The paused clock sleeps in whole milliseconds.
+    for (gap, want) in gaps.iter().zip(&expected) {
+        assert!(gap.abs_diff(*want) < Duration::from_millis(1), "each wait is the backoff's delay: {gaps:?} vs {expected:?}");
+    }
+    assert!(gaps.iter().all(|g| *g <= Duration::from_secs(5)), "{gaps:?}");
+    assert!(gaps[0] >= Duration::from_millis(500) && gaps[0] <= Duration::from_millis(1500));
+    assert!(client.state().attempt >= 8, "attempts are counted: {:?}", client.state());
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_never_answers_times_out() {
+    let connector = Scripted::new(vec![Attempt::Hang, Attempt::Open { pongs: false }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    let t0 = Instant::now();
+    assert_eq!(state(&mut events, ConnectionState::Offline).await.as_deref(), Some("no answer within 10 s"));
+    assert_eq!(t0.elapsed(), Duration::from_secs(10));
+    state(&mut events, ConnectionState::Connected).await;
+    assert_eq!(connector.attempts(), 2);
+    assert_eq!(connector.0.lock().unwrap().live_links, 1, "the hung attempt was torn down");
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_after_probes_were_answered_means_offline_within_the_watchdog() {
+    let connector = Scripted::new(vec![Attempt::Open { pongs: true }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Connected).await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(client.state().state, ConnectionState::Connected, "answered probes keep it connected");
+    // A silent cut: no pong, no packet, no close from now on.
+    connector.0.lock().unwrap().silent = true;
+    let cut = Instant::now();
+    assert_eq!(state(&mut events, ConnectionState::Offline).await.as_deref(), Some("no answer for 30 s"));
+    let took = cut.elapsed();
+    assert!(took > Duration::from_secs(25) && took <= Duration::from_secs(30), "{took:?}");
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_never_answers_probes_is_not_called_dead_for_being_quiet() {
+    let connector = Scripted::new(vec![Attempt::Open { pongs: false }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Connected).await;
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(client.state().state, ConnectionState::Connected);
+    assert_eq!(connector.attempts(), 1);
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_auth_rejection_is_offline_unauthorized_and_stops_trying() {
+    let connector = Scripted::new(vec![Attempt::Refuse("unauthorized: the token has expired")]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    assert_eq!(state(&mut events, ConnectionState::Offline).await.as_deref(), Some("unauthorized"));
+    assert_eq!(
+        next_data(&mut events).await,
+        ClientEvent::Unauthorized { message: "unauthorized: the token has expired".into() }
+    );
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(connector.attempts(), 1, "no hammering with refused credentials");
+    assert_eq!(connector.0.lock().unwrap().live_links, 0);
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_passing_refusal_is_retried() {
+    let connector = Scripted::new(vec![Attempt::Refuse("auth unavailable: the user service could not be reached"), Attempt::Open { pongs: false }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    let reason = state(&mut events, ConnectionState::Offline).await.unwrap();
+    assert!(reason.starts_with("refused: auth unavailable"), "{reason}");
+    state(&mut events, ConnectionState::Connected).await;
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_while_offline_ends_all_reconnecting() {
+    let connector = Scripted::new(vec![]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Offline).await;
+    state(&mut events, ConnectionState::Offline).await;
+    let before = connector.attempts();
+    client.stop().await;
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(connector.attempts(), before);
+    assert_eq!(connector.0.lock().unwrap().live_links, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_handle_stops_it_too() {
+    let connector = Scripted::new(vec![]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Offline).await;
+    drop(client);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let after = connector.attempts();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(connector.attempts(), after);
+    assert_eq!(connector.0.lock().unwrap().live_links, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_connection_without_close_goes_offline_and_reconnects() {
+    let connector = Scripted::new(vec![Attempt::Open { pongs: false }, Attempt::Open { pongs: false }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Connected).await;
+    connector.inject(LinkSignal::Failed("connection reset".into()));
+    assert_eq!(state(&mut events, ConnectionState::Offline).await.as_deref(), Some("connection reset"));
+    state(&mut events, ConnectionState::Connecting).await;
+    state(&mut events, ConnectionState::Connected).await;
+    connector.inject(LinkSignal::Closed);
+    assert_eq!(state(&mut events, ConnectionState::Offline).await.as_deref(), Some("server closed the connection"));
+    client.stop().await;
+}
+
+fn stock(product: i64, stock: i64) -> Value {
+    json!({"product_id": product, "in_stock": stock, "discount_price": 1, "peak_hour_price": 2,
+           "mediboy_offer_price": 3, "sync_at": "2024-01-01T00:00:00Z"})
+}
+
+fn live(product: i64, stock_: i64, seq: u64) -> LinkSignal {
+    LinkSignal::Event { name: "add_stock".into(), args: vec![stock(product, stock_), json!({"seq": seq, "epoch": "e"})] }
+}
+
+fn product_and_seq(e: &ClientEvent) -> (i64, u64) {
+    match e {
+        ClientEvent::Stock { snapshot, meta, .. } => (snapshot.product_id, meta.as_ref().unwrap().seq),
+        other => panic!("expected a stock event, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn catch_up_is_applied_before_live_events_without_duplicates() {
+    let connector = Scripted::new(vec![Attempt::Open { pongs: true }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Connected).await;
+    // A live event overtakes the catch-up answer...
+    connector.inject(live(2, 20, 5));
+    // ...whose items include an older value of the same product and a duplicate.
+    connector.inject(LinkSignal::CatchUp(vec![json!({"epoch": "e", "seq": 5, "full": true, "incomplete": false,
+        "items": [{"seq": 3, "data": stock(1, 10)}, {"seq": 4, "data": stock(2, 19)}, {"seq": 5, "data": stock(2, 20)}]})]));
+    connector.inject(live(2, 20, 5));
+    connector.inject(live(3, 30, 6));
+    let got: Vec<(i64, u64)> = [
+        next_data(&mut events).await,
+        next_data(&mut events).await,
+        next_data(&mut events).await,
+        next_data(&mut events).await,
+    ]
+    .iter()
+    .map(product_and_seq)
+    .collect();
+    assert_eq!(got, vec![(1, 3), (2, 4), (2, 5), (3, 6)]);
+    assert_eq!(connector.0.lock().unwrap().catch_up_requests[0], CatchUpRequest { epoch: None, after: None });
+    assert_eq!(client.stats().duplicates_skipped, 2, "the overtaking live event and its repeat");
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconnecting_asks_from_the_last_position_and_reports_unclosable_gaps() {
+    let connector = Scripted::new(vec![Attempt::Open { pongs: true }, Attempt::Open { pongs: false }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Connected).await;
+    connector.inject(LinkSignal::CatchUp(vec![json!({"epoch": "e", "seq": 7, "full": true, "incomplete": false, "items": []})]));
+    connector.inject(live(1, 1, 8));
+    next_data(&mut events).await;
+    connector.inject(LinkSignal::Failed("connection reset".into()));
+    state(&mut events, ConnectionState::Connected).await;
+    assert_eq!(
+        connector.0.lock().unwrap().catch_up_requests[1],
+        CatchUpRequest { epoch: Some("e".into()), after: Some(8) }
+    );
+    // This server never answers the catch-up: after the timeout the gap is reported.
+    match next_data(&mut events).await {
+        ClientEvent::Gap { reason, .. } => assert_eq!(reason, "the server cannot replay missed updates"),
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_embedder_never_stalls_the_supervisor() {
+    let connector = Scripted::new(vec![Attempt::Open { pongs: true }]);
+    let cfg = ClientConfig { events_capacity: 8, ..config() };
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), cfg);
+    state(&mut events, ConnectionState::Connected).await;
+    connector.inject(LinkSignal::CatchUp(vec![json!({"epoch": "e", "seq": 0, "full": true, "incomplete": false, "items": []})]));
+    for i in 0..100 {
+        connector.inject(live(i, i, i as u64 + 1));
+    }
+    // Nobody reads; the supervisor still handles every signal (and a close) at once.
+    connector.inject(LinkSignal::Closed);
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while client.state().state != ConnectionState::Offline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the supervisor stalled");
+    let stats = client.stats();
+    assert_eq!(stats.events_received, 100);
+    assert!(stats.events_dropped >= 90, "{stats:?}");
+    client.stop().await;
+}
