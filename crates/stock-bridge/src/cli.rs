@@ -188,8 +188,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let bound = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
+    // Scripts (and tests using port 0) read this line.
+    println!("stock-bridge listening on http://{bound}");
     tracing::info!(
-        listen = %config.listen,
+        listen = %bound,
         auth = if config.api_key.is_some() { "api key" } else { "none (loopback or --insecure-no-auth)" },
         "stock-bridge serving HTTP and Socket.IO"
     );

@@ -9,10 +9,13 @@
 //! - [`supervisor`]: [`LiveClient`], the lifecycle: states, backoff, watchdog, catch-up,
 //!   bounded hand-over to the embedder.
 //! - [`ledger`]: duplicate and stale-snapshot filtering, and the catch-up position.
+//! - [`dashboard`]: the operator's view (latest per product, state history, gap notice),
+//!   what any UI draws.
 //! - [`backoff`]: reconnect delays.
 //! - [`watch`]: the `stock-watch` command line.
 
 pub mod backoff;
+pub mod dashboard;
 pub mod ledger;
 pub mod link;
 pub mod login;

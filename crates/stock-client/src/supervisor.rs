@@ -111,6 +111,7 @@ pub struct Stats {
     pub events_dropped: AtomicU64,
     pub malformed: AtomicU64,
     pub duplicates_skipped: AtomicU64,
+    pub probes_answered: AtomicU64,
     last_event_at: Mutex<Option<DateTime<Utc>>>,
 }
 
@@ -122,6 +123,7 @@ pub struct StatsSnapshot {
     pub events_dropped: u64,
     pub malformed: u64,
     pub duplicates_skipped: u64,
+    pub probes_answered: u64,
     pub last_event_at: Option<DateTime<Utc>>,
 }
 
@@ -133,6 +135,7 @@ impl Stats {
             events_dropped: self.events_dropped.load(Ordering::Relaxed),
             malformed: self.malformed.load(Ordering::Relaxed),
             duplicates_skipped: self.duplicates_skipped.load(Ordering::Relaxed),
+            probes_answered: self.probes_answered.load(Ordering::Relaxed),
             last_event_at: *self.last_event_at.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
@@ -346,6 +349,7 @@ impl Supervisor {
                         }
                     }
                     Some(LinkSignal::Pong) => {
+                        self.stats.probes_answered.fetch_add(1, Ordering::Relaxed);
                         answers_probes = true;
                         last_life = Instant::now();
                     }

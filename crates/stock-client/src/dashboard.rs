@@ -1,0 +1,239 @@
+//! The operator's view of the feed, independent of any UI toolkit: the latest snapshot of
+//! every product, the connection state and its recent history, the sale mode, whether
+//! data may be incomplete, and counters. [`Dashboard::apply`] turns each [`ClientEvent`]
+//! into the [`UiUpdate`] to send to a page; [`Dashboard::view`] is everything a page that
+//! just loaded needs (so nothing sent before it listened is lost).
+//!
+//! Bounded: at most [`MAX_PRODUCTS`] products (least recently updated dropped first) and
+//! [`HISTORY_LEN`] state changes.
+
+use crate::supervisor::{ClientEvent, StateChange};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use stock_protocol::ConnectionState;
+
+pub const MAX_PRODUCTS: usize = 50_000;
+pub const HISTORY_LEN: usize = 50;
+
+/// One product's latest values, as shown in the banner and the table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductRow {
+    pub product_id: i64,
+    /// A `name` field, when the back office sends one.
+    pub name: Option<String>,
+    pub in_stock: i64,
+    pub discount_price: f64,
+    pub peak_hour_price: f64,
+    pub mediboy_offer_price: f64,
+    pub sync_at: String,
+    pub seq: Option<u64>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A data-may-be-incomplete notice.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GapNotice {
+    pub since: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// What a page is sent as things happen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UiUpdate {
+    State(StateChange),
+    Stock(ProductRow),
+    SaleMode { data: Value },
+    Gap(GapNotice),
+    GapClosed,
+    Unauthorized { message: String },
+}
+
+/// Everything a page needs to draw itself from scratch.
+#[derive(Debug, Clone, Serialize)]
+pub struct DashboardView {
+    pub state: StateChange,
+    pub history: Vec<StateChange>,
+    pub latest: Option<ProductRow>,
+    pub products: Vec<ProductRow>,
+    pub sale_mode: Option<Value>,
+    pub gap: Option<GapNotice>,
+    pub events_received: u64,
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Dashboard {
+    products: HashMap<i64, ProductRow>,
+    latest: Option<i64>,
+    state: StateChange,
+    history: VecDeque<StateChange>,
+    sale_mode: Option<Value>,
+    gap: Option<GapNotice>,
+    events_received: u64,
+    last_event_at: Option<DateTime<Utc>>,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        let state = StateChange { state: ConnectionState::Offline, reason: Some("not logged in".into()), since: Utc::now(), attempt: 0 };
+        Dashboard {
+            products: HashMap::new(),
+            latest: None,
+            history: VecDeque::from([state.clone()]),
+            state,
+            sale_mode: None,
+            gap: None,
+            events_received: 0,
+            last_event_at: None,
+        }
+    }
+}
+
+impl Dashboard {
+    /// Applies one event and returns what to tell the page.
+    pub fn apply(&mut self, event: ClientEvent) -> UiUpdate {
+        match event {
+            ClientEvent::State(change) => {
+                self.set_state(change.clone());
+                UiUpdate::State(change)
+            }
+            ClientEvent::Stock { snapshot, meta, .. } => {
+                let now = Utc::now();
+                self.events_received += 1;
+                self.last_event_at = Some(now);
+                let row = ProductRow {
+                    product_id: snapshot.product_id,
+                    name: snapshot.extra.get("name").and_then(Value::as_str).map(str::to_owned),
+                    in_stock: snapshot.in_stock,
+                    discount_price: snapshot.discount_price,
+                    peak_hour_price: snapshot.peak_hour_price,
+                    mediboy_offer_price: snapshot.mediboy_offer_price,
+                    sync_at: snapshot.sync_at,
+                    seq: meta.map(|m| m.seq),
+                    received_at: now,
+                };
+                if !self.products.contains_key(&row.product_id) && self.products.len() >= MAX_PRODUCTS {
+                    if let Some(oldest) = self.products.values().min_by_key(|r| r.received_at).map(|r| r.product_id) {
+                        self.products.remove(&oldest);
+                    }
+                }
+                self.products.insert(row.product_id, row.clone());
+                self.latest = Some(row.product_id);
+                UiUpdate::Stock(row)
+            }
+            ClientEvent::SaleMode(data) => {
+                self.events_received += 1;
+                self.last_event_at = Some(Utc::now());
+                self.sale_mode = Some(data.clone());
+                UiUpdate::SaleMode { data }
+            }
+            ClientEvent::Gap { since, reason } => {
+                let notice = GapNotice { since: self.gap.as_ref().map_or(since, |g| g.since.min(since)), reason };
+                self.gap = Some(notice.clone());
+                UiUpdate::Gap(notice)
+            }
+            ClientEvent::GapClosed => {
+                self.gap = None;
+                UiUpdate::GapClosed
+            }
+            ClientEvent::Unauthorized { message } => UiUpdate::Unauthorized { message },
+        }
+    }
+
+    /// Records a state that did not come from a client (logged out, not logged in).
+    pub fn set_state(&mut self, change: StateChange) {
+        if self.history.len() == HISTORY_LEN {
+            self.history.pop_front();
+        }
+        self.history.push_back(change.clone());
+        self.state = change;
+    }
+
+    /// Forgets everything shown (on logout).
+    pub fn clear(&mut self) {
+        *self = Dashboard { history: self.history.clone(), state: self.state.clone(), ..Dashboard::default() };
+    }
+
+    pub fn view(&self) -> DashboardView {
+        let mut products: Vec<ProductRow> = self.products.values().cloned().collect();
+        products.sort_by_key(|r| r.product_id);
+        DashboardView {
+            state: self.state.clone(),
+            history: self.history.iter().cloned().collect(),
+            latest: self.latest.and_then(|id| self.products.get(&id).cloned()),
+            products,
+            sale_mode: self.sale_mode.clone(),
+            gap: self.gap.clone(),
+            events_received: self.events_received,
+            last_event_at: self.last_event_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use stock_protocol::{DeliveryMeta, StockSnapshot};
+
+    fn stock(product: i64, in_stock: i64) -> ClientEvent {
+        let raw = json!({"product_id": product, "in_stock": in_stock, "discount_price": 1.5, "peak_hour_price": 2,
+            "mediboy_offer_price": 1, "sync_at": "2024-01-01T00:00:00Z", "name": "Napa"});
+        ClientEvent::Stock {
+            snapshot: StockSnapshot::from_value(&raw).unwrap(),
+            meta: Some(DeliveryMeta { seq: 9, epoch: "e".into() }),
+            raw,
+        }
+    }
+
+    #[test]
+    fn keeps_the_latest_per_product_and_the_banner_row() {
+        let mut d = Dashboard::default();
+        d.apply(stock(2, 5));
+        d.apply(stock(1, 7));
+        let update = d.apply(stock(2, 0));
+        let UiUpdate::Stock(row) = &update else { panic!() };
+        assert_eq!((row.product_id, row.in_stock, row.name.as_deref(), row.seq), (2, 0, Some("Napa"), Some(9)));
+        let view = d.view();
+        assert_eq!(view.products.iter().map(|r| (r.product_id, r.in_stock)).collect::<Vec<_>>(), vec![(1, 7), (2, 0)]);
+        assert_eq!(view.latest.unwrap().product_id, 2);
+        assert_eq!(view.events_received, 3);
+        let json = serde_json::to_value(&update).unwrap();
+        assert_eq!(json["type"], "stock");
+        assert_eq!(json["discount_price"], 1.5);
+    }
+
+    #[test]
+    fn state_history_is_bounded_and_serialises_with_the_banner_words() {
+        let mut d = Dashboard::default();
+        for i in 0..(HISTORY_LEN as u32 + 10) {
+            let s = StateChange { state: ConnectionState::Connecting, reason: None, since: Utc::now(), attempt: i };
+            d.apply(ClientEvent::State(s));
+        }
+        assert_eq!(d.view().history.len(), HISTORY_LEN);
+        let json = serde_json::to_value(d.apply(ClientEvent::State(StateChange {
+            state: ConnectionState::Connected,
+            reason: None,
+            since: Utc::now(),
+            attempt: 0,
+        })))
+        .unwrap();
+        assert_eq!(json["type"], "state");
+        assert_eq!(json["state"], "socket connected");
+    }
+
+    #[test]
+    fn gaps_keep_their_earliest_start_until_closed() {
+        let mut d = Dashboard::default();
+        let t1 = Utc::now() - chrono::Duration::minutes(5);
+        d.apply(ClientEvent::Gap { since: t1, reason: "a".into() });
+        d.apply(ClientEvent::Gap { since: Utc::now(), reason: "b".into() });
+        assert_eq!(d.view().gap.unwrap().since, t1);
+        d.apply(ClientEvent::GapClosed);
+        assert!(d.view().gap.is_none());
+    }
+}

@@ -1,0 +1,216 @@
+//! The client core against real servers: our bridge (in process and as a process killed
+//! with SIGKILL), the old Node.js bridge, and a TCP proxy that cuts, drops and restores.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::time::Duration;
+use stock_bridge::config::{BridgeConfig, ClientAuth};
+use stock_bridge::secret::Secret;
+use stock_client::backoff::Backoff;
+use stock_client::{connect, ClientConfig, ClientEvent, SocketTarget};
+use stock_protocol::ConnectionState::{Connected, Connecting, Offline};
+
+fn fast() -> ClientConfig {
+    ClientConfig {
+        backoff: Backoff { min: Duration::from_millis(100), max: Duration::from_millis(400), ..Backoff::default() },
+        attempt_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    }
+}
+
+/// The next add_stock as (product, stock), skipping "caught up" notices.
+async fn next_stock(events: &mut tokio::sync::mpsc::Receiver<ClientEvent>) -> (i64, i64) {
+    loop {
+        match data(events).await {
+            ClientEvent::GapClosed => continue,
+            other => return stock_of(&other),
+        }
+    }
+}
+
+fn stock_of(e: &ClientEvent) -> (i64, i64) {
+    match e {
+        ClientEvent::Stock { snapshot, .. } => (snapshot.product_id, snapshot.in_stock),
+        other => panic!("expected add_stock, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn our_bridge_killed_with_sigkill_and_restarted() {
+    let addr = free_port().await;
+    let bridge = bridge_process(addr).await;
+    let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), None), fast());
+    state(&mut events, Connected).await;
+    post(addr, &add_stock(1, 10)).await;
+    assert_eq!(stock_of(&data(&mut events).await), (1, 10));
+
+    bridge.kill().await;
+    let offline = state(&mut events, Offline).await;
+    assert!(offline.reason.is_some(), "offline says why");
+    state(&mut events, Connecting).await;
+
+    let _bridge = bridge_process(addr).await;
+    state(&mut events, Connected).await;
+    post(addr, &add_stock(2, 20)).await;
+    assert_eq!(next_stock(&mut events).await, (2, 20));
+    client.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_never_reachable_at_start_is_retried_until_it_comes() {
+    let addr = free_port().await;
+    let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), None), fast());
+    state(&mut events, Offline).await;
+    state(&mut events, Connecting).await;
+    state(&mut events, Offline).await;
+    let bridge = InProcessBridge::start_on(tokio::net::TcpListener::bind(addr).await.unwrap(), BridgeConfig::default()).await;
+    state(&mut events, Connected).await;
+    assert!(client.stats().attempts >= 3);
+    client.stop().await;
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_graceful_server_stop_is_reported_as_closed_by_the_server() {
+    let bridge = InProcessBridge::start(BridgeConfig::default()).await;
+    let (client, mut events) = connect(SocketTarget::new(bridge.url(), None), fast());
+    state(&mut events, Connected).await;
+    bridge.stop().await;
+    assert_eq!(state(&mut events, Offline).await.reason.as_deref(), Some("server closed the connection"));
+    client.stop().await;
+}
+
+#[tokio::test]
+async fn an_auth_rejection_is_offline_unauthorized() {
+    let config = BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new("jwt-secret-0123456789") }, ..BridgeConfig::default() };
+    let bridge = InProcessBridge::start(config).await;
+    let (client, mut events) = connect(SocketTarget::new(bridge.url(), Some("forged".into())), fast());
+    let offline = state(&mut events, Offline).await;
+    assert_eq!(offline.reason.as_deref(), Some("unauthorized"));
+    match data(&mut events).await {
+        ClientEvent::Unauthorized { message } => assert!(message.starts_with("unauthorized"), "{message}"),
+        other => panic!("expected Unauthorized, got {other:?}"),
+    }
+    assert_eq!(client.stats().attempts, 1);
+    client.stop().await;
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_network_cut_is_offline_within_the_watchdog_then_recovers() {
+    let bridge = InProcessBridge::start(BridgeConfig::default()).await;
+    let proxy = Proxy::start(bridge.addr).await;
+    let config = ClientConfig { probe_interval: Duration::from_millis(200), watchdog: Duration::from_millis(1500), ..fast() };
+    let mut target = SocketTarget::new(proxy.url(), None);
+    target.transport = stock_client::link::Transport::Websocket;
+    let (client, mut events) = connect(target, config);
+    state(&mut events, Connected).await;
+    // Wait (bounded) until the server has answered a probe, so it is known to answer them.
+    tokio::time::timeout(WAIT, async {
+        while client.stats().probes_answered == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("no probe answered");
+    proxy.cut_silently();
+    assert_eq!(state(&mut events, Offline).await.reason.as_deref(), Some("no answer for 1.5 s"));
+    proxy.come_back();
+    state(&mut events, Connected).await;
+    client.stop().await;
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn stop_while_offline_ends_all_reconnecting() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = accepts.clone();
+    // A server that accepts and hangs up at once: every attempt fails.
+    let server = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), None), fast());
+    state(&mut events, Offline).await;
+    state(&mut events, Offline).await;
+    tokio::time::timeout(WAIT, client.stop()).await.expect("stop did not finish");
+    let after_stop = accepts.load(std::sync::atomic::Ordering::SeqCst);
+    // Absence can only be shown over time: three times the longest backoff.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(accepts.load(std::sync::atomic::Ordering::SeqCst), after_stop, "still connecting after stop");
+    server.abort();
+}
+
+#[tokio::test]
+async fn offline_while_100_products_change_then_exactly_the_latest_of_each_in_order() {
+    let bridge = InProcessBridge::start(BridgeConfig::default()).await;
+    let proxy = Proxy::start(bridge.addr).await;
+    let (client, mut events) = connect(SocketTarget::new(proxy.url(), None), fast());
+    state(&mut events, Connected).await;
+    post(bridge.addr, &add_stock(999, 1)).await;
+    assert_eq!(stock_of(&data(&mut events).await), (999, 1));
+
+    proxy.go_down();
+    state(&mut events, Offline).await;
+    let mut last_seq = HashMap::new();
+    for round in 1..=3 {
+        for product in 0..100 {
+            let answer = post(bridge.addr, &add_stock(product, round * 1000 + product)).await;
+            last_seq.insert(product, answer["seq"].as_u64().unwrap());
+        }
+    }
+    // Duplicate and out-of-order deliveries are the catch-up's job to drop as well.
+    proxy.come_back();
+    state(&mut events, Connected).await;
+    let mut got = Vec::new();
+    while got.len() < 100 {
+        match data(&mut events).await {
+            ClientEvent::Stock { snapshot, meta, .. } => got.push((snapshot.product_id, snapshot.in_stock, meta.unwrap().seq)),
+            ClientEvent::GapClosed => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut want: Vec<(i64, i64, u64)> = (0..100).map(|p| (p, 3000 + p, last_seq[&p])).collect();
+    want.sort_by_key(|w| w.2);
+    assert_eq!(got, want, "the latest value of each product, in the order it was changed");
+    post(bridge.addr, &add_stock(5, 7)).await;
+    assert_eq!(next_stock(&mut events).await, (5, 7), "live events follow the catch-up");
+    client.stop().await;
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn against_the_node_reference_bridge_receive_kill_restart_receive() {
+    let (node, addr) = node_bridge(0).await;
+    let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), Some("ignored-by-node".into())), fast());
+    state(&mut events, Connected).await;
+    post(addr, &add_stock(1, 10)).await;
+    assert_eq!(stock_of(&data(&mut events).await), (1, 10));
+    node.kill().await;
+    state(&mut events, Offline).await;
+    let (_node, _) = node_bridge(addr.port()).await;
+    state(&mut events, Connected).await;
+    post(addr, &add_stock(2, 20)).await;
+    // The Node bridge cannot replay what was missed: the client says so.
+    let mut saw_gap = false;
+    loop {
+        match data(&mut events).await {
+            ClientEvent::Gap { reason, .. } => {
+                assert_eq!(reason, "the server cannot replay missed updates");
+                saw_gap = true;
+            }
+            other => {
+                assert_eq!(stock_of(&other), (2, 20));
+                break;
+            }
+        }
+    }
+    assert!(saw_gap);
+    client.stop().await;
+}

@@ -1,0 +1,16 @@
+fn main() {
+    let manifest = tauri_build::AppManifest::new().commands(&[
+        "login",
+        "logout",
+        "current_session",
+        "get_settings",
+        "save_settings",
+        "subscribe",
+        "dashboard",
+        "diagnostics",
+    ]);
+    tauri_build::try_build(
+        tauri_build::Attributes::new().config_path("../tauri.conf.json").app_manifest(manifest),
+    )
+    .expect("failed to run the Tauri build script");
+}

@@ -1,0 +1,154 @@
+//! The commands the page may call (and nothing else: see `capabilities/default.json`).
+//! The token never leaves Rust: the page learns who is logged in, not how.
+
+use crate::error::CommandError;
+use crate::feed::Feed;
+use crate::settings::{Settings, StoredSession, SESSION_KEY, SETTINGS_KEY};
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use stock_client::dashboard::{DashboardView, GapNotice, UiUpdate};
+use stock_client::{ClientEvent, LoginTarget, StateChange, StatsSnapshot, User};
+use stock_protocol::ConnectionState;
+use tauri::ipc::Channel;
+use tauri::State;
+
+type AppStateRef<'a> = State<'a, Arc<AppState>>;
+
+/// Who is logged in, as far as the page needs to know.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    pub logged_in: bool,
+    pub user: Option<User>,
+    pub settings: Settings,
+}
+
+fn session_view(state: &AppState) -> SessionView {
+    let session = state.session();
+    SessionView { logged_in: session.is_some(), user: session.and_then(|s| s.user), settings: state.settings() }
+}
+
+#[tauri::command]
+pub async fn login(state: AppStateRef<'_>, email: String, password: String, remember: bool) -> Result<SessionView, CommandError> {
+    let settings = state.settings();
+    let session = stock_client::login(&LoginTarget::new(settings.api_base_url.clone()), &email, &password).await?;
+    let stored = StoredSession { token: session.token, user: session.user };
+    let remembered = remember.then(|| serde_json::to_value(&stored).unwrap_or_default());
+    state.vault.save(SESSION_KEY, remembered).map_err(|e| CommandError::new("storage", format!("could not save the session: {e}")))?;
+    *state.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(stored.clone());
+    start_feed(state.inner().clone(), &settings.socket_url, stored.token.expose()).await;
+    Ok(session_view(&state))
+}
+
+/// (Re)starts the feed for the logged-in user.
+pub async fn start_feed(state: Arc<AppState>, socket_url: &str, token: &str) {
+    let mut feed = state.feed.lock().await;
+    if let Some(old) = feed.take() {
+        old.stop().await;
+    }
+    state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let refused = Arc::downgrade(&state);
+    *feed = Some(Feed::start(socket_url, token, state.outlet.clone(), move || {
+        // The server no longer accepts this token: forget it, so the next start asks to log in.
+        if let Some(state) = refused.upgrade() {
+            *state.session.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            let _ = state.vault.save(SESSION_KEY, None);
+        }
+    }));
+}
+
+#[tauri::command]
+pub async fn logout(state: AppStateRef<'_>) -> Result<(), CommandError> {
+    if let Some(feed) = state.feed.lock().await.take() {
+        feed.stop().await;
+    }
+    *state.session.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    state.vault.save(SESSION_KEY, None).map_err(|e| CommandError::new("storage", format!("could not forget the session: {e}")))?;
+    state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    state.outlet.publish(ClientEvent::State(StateChange {
+        state: ConnectionState::Offline,
+        reason: Some("logged out".into()),
+        since: Utc::now(),
+        attempt: 0,
+    }));
+    Ok(())
+}
+
+#[tauri::command]
+pub fn current_session(state: AppStateRef<'_>) -> SessionView {
+    session_view(&state)
+}
+
+#[tauri::command]
+pub fn get_settings(state: AppStateRef<'_>) -> Settings {
+    state.settings()
+}
+
+/// Saves new addresses; a running feed moves to the new socket address.
+#[tauri::command]
+pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result<Settings, CommandError> {
+    let settings = settings.validated()?;
+    let value = serde_json::to_value(&settings).unwrap_or_default();
+    state.vault.save(SETTINGS_KEY, Some(value)).map_err(|e| CommandError::new("storage", format!("could not save the settings: {e}")))?;
+    let previous = std::mem::replace(&mut *state.settings.lock().unwrap_or_else(|e| e.into_inner()), settings.clone());
+    if previous.socket_url != settings.socket_url {
+        if let Some(session) = state.session() {
+            if state.feed.lock().await.is_some() {
+                start_feed(state.inner().clone(), &settings.socket_url, session.token.expose()).await;
+            }
+        }
+    }
+    Ok(settings)
+}
+
+/// Hands the page's channel over; from now on every update is sent on it.
+#[tauri::command]
+pub fn subscribe(state: AppStateRef<'_>, channel: Channel<UiUpdate>) {
+    state.outlet.subscribe(channel);
+}
+
+/// Everything the page needs to draw itself now.
+#[tauri::command]
+pub fn dashboard(state: AppStateRef<'_>) -> DashboardView {
+    state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).view()
+}
+
+/// For support staff: no token, no password.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnostics {
+    pub app_version: &'static str,
+    pub api_base_url: String,
+    pub socket_url: String,
+    pub user: Option<User>,
+    pub state: StateChange,
+    pub history: Vec<StateChange>,
+    pub gap: Option<GapNotice>,
+    pub counters: Option<StatsSnapshot>,
+    pub events_shown: u64,
+    pub last_event_at: Option<DateTime<Utc>>,
+    pub last_event_age_secs: Option<i64>,
+    pub generated_at: DateTime<Utc>,
+}
+
+#[tauri::command]
+pub async fn diagnostics(state: AppStateRef<'_>) -> Result<Diagnostics, CommandError> {
+    let settings = state.settings();
+    let view = state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).view();
+    let counters = state.feed.lock().await.as_ref().and_then(Feed::stats);
+    let now = Utc::now();
+    Ok(Diagnostics {
+        app_version: env!("CARGO_PKG_VERSION"),
+        api_base_url: settings.api_base_url,
+        socket_url: settings.socket_url,
+        user: state.session().and_then(|s| s.user),
+        state: view.state,
+        history: view.history,
+        gap: view.gap,
+        counters,
+        events_shown: view.events_received,
+        last_event_at: view.last_event_at,
+        last_event_age_secs: view.last_event_at.map(|t| (now - t).num_seconds()),
+        generated_at: now,
+    })
+}

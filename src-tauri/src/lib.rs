@@ -1,0 +1,71 @@
+//! The desktop app: a thin Tauri adapter over `stock-client`.
+//!
+//! # Layout
+//! - [`commands`]: what the page may call (login, logout, settings, subscribe, dashboard,
+//!   diagnostics).
+//! - [`outlet`]: the one place that sends to the page (a `tauri::ipc::Channel`).
+//! - [`feed`]: the running live client and its forwarding task, owned and stoppable.
+//! - [`state`]: managed state; [`settings`]: addresses, the remembered session and the
+//!   [`settings::Vault`] that keeps them (tauri-plugin-store).
+//! - [`error`]: [`error::CommandError`], matched by `kind` in the page.
+
+pub mod commands;
+pub mod error;
+pub mod feed;
+pub mod outlet;
+pub mod settings;
+pub mod state;
+
+use settings::StoreVault;
+use state::AppState;
+use std::sync::Arc;
+use tauri::{Manager, Runtime};
+use tauri_plugin_store::StoreExt;
+
+/// The file the store plugin keeps settings and the remembered session in.
+pub const STORE_FILE: &str = "dashboard.json";
+
+/// The command handler, shared by the app and the tests.
+pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        commands::login,
+        commands::logout,
+        commands::current_session,
+        commands::get_settings,
+        commands::save_settings,
+        commands::subscribe,
+        commands::dashboard,
+        commands::diagnostics,
+    ]
+}
+
+/// Starts the feed of a remembered session, so it skips the login screen.
+pub fn resume(state: Arc<AppState>) {
+    if let Some(session) = state.session() {
+        let socket_url = state.settings().socket_url;
+        tauri::async_runtime::spawn(async move {
+            commands::start_feed(state, &socket_url, session.token.expose()).await;
+        });
+    }
+}
+
+pub fn run() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_store::Builder::default().build())
+        .setup(|app| {
+            let store = app.store(STORE_FILE)?;
+            let state = Arc::new(AppState::load(Arc::new(StoreVault(store))));
+            resume(state.clone());
+            app.manage(state);
+            Ok(())
+        })
+        .invoke_handler(handler())
+        .run(tauri::generate_context!("../tauri.conf.json"));
+    if let Err(e) = result {
+        eprintln!("stock-dashboard: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,110 @@
+//! Server addresses and the remembered session, and where they are kept.
+//!
+//! Precedence: settings saved in the app, then `MEDIBOY_API_BASE_URL` / `VITE_SOCKET_URL`,
+//! then [`DEMO_URL`] (a local `stock-bridge demo`).
+
+use crate::error::CommandError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use stock_client::{Token, User};
+
+/// The embedded default: `stock-bridge demo` on this machine.
+pub const DEMO_URL: &str = "http://127.0.0.1:3001";
+
+/// The two addresses the app talks to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub api_base_url: String,
+    pub socket_url: String,
+}
+
+impl Settings {
+    /// From the environment, else the demo.
+    pub fn from_env() -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+        Settings {
+            api_base_url: var("MEDIBOY_API_BASE_URL").unwrap_or_else(|| DEMO_URL.into()),
+            socket_url: var("VITE_SOCKET_URL").unwrap_or_else(|| DEMO_URL.into()),
+        }
+    }
+
+    /// Trims and checks both URLs; refuses anything but http(s).
+    pub fn validated(self) -> Result<Self, CommandError> {
+        let check = |what: &str, url: String| -> Result<String, CommandError> {
+            let url = url.trim().trim_end_matches('/').to_owned();
+            match url.split_once("://") {
+                Some(("http" | "https", rest)) if !rest.is_empty() && !rest.contains(char::is_whitespace) => Ok(url),
+                _ => Err(CommandError::new("invalid_settings", format!("{what} must be an http:// or https:// address, got {url:?}"))),
+            }
+        };
+        Ok(Settings { api_base_url: check("The API address", self.api_base_url)?, socket_url: check("The socket address", self.socket_url)? })
+    }
+}
+
+/// A login kept across restarts ("remember me").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSession {
+    pub token: Token,
+    pub user: Option<User>,
+}
+
+/// Where settings and the remembered session are kept (the store plugin in the app,
+/// memory in tests).
+pub trait Vault: Send + Sync + 'static {
+    fn load(&self, key: &str) -> Option<Value>;
+    fn save(&self, key: &str, value: Option<Value>) -> Result<(), String>;
+}
+
+pub const SETTINGS_KEY: &str = "settings";
+pub const SESSION_KEY: &str = "session";
+
+/// A [`Vault`] in memory.
+#[derive(Default)]
+pub struct MemoryVault(std::sync::Mutex<std::collections::HashMap<String, Value>>);
+
+impl Vault for MemoryVault {
+    fn load(&self, key: &str) -> Option<Value> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+    fn save(&self, key: &str, value: Option<Value>) -> Result<(), String> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match value {
+            Some(v) => map.insert(key.to_owned(), v),
+            None => map.remove(key),
+        };
+        Ok(())
+    }
+}
+
+/// The store plugin's `dashboard.json` in the app's data folder.
+pub struct StoreVault<R: tauri::Runtime>(pub std::sync::Arc<tauri_plugin_store::Store<R>>);
+
+impl<R: tauri::Runtime> Vault for StoreVault<R> {
+    fn load(&self, key: &str) -> Option<Value> {
+        self.0.get(key)
+    }
+    fn save(&self, key: &str, value: Option<Value>) -> Result<(), String> {
+        match value {
+            Some(v) => self.0.set(key, v),
+            None => {
+                self.0.delete(key);
+            }
+        }
+        self.0.save().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_addresses_are_accepted() {
+        let ok = Settings { api_base_url: " http://api.local/ ".into(), socket_url: "https://ws.local".into() }.validated().unwrap();
+        assert_eq!(ok.api_base_url, "http://api.local");
+        for bad in ["", "ftp://x", "http://", "api.local", "http://a b"] {
+            let err = Settings { api_base_url: bad.into(), socket_url: DEMO_URL.into() }.validated().unwrap_err();
+            assert_eq!(err.kind, "invalid_settings", "{bad}");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+// Interop: the official socket.io v4 client (npm, pinned by package-lock.json) against
+// our Rust bridge, over WebSocket and over long-polling, plus the HTTP answers it gives.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const path = require('node:path');
+const { io } = require('socket.io-client');
+
+const KEY = 'interop-key-0123456789';
+const JWT_SECRET = 'interop-jwt-secret-0123456789';
+const WAIT_MS = 10_000;
+const target = process.env.CARGO_TARGET_DIR || path.join(__dirname, '..', '..', 'target');
+const BRIDGE = process.env.STOCK_BRIDGE_BIN || path.join(target, 'debug', 'stock-bridge');
+
+function withTimeout(promise, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), WAIT_MS); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+async function startBridge(env = {}) {
+  const child = spawn(BRIDGE, ['serve', '--listen', '127.0.0.1:0'], {
+    env: { ...process.env, STOCK_BRIDGE_API_KEY: KEY, RUST_LOG: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await withTimeout(new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const m = out.match(/listening on (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`bridge exited with ${code}`)));
+  }), 'bridge start');
+  return { url, stop: () => child.kill('SIGTERM') };
+}
+
+function post(url, body, headers = { authorization: `Bearer ${KEY}` }) {
+  return fetch(`${url}/broadcast`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  }).then(async (r) => ({ status: r.status, body: await r.json() }));
+}
+
+const DATA = {
+  product_id: 5486, in_stock: 10, discount_price: 120.5, peak_hour_price: 140,
+  mediboy_offer_price: 90, sync_at: '2024-01-01T00:00:00.000Z', batch: { lot: 'A1' },
+};
+
+for (const transport of ['websocket', 'polling']) {
+  test(`socket.io-client over ${transport} receives a broadcast unchanged`, async () => {
+    const bridge = await startBridge();
+    const socket = io(bridge.url, { transports: [transport], reconnection: false });
+    try {
+      await withTimeout(new Promise((resolve, reject) => {
+        socket.on('connect', resolve);
+        socket.on('connect_error', reject);
+      }), 'connect');
+      const received = withTimeout(new Promise((resolve) => {
+        socket.on('add_stock', (data, meta) => resolve({ data, meta }));
+      }), 'add_stock');
+      const answer = await post(bridge.url, { event: 'add_stock', data: DATA });
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body.message, 'Broadcast queued');
+      const { data, meta } = await received;
+      assert.equal(JSON.stringify(data), JSON.stringify(DATA), 'same fields, same values, same order');
+      assert.equal(meta.seq, answer.body.seq);
+      assert.equal(socket.io.engine.transport.name, transport);
+    } finally {
+      socket.close();
+      bridge.stop();
+    }
+  });
+}
+
+test('HTTP answers: 401 without a valid key, 400 with readable errors', async () => {
+  const bridge = await startBridge();
+  try {
+    let r = await post(bridge.url, { event: 'add_stock', data: DATA }, {});
+    assert.equal(r.status, 401);
+    assert.match(r.body.message, /^Unauthorized/);
+    r = await post(bridge.url, { event: 'add_stock', data: DATA }, { 'x-api-key': 'wrong' });
+    assert.equal(r.status, 401);
+    r = await post(bridge.url, { event: 'connect', data: [] });
+    assert.equal(r.status, 400);
+    assert.deepEqual(r.body, {
+      message: 'Invalid payload',
+      errors: ['event "connect" is reserved by Socket.IO', 'data must be an object, got an array'],
+    });
+    r = await post(bridge.url, '{"event":');
+    assert.equal(r.status, 400);
+    assert.equal(r.body.message, 'Invalid payload');
+  } finally {
+    bridge.stop();
+  }
+});
+
+function jwt(claims) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const head = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  const sig = crypto.createHmac('sha256', JWT_SECRET).update(head).digest('base64url');
+  return `${head}.${sig}`;
+}
+
+test('with client auth, a bad token gets connect_error and a good one joins its user room', async () => {
+  const bridge = await startBridge({ STOCK_BRIDGE_CLIENT_AUTH: 'jwt', STOCK_BRIDGE_JWT_SECRET: JWT_SECRET });
+  const bad = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: 'nope' } });
+  const good = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: jwt({ sub: 42 }) } });
+  try {
+    const err = await withTimeout(new Promise((resolve) => bad.on('connect_error', resolve)), 'connect_error');
+    assert.match(err.message, /^unauthorized/);
+    await withTimeout(new Promise((resolve) => good.on('connect', resolve)), 'connect');
+    const got = withTimeout(new Promise((resolve) => good.on('sale_mode', resolve)), 'private sale_mode');
+    const r = await post(bridge.url, { event: 'sale_mode', data: { mode: 'peak_hour' }, to: 'user:42' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await got, { mode: 'peak_hour' });
+  } finally {
+    bad.close();
+    good.close();
+    bridge.stop();
+  }
+});

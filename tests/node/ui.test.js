@@ -1,0 +1,204 @@
+// The page (ui/) in headless Chromium (Debian's /usr/bin/chromium through playwright-core),
+// with Tauri's IPC replaced by tauri-standin.js.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const http = require('node:http');
+const fs = require('node:fs');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+
+const UI = path.join(__dirname, '..', '..', 'ui');
+const STANDIN = fs.readFileSync(path.join(__dirname, 'tauri-standin.js'), 'utf8');
+const SHOTS = process.env.SCREENSHOT_DIR || path.join(__dirname, '..', '..', 'docs', 'screenshots');
+const WAIT = { timeout: 10_000 };
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+
+let server, base, browser;
+
+test.before(async () => {
+  server = http.createServer((req, res) => {
+    const file = path.join(UI, path.normalize(new URL(req.url, 'http://x').pathname === '/' ? 'index.html' : new URL(req.url, 'http://x').pathname));
+    if (!file.startsWith(UI) || !fs.existsSync(file)) { res.writeHead(404); return res.end(); }
+    res.writeHead(200, {
+      'content-type': TYPES[path.extname(file)] || 'application/octet-stream',
+      // The same policy as tauri.conf.json: the page must work under it.
+      'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'",
+    });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+
+test.after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function openPage(setup) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(new Error(m.text())); });
+  await page.addInitScript(STANDIN);
+  if (setup) await page.addInitScript(setup);
+  await page.goto(base);
+  await page.waitForFunction(() => window.__standin && window.__standin.channel, null, WAIT);
+  page.errors = errors;
+  return page;
+}
+
+const byId = (id) => `[data-testid="${id}"]`;
+const now = () => new Date().toISOString();
+
+function loggedInSetup() {
+  window.__standin_boot = true;
+  const s = window.__standin;
+  s.handlers.current_session = () => ({ logged_in: true, user: { id: '1', name: 'Demo' }, settings: { api_base_url: 'http://127.0.0.1:3001', socket_url: 'http://127.0.0.1:3001' } });
+}
+
+test('login errors are shown clearly, with a busy indicator while waiting', async () => {
+  const page = await openPage();
+  await page.waitForSelector(`${byId('login-email')}:visible`, WAIT);
+  assert.equal(await page.textContent(byId('connection-state')), 'socket offline');
+  await page.screenshot({ path: path.join(SHOTS, 'login.png') });
+
+  const cases = [
+    [{ kind: 'wrong_credentials', message: 'wrong email or password' }, 'Wrong email or password.'],
+    [{ kind: 'unreachable', message: 'the server could not be reached: connection refused' }, /could not be reached/],
+    [{ kind: 'server_error', message: 'the server answered 500' }, 'the server answered 500'],
+  ];
+  for (const [error, expected] of cases) {
+    await page.evaluate((error) => {
+      window.__standin.handlers.login = () => new Promise((_, reject) => { window.__rejectLogin = () => reject(error); });
+    }, error);
+    await page.fill(byId('login-email'), 'ann@pharmacy.test');
+    await page.fill(byId('login-password'), 'secret');
+    await page.click(byId('login-submit'));
+    assert.equal(await page.isDisabled(byId('login-submit')), true, 'busy while logging in');
+    await page.evaluate(() => window.__rejectLogin());
+    await page.waitForSelector(`${byId('login-error')}:visible`, WAIT);
+    const text = await page.textContent(byId('login-error'));
+    if (expected instanceof RegExp) assert.match(text, expected); else assert.equal(text, expected);
+    assert.equal(await page.isDisabled(byId('login-submit')), false);
+  }
+  // Empty fields never reach the backend.
+  await page.fill(byId('login-email'), '');
+  const calls = await page.evaluate(() => window.__standin.calls.length);
+  await page.click(byId('login-submit'));
+  assert.equal(await page.textContent(byId('login-error')), 'Enter your email address.');
+  assert.equal(await page.evaluate(() => window.__standin.calls.length), calls);
+  const login = await page.evaluate(() => window.__standin.calls.filter((c) => c.cmd === 'login').at(-1).args);
+  assert.deepEqual(login, { email: 'ann@pharmacy.test', password: 'secret', remember: true });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('a successful login shows the dashboard; state words and colours follow the feed', async () => {
+  const page = await openPage();
+  await page.evaluate(() => { window.__standin.handlers.login = () => ({ logged_in: true, user: { id: '1', name: 'Demo' } }); });
+  await page.fill(byId('login-email'), 'demo@mediboy.local');
+  await page.fill(byId('login-password'), 'demo1234');
+  await page.click(byId('login-submit'));
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  const colours = {};
+  for (const state of ['socket connecting', 'socket connected', 'socket offline']) {
+    await page.evaluate((state) => window.__standin.push({ type: 'state', state, reason: state === 'socket offline' ? 'server closed the connection' : null, since: new Date().toISOString(), attempt: 0 }), state);
+    assert.equal(await page.textContent(byId('connection-state')), state);
+    colours[state] = await page.$eval(byId('connection-state'), (el) => getComputedStyle(el).color);
+  }
+  assert.equal(new Set(Object.values(colours)).size, 3, `three distinct colours: ${JSON.stringify(colours)}`);
+  assert.match(await page.textContent('#state-detail'), /server closed the connection/);
+  assert.match(await page.getAttribute(byId('connection-state'), 'title'), /server closed the connection/);
+  await page.click(byId('logout'));
+  await page.waitForSelector(`${byId('login-email')}:visible`, WAIT);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+function stock(id, inStock, price = 100, extra = {}) {
+  return { type: 'stock', product_id: id, name: `Product ${id}`, in_stock: inStock, discount_price: price,
+    peak_hour_price: price * 1.2, mediboy_offer_price: price * 0.9, sync_at: new Date().toISOString(), seq: id, received_at: new Date().toISOString(), ...extra };
+}
+
+test('banner and table follow add_stock, sale_mode and gaps', async () => {
+  const page = await openPage(loggedInSetup);
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  await page.evaluate((rows) => rows.forEach((r) => window.__standin.push(r)), [stock(5486, 10, 120), stock(12, 3, 50)]);
+  await page.waitForSelector('tr[data-product-id="12"]', WAIT);
+  assert.equal(await page.textContent(byId('banner-product')), 'Product 12 (#12)');
+  assert.equal(await page.textContent(byId('banner-stock')), '3');
+  assert.equal(await page.textContent(byId('banner-discount-price')), '50.00');
+  assert.equal(await page.textContent(byId('banner-peak-hour-price')), '60.00');
+  assert.equal(await page.textContent(byId('banner-offer-price')), '45.00');
+  assert.match(await page.textContent(byId('banner-sync-at')), /s ago$/);
+  // Sorted by product id.
+  assert.deepEqual(await page.$$eval(`${byId('stock-table')} tbody tr`, (trs) => trs.map((t) => t.dataset.productId)), ['12', '5486']);
+
+  // A change is highlighted with its direction; out of stock stands out.
+  await page.evaluate((r) => window.__standin.push(r), stock(5486, 0, 130));
+  await page.waitForFunction(() => document.querySelector('tr[data-product-id="5486"]').classList.contains('out-of-stock'), null, WAIT);
+  const classes = await page.$eval('tr[data-product-id="5486"]', (tr) => [...tr.children].map((td) => td.className));
+  assert.match(classes[2], /down-/);
+  assert.match(classes[3], /up-/);
+
+  await page.evaluate(() => window.__standin.push({ type: 'sale_mode', data: { mode: 'peak_hour' } }));
+  assert.equal(await page.textContent(byId('sale-mode')), 'Sale mode: peak hour');
+  await page.evaluate(() => window.__standin.push({ type: 'gap', since: new Date().toISOString(), reason: 'the server cannot replay missed updates' }));
+  assert.match(await page.textContent('#gap-notice'), /^Data may be incomplete since/);
+  await page.evaluate(() => window.__standin.push({ type: 'gap_closed' }));
+  assert.equal(await page.isHidden('#gap-notice'), true);
+
+  // Filter and sort.
+  await page.fill(byId('stock-filter'), '548');
+  assert.equal(await page.isHidden('tr[data-product-id="12"]'), true);
+  await page.fill(byId('stock-filter'), '');
+  await page.click('th[data-sort="in_stock"]');
+  assert.deepEqual(await page.$$eval('tbody tr', (trs) => trs.map((t) => t.dataset.productId)), ['5486', '12']);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('5,000 updates in a burst do not stall the page', async () => {
+  const page = await openPage(loggedInSetup);
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  await page.evaluate(() => {
+    for (let i = 0; i < 5000; i++) {
+      const id = 1000 + (i % 2500);
+      window.__standin.push({ type: 'stock', product_id: id, name: null, in_stock: i % 7, discount_price: i, peak_hour_price: i,
+        mediboy_offer_price: i, sync_at: new Date().toISOString(), seq: i, received_at: new Date().toISOString() });
+    }
+  });
+  await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 2500, null, WAIT);
+  // The last value of each product is what is shown.
+  assert.equal(await page.textContent('tr[data-product-id="3499"] td:nth-child(4)'), (4999).toLocaleString(undefined, { minimumFractionDigits: 2 }));
+  // The page still answers (a stalled main thread would time this out).
+  const answered = await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(true))));
+  assert.equal(answered, true);
+  await page.screenshot({ path: path.join(SHOTS, 'dashboard-burst.png') });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('diagnostics show the state and copy without secrets', async () => {
+  const page = await openPage(loggedInSetup);
+  await page.waitForSelector(`${byId('logout')}:visible`, WAIT);
+  await page.click('#toggle-diagnostics');
+  await page.waitForSelector(`${byId('diagnostics')}:visible`, WAIT);
+  await page.waitForFunction(() => document.querySelector('#diag-list').textContent.includes('Reconnect attempts'), null, WAIT);
+  const text = await page.textContent(byId('diagnostics'));
+  assert.match(text, /Socket/);
+  assert.doesNotMatch(text, /token|password/i);
+  await page.evaluate((rows) => rows.forEach((r) => window.__standin.push(r)), [stock(5486, 10, 120), stock(5490, 0, 80), stock(5501, 25, 45.5)]);
+  await page.evaluate(() => window.__standin.push({ type: 'state', state: 'socket connected', reason: null, since: new Date().toISOString(), attempt: 0 }));
+  await page.evaluate(() => window.__standin.push({ type: 'sale_mode', data: { mode: 'discount' } }));
+  await page.waitForSelector('tr[data-product-id="5501"]', WAIT);
+  await page.screenshot({ path: path.join(SHOTS, 'dashboard.png') });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});

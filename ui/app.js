@@ -1,0 +1,415 @@
+// The dashboard page: plain JavaScript, no bundler. Talks to the app only through
+// window.__TAURI__.core (invoke + Channel); tests replace that object with a stand-in.
+'use strict';
+
+(() => {
+  const tauri = window.__TAURI__ && window.__TAURI__.core;
+  const $ = (id) => document.getElementById(id);
+  const STATE_CLASS = { 'socket connected': 'connected', 'socket connecting': 'connecting', 'socket offline': 'offline' };
+  const ERROR_TEXT = {
+    wrong_credentials: 'Wrong email or password.',
+    unreachable: 'The server could not be reached. Check the connection or the server address in Settings.',
+    server_error: null, // the message says which status
+    unexpected_answer: 'The server gave an answer this app does not understand.',
+    invalid_url: 'The server address is not valid. Fix it in Settings.',
+    missing_input: null,
+  };
+  const FIELDS = ['product_id', 'name', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price', 'sync_at'];
+  const NUMERIC = new Set(['product_id', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price']);
+  const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+  const model = {
+    state: null, latest: null, saleMode: null, gap: null, history: [], user: null, settings: null,
+    rows: new Map(), // product_id -> { tr, cells, values }
+    pending: new Map(), // product_id -> row values, flushed once per animation frame
+    sortKey: 'product_id', sortDir: 1, filter: '', frame: 0, needsOrder: false, lastOrderAt: 0,
+    flip: false,
+  };
+
+  // ---- IPC -----------------------------------------------------------------------------
+  function invoke(cmd, args) {
+    if (!tauri) return Promise.reject({ kind: 'no_backend', message: 'This page must run inside the Stock Dashboard app.' });
+    return tauri.invoke(cmd, args);
+  }
+
+  function subscribe() {
+    const channel = new tauri.Channel();
+    channel.onmessage = onUpdate;
+    return invoke('subscribe', { channel });
+  }
+
+  function onUpdate(u) {
+    switch (u.type) {
+      case 'state': setState(u); break;
+      case 'stock': queueRow(u); break;
+      case 'sale_mode': setSaleMode(u.data); break;
+      case 'gap': setGap(u); break;
+      case 'gap_closed': setGap(null); break;
+      case 'unauthorized': showLogin('Your session is no longer accepted by the server. Please sign in again.'); break;
+      default: break;
+    }
+  }
+
+  // ---- banner ----------------------------------------------------------------------------
+  function setState(s) {
+    model.state = s;
+    model.history.push(s);
+    if (model.history.length > 50) model.history.shift();
+    const el = $('connection-state');
+    el.textContent = s.state;
+    el.className = `state ${STATE_CLASS[s.state] || 'offline'}`;
+    el.title = describeState(s);
+    renderStateDetail();
+    if (!$('diagnostics').hidden) renderDiagnostics();
+  }
+
+  function describeState(s) {
+    const why = s.reason ? ` — ${s.reason}` : '';
+    return `${s.state}${why} (since ${new Date(s.since).toLocaleTimeString()})`;
+  }
+
+  function renderStateDetail() {
+    const s = model.state;
+    if (!s) return;
+    const parts = [];
+    if (s.reason) parts.push(s.reason);
+    parts.push(`since ${new Date(s.since).toLocaleTimeString()}`);
+    if (s.state !== 'socket connected' && s.attempt) parts.push(`attempt ${s.attempt}`);
+    $('state-detail').textContent = parts.join(' · ');
+  }
+
+  function setLatest(row) {
+    model.latest = row;
+    $('banner-product').textContent = row.name ? `${row.name} (#${row.product_id})` : `#${row.product_id}`;
+    $('banner-stock').textContent = String(row.in_stock);
+    $('banner-discount-price').textContent = money.format(row.discount_price);
+    $('banner-peak-hour-price').textContent = money.format(row.peak_hour_price);
+    $('banner-offer-price').textContent = money.format(row.mediboy_offer_price);
+    $('banner-stock').classList.toggle('error', row.in_stock <= 0);
+    renderSyncAge();
+  }
+
+  function ago(iso) {
+    const secs = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    if (!Number.isFinite(secs)) return iso;
+    if (secs < 60) return `${secs} s ago`;
+    if (secs < 3600) return `${Math.floor(secs / 60)} min ago`;
+    if (secs < 86400) return `${Math.floor(secs / 3600)} h ago`;
+    return new Date(iso).toLocaleString();
+  }
+
+  function renderSyncAge() {
+    if (!model.latest) return;
+    const el = $('banner-sync-at');
+    el.textContent = ago(model.latest.sync_at);
+    el.title = model.latest.sync_at;
+  }
+
+  function setSaleMode(data) {
+    model.saleMode = data;
+    const el = $('sale-mode');
+    const mode = data && (data.mode || data.sale_mode || data.name);
+    el.textContent = `Sale mode: ${mode ? String(mode).replace(/_/g, ' ') : JSON.stringify(data)}`;
+    el.hidden = false;
+  }
+
+  function setGap(gap) {
+    model.gap = gap;
+    const el = $('gap-notice');
+    if (!gap) { el.hidden = true; return; }
+    el.textContent = `Data may be incomplete since ${new Date(gap.since).toLocaleTimeString()} (${gap.reason}).`;
+    el.hidden = false;
+  }
+
+  // ---- table (batched per animation frame; rows are updated in place) ---------------------
+  function queueRow(row) {
+    model.pending.set(row.product_id, row);
+    if (!model.frame) model.frame = requestAnimationFrame(flush);
+  }
+
+  function flush() {
+    model.frame = 0;
+    let newest = null;
+    const flip = (model.flip = !model.flip);
+    for (const row of model.pending.values()) {
+      newest = row;
+      const existing = model.rows.get(row.product_id);
+      if (existing) updateRow(existing, row, flip);
+      else addRow(row, flip);
+    }
+    model.pending.clear();
+    if (newest) setLatest(newest);
+    orderRows(false);
+    $('empty-table').hidden = model.rows.size > 0;
+    $('row-count').textContent = `${model.rows.size} products`;
+  }
+
+  function cellText(key, v) {
+    if (v === null || v === undefined) return '';
+    if (key === 'discount_price' || key === 'peak_hour_price' || key === 'mediboy_offer_price') return money.format(v);
+    return String(v);
+  }
+
+  function addRow(row, flip) {
+    const tr = document.createElement('tr');
+    tr.dataset.productId = String(row.product_id);
+    const cells = {};
+    for (const key of FIELDS) {
+      const td = document.createElement('td');
+      if (NUMERIC.has(key)) td.className = 'num';
+      td.textContent = cellText(key, row[key]);
+      cells[key] = td;
+      tr.appendChild(td);
+    }
+    tr.classList.add(flip ? 'new-a' : 'new-b');
+    tr.classList.toggle('out-of-stock', row.in_stock <= 0);
+    const entry = { tr, cells, values: row };
+    model.rows.set(row.product_id, entry);
+    tr.hidden = !matches(entry);
+    $('stock-rows').appendChild(tr);
+    model.needsOrder = true;
+  }
+
+  function updateRow(entry, row, flip) {
+    for (const key of FIELDS) {
+      const before = entry.values[key];
+      const after = row[key];
+      if (before === after) continue;
+      const td = entry.cells[key];
+      td.textContent = cellText(key, after);
+      td.classList.remove('up-a', 'up-b', 'down-a', 'down-b');
+      if (NUMERIC.has(key) && typeof before === 'number' && typeof after === 'number') {
+        td.classList.add(`${after > before ? 'up' : 'down'}-${flip ? 'a' : 'b'}`);
+      }
+      if (key === model.sortKey) model.needsOrder = true;
+    }
+    entry.tr.classList.toggle('out-of-stock', row.in_stock <= 0);
+    entry.values = row;
+  }
+
+  function compare(a, b) {
+    const k = model.sortKey;
+    const x = a.values[k], y = b.values[k];
+    let c;
+    if (x === y) c = 0;
+    else if (x === null || x === undefined) c = 1;
+    else if (y === null || y === undefined) c = -1;
+    else c = x < y ? -1 : 1;
+    return (c || a.values.product_id - b.values.product_id) * model.sortDir;
+  }
+
+  // Re-orders rows by moving existing nodes; at most twice a second while values stream in.
+  function orderRows(force) {
+    if (!model.needsOrder) return;
+    const now = performance.now();
+    if (!force && now - model.lastOrderAt < 500) {
+      if (!model.frame) model.frame = requestAnimationFrame(flush);
+      return;
+    }
+    model.lastOrderAt = now;
+    model.needsOrder = false;
+    const sorted = [...model.rows.values()].sort(compare);
+    const body = $('stock-rows');
+    let cursor = body.firstElementChild;
+    for (const entry of sorted) {
+      if (entry.tr === cursor) cursor = cursor.nextElementSibling;
+      else body.insertBefore(entry.tr, cursor);
+    }
+  }
+
+  function matches(entry) {
+    if (!model.filter) return true;
+    const f = model.filter;
+    return String(entry.values.product_id).includes(f) || (entry.values.name || '').toLowerCase().includes(f);
+  }
+
+  function applyFilter() {
+    model.filter = $('stock-filter').value.trim().toLowerCase();
+    for (const entry of model.rows.values()) entry.tr.hidden = !matches(entry);
+  }
+
+  function sortBy(key) {
+    if (model.sortKey === key) model.sortDir = -model.sortDir;
+    else { model.sortKey = key; model.sortDir = 1; }
+    for (const th of document.querySelectorAll('th[data-sort]')) {
+      th.setAttribute('aria-sort', th.dataset.sort === key ? (model.sortDir > 0 ? 'ascending' : 'descending') : 'none');
+    }
+    model.needsOrder = true;
+    orderRows(true);
+  }
+
+  function resetTable() {
+    model.rows.clear();
+    model.pending.clear();
+    $('stock-rows').textContent = '';
+    $('empty-table').hidden = false;
+    $('row-count').textContent = '';
+  }
+
+  // ---- views -------------------------------------------------------------------------------
+  function showLogin(message) {
+    $('login-view').hidden = false;
+    $('dashboard-view').hidden = true;
+    $('logout').hidden = true;
+    $('toggle-diagnostics').hidden = true;
+    $('diagnostics').hidden = true;
+    $('login-server').textContent = model.settings ? `Server: ${model.settings.api_base_url}` : '';
+    showLoginError(message || '');
+    $('login-email').focus();
+  }
+
+  function showDashboard() {
+    $('login-view').hidden = true;
+    $('dashboard-view').hidden = false;
+    $('logout').hidden = false;
+    $('toggle-diagnostics').hidden = false;
+  }
+
+  function showLoginError(text) {
+    const el = $('login-error');
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
+  async function loadDashboard() {
+    const view = await invoke('dashboard');
+    resetTable();
+    model.history = [];
+    for (const s of view.history.slice(0, -1)) model.history.push(s);
+    setState(view.state);
+    for (const row of view.products) queueRow(row);
+    if (view.latest) model.pending.set(view.latest.product_id, view.latest); // flushed last: banner shows it
+    if (view.sale_mode) setSaleMode(view.sale_mode);
+    setGap(view.gap);
+  }
+
+  async function onLogin(ev) {
+    ev.preventDefault();
+    const email = $('login-email').value.trim();
+    const password = $('login-password').value;
+    if (!email) return showLoginError('Enter your email address.');
+    if (!password) return showLoginError('Enter your password.');
+    const button = $('login-submit');
+    button.disabled = true;
+    button.classList.add('busy');
+    button.textContent = 'Signing in';
+    showLoginError('');
+    try {
+      const session = await invoke('login', { email, password, remember: $('login-remember').checked });
+      model.user = session.user;
+      $('login-password').value = '';
+      showDashboard();
+      await loadDashboard();
+    } catch (err) {
+      const text = (err && ERROR_TEXT[err.kind]) || (err && err.message) || String(err);
+      showLoginError(text);
+    } finally {
+      button.disabled = false;
+      button.classList.remove('busy');
+      button.textContent = 'Sign in';
+    }
+  }
+
+  async function onLogout() {
+    await invoke('logout').catch(() => {});
+    resetTable();
+    showLogin('');
+  }
+
+  // ---- settings ----------------------------------------------------------------------------
+  async function openSettings() {
+    const s = await invoke('get_settings').catch(() => model.settings);
+    if (s) { $('settings-api').value = s.api_base_url; $('settings-socket').value = s.socket_url; }
+    $('settings-error').hidden = true;
+    $('settings-dialog').showModal();
+  }
+
+  async function saveSettings(ev) {
+    ev.preventDefault();
+    try {
+      model.settings = await invoke('save_settings', {
+        settings: { api_base_url: $('settings-api').value, socket_url: $('settings-socket').value },
+      });
+      $('settings-dialog').close();
+      if (!$('login-view').hidden) $('login-server').textContent = `Server: ${model.settings.api_base_url}`;
+    } catch (err) {
+      $('settings-error').textContent = (err && err.message) || String(err);
+      $('settings-error').hidden = false;
+    }
+  }
+
+  // ---- diagnostics -------------------------------------------------------------------------
+  let lastDiagnostics = null;
+  async function renderDiagnostics() {
+    const d = await invoke('diagnostics').catch(() => null);
+    if (!d) return;
+    lastDiagnostics = d;
+    const c = d.counters || {};
+    const items = [
+      ['App version', d.app_version], ['API', d.api_base_url], ['Socket', d.socket_url],
+      ['User', d.user ? `${d.user.name || ''} (#${d.user.id})` : '—'],
+      ['State', d.state.state], ['Reason', d.state.reason || '—'], ['Since', new Date(d.state.since).toLocaleString()],
+      ['Reconnect attempts', c.attempts ?? 0], ['Events received', c.events_received ?? 0],
+      ['Events dropped', c.events_dropped ?? 0], ['Malformed events', c.malformed ?? 0],
+      ['Last event', d.last_event_at ? `${d.last_event_age_secs} s ago` : 'none yet'],
+      ['Data complete', d.gap ? `no, since ${new Date(d.gap.since).toLocaleTimeString()}` : 'yes'],
+    ];
+    const dl = $('diag-list');
+    dl.textContent = '';
+    for (const [k, v] of items) {
+      const dt = document.createElement('dt'); dt.textContent = k;
+      const dd = document.createElement('dd'); dd.textContent = String(v);
+      dl.append(dt, dd);
+    }
+    const ol = $('diag-history');
+    ol.textContent = '';
+    for (const s of [...d.history].reverse()) {
+      const li = document.createElement('li');
+      li.textContent = `${new Date(s.since).toLocaleTimeString()} ${s.state}${s.reason ? ` — ${s.reason}` : ''}`;
+      ol.appendChild(li);
+    }
+  }
+
+  async function copyDiagnostics() {
+    await renderDiagnostics();
+    const text = JSON.stringify(lastDiagnostics, null, 2);
+    try {
+      await navigator.clipboard.writeText(text);
+      $('copy-result').textContent = 'Copied.';
+    } catch {
+      $('copy-result').textContent = 'Copy failed; select the text below.';
+      const pre = document.createElement('pre'); pre.textContent = text; $('diagnostics').appendChild(pre);
+    }
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+  async function start() {
+    $('login-form').addEventListener('submit', onLogin);
+    $('logout').addEventListener('click', onLogout);
+    $('stock-filter').addEventListener('input', applyFilter);
+    for (const th of document.querySelectorAll('th[data-sort]')) th.addEventListener('click', () => sortBy(th.dataset.sort));
+    $('open-settings').addEventListener('click', openSettings);
+    $('settings-cancel').addEventListener('click', () => $('settings-dialog').close());
+    $('settings-form').addEventListener('submit', saveSettings);
+    $('toggle-diagnostics').addEventListener('click', () => {
+      const el = $('diagnostics');
+      el.hidden = !el.hidden;
+      if (!el.hidden) renderDiagnostics();
+    });
+    $('copy-diagnostics').addEventListener('click', copyDiagnostics);
+    setInterval(() => { renderSyncAge(); if (!$('diagnostics').hidden) renderDiagnostics(); }, 1000);
+    try {
+      await subscribe(); // first, so nothing sent from now on is missed
+      const session = await invoke('current_session');
+      model.settings = session.settings;
+      model.user = session.user;
+      await loadDashboard(); // then the current state: nothing sent before we listened is lost
+      if (session.logged_in) showDashboard();
+      else showLogin('');
+    } catch (err) {
+      showLogin((err && err.message) || String(err));
+    }
+  }
+
+  document.addEventListener('DOMContentLoaded', start);
+})();
