@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: Rust unit and integration tests (bridge, client core, app
+# commands), the Node interop tests (official socket.io client, old Node bridge), the page
+# in headless Chromium, and the real app window under Xvfb through WebDriver.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+
+bash scripts/setup-debian.sh
+echo "==> npm ci (reference peers, socket.io-client, playwright-core)"
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "==> cargo build --workspace (binaries the cross-process tests start)"
+cargo build --workspace --locked
+
+echo "==> cargo test --workspace"
+cargo test --workspace --locked
+
+echo "==> node: socket.io-client interop and the page in headless Chromium"
+mkdir -p docs/screenshots
+(cd tests/node && node --test --test-concurrency=1 interop.test.js ui.test.js)
+
+echo "==> node: the real app window under Xvfb (tauri-driver + WebKitWebDriver)"
+bash scripts/window-test.sh
+
+echo "==> all tests passed"
