@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup-debian.sh
-cargo build -p stock-bridge -p stock-dashboard --locked
+cargo build --workspace --locked
 "$CARGO_TARGET_DIR/debug/stock-bridge" demo &
 bridge=$!
 trap 'kill $bridge 2>/dev/null || true' EXIT INT TERM

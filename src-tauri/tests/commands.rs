@@ -1,0 +1,137 @@
+//! The app's commands through Tauri's mock runtime (`tauri::test::mock_builder`), against
+//! a real `stock-bridge demo` served in process on 127.0.0.1:0.
+
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stock_dashboard::settings::{MemoryVault, Settings, Vault, SESSION_KEY};
+use stock_dashboard::state::AppState;
+use tauri::test::{get_ipc_response, mock_builder, INVOKE_KEY};
+use tauri::webview::InvokeRequest;
+use tauri::Manager;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A demo bridge in this process; returns its base URL.
+fn demo_bridge() -> String {
+    tauri::async_runtime::block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Arc::new(stock_bridge::demo::config(addr, stock_bridge::demo::DEMO_API_KEY).unwrap());
+        let (router, bridge) = stock_bridge::demo::app(config);
+        tauri::async_runtime::spawn(stock_bridge::serve(listener, router, bridge, std::future::pending()));
+        format!("http://{addr}")
+    })
+}
+
+struct TestApp {
+    _app: tauri::App<tauri::test::MockRuntime>,
+    webview: tauri::WebviewWindow<tauri::test::MockRuntime>,
+    state: Arc<AppState>,
+    vault: Arc<MemoryVault>,
+}
+
+fn app_with(vault: Arc<MemoryVault>, url: &str) -> TestApp {
+    let settings = Settings { api_base_url: url.into(), socket_url: url.into() };
+    vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
+    let state = Arc::new(AppState::load(vault.clone()));
+    let app = mock_builder()
+        .invoke_handler(stock_dashboard::handler())
+        .build(tauri::generate_context!("../tauri.conf.json", test = true))
+        .expect("mock app");
+    app.manage(state.clone());
+    stock_dashboard::resume(state.clone());
+    let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().unwrap();
+    TestApp { _app: app, webview, state, vault }
+}
+
+fn call(app: &TestApp, cmd: &str, args: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        &app.webview,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: tauri::ipc::CallbackFn(0),
+            error: tauri::ipc::CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: tauri::ipc::InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().unwrap())
+}
+
+fn wait_for_state(app: &TestApp, want: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let view = call(app, "dashboard", json!({})).unwrap();
+        if view["state"]["state"] == want {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "never reached {want}: {view}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn login_starts_the_feed_remembers_the_session_and_logout_forgets_it() {
+    let url = demo_bridge();
+    let app = app_with(Arc::new(MemoryVault::default()), &url);
+    assert_eq!(call(&app, "current_session", json!({})).unwrap()["logged_in"], false);
+
+    let session = call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": true})).unwrap();
+    assert_eq!(session["logged_in"], true);
+    assert_eq!(session["user"]["id"], "1");
+    assert!(session.get("token").is_none() && !session.to_string().contains("eyJ"), "the page never sees the token");
+    let stored = app.vault.load(SESSION_KEY).expect("remembered");
+    let token = stored["token"].as_str().unwrap().to_owned();
+
+    wait_for_state(&app, "socket connected");
+    let diagnostics = call(&app, "diagnostics", json!({})).unwrap();
+    assert_eq!(diagnostics["socket_url"], url);
+    assert!(!diagnostics.to_string().contains(&token), "no secrets in diagnostics");
+
+    call(&app, "logout", json!({})).unwrap();
+    let view = wait_for_state(&app, "socket offline");
+    assert_eq!(view["state"]["reason"], "logged out");
+    assert!(app.vault.load(SESSION_KEY).is_none());
+    assert_eq!(call(&app, "current_session", json!({})).unwrap()["logged_in"], false);
+}
+
+#[test]
+fn a_login_without_remember_me_is_not_kept() {
+    let url = demo_bridge();
+    let app = app_with(Arc::new(MemoryVault::default()), &url);
+    call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": false})).unwrap();
+    assert!(app.vault.load(SESSION_KEY).is_none());
+    assert!(app.state.session().is_some(), "still logged in for this run");
+}
+
+#[test]
+fn errors_have_a_kind_the_page_can_match() {
+    let url = demo_bridge();
+    let app = app_with(Arc::new(MemoryVault::default()), &url);
+    let err = call(&app, "login", json!({"email": "demo@mediboy.local", "password": "nope", "remember": true})).unwrap_err();
+    assert_eq!(err["kind"], "wrong_credentials");
+    assert!(!err.to_string().contains("nope"));
+    let err = call(&app, "save_settings", json!({"settings": {"api_base_url": "ftp://x", "socket_url": url}})).unwrap_err();
+    assert_eq!(err["kind"], "invalid_settings");
+    assert_eq!(call(&app, "get_settings", json!({})).unwrap()["api_base_url"], url, "a refused change changes nothing");
+    let unreachable = "http://127.0.0.1:9";
+    call(&app, "save_settings", json!({"settings": {"api_base_url": unreachable, "socket_url": url}})).unwrap();
+    let err = call(&app, "login", json!({"email": "a@b.c", "password": "pw", "remember": false})).unwrap_err();
+    assert_eq!(err["kind"], "unreachable");
+}
+
+#[test]
+fn a_remembered_session_skips_the_login_screen() {
+    let url = demo_bridge();
+    let first = app_with(Arc::new(MemoryVault::default()), &url);
+    call(&first, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": true})).unwrap();
+    let vault = first.vault.clone();
+    drop(first);
+
+    let second = app_with(vault, &url);
+    assert_eq!(call(&second, "current_session", json!({})).unwrap()["logged_in"], true);
+    wait_for_state(&second, "socket connected");
+}
