@@ -21,8 +21,9 @@
   const model = {
     state: null, latest: null, saleMode: null, gap: null, history: [], user: null, settings: null,
     rows: new Map(), // product_id -> { tr, cells, values }
+    order: [], // the entries in display order
     pending: new Map(), // product_id -> row values, flushed once per animation frame
-    sortKey: 'product_id', sortDir: 1, filter: '', frame: 0, needsOrder: false, lastOrderAt: 0,
+    sortKey: 'product_id', sortDir: 1, filter: '', frame: 0, needsOrder: false, lastOrderAt: -Infinity,
     flip: false,
   };
 
@@ -166,8 +167,20 @@
     const entry = { tr, cells, values: row };
     model.rows.set(row.product_id, entry);
     tr.hidden = !matches(entry);
-    $('stock-rows').appendChild(tr);
-    model.needsOrder = true;
+    insertSorted(entry);
+  }
+
+  // New rows go straight to their place (binary search); no re-sort needed.
+  function insertSorted(entry) {
+    let lo = 0;
+    let hi = model.order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compare(model.order[mid], entry) <= 0) lo = mid + 1; else hi = mid;
+    }
+    const next = model.order[lo];
+    model.order.splice(lo, 0, entry);
+    $('stock-rows').insertBefore(entry.tr, next ? next.tr : null);
   }
 
   function updateRow(entry, row, flip) {
@@ -198,7 +211,8 @@
     return (c || a.values.product_id - b.values.product_id) * model.sortDir;
   }
 
-  // Re-orders rows by moving existing nodes; at most twice a second while values stream in.
+  // Re-orders rows when a sorted value changed, by moving existing nodes; at most twice a
+  // second while values stream in, so rows do not jump around under the operator's eyes.
   function orderRows(force) {
     if (!model.needsOrder) return;
     const now = performance.now();
@@ -208,7 +222,7 @@
     }
     model.lastOrderAt = now;
     model.needsOrder = false;
-    const sorted = [...model.rows.values()].sort(compare);
+    const sorted = model.order.sort(compare);
     const body = $('stock-rows');
     let cursor = body.firstElementChild;
     for (const entry of sorted) {
@@ -240,6 +254,7 @@
 
   function resetTable() {
     model.rows.clear();
+    model.order = [];
     model.pending.clear();
     $('stock-rows').textContent = '';
     $('empty-table').hidden = false;

@@ -16,6 +16,8 @@ use tokio::sync::Mutex;
 /// Shared by the HTTP handlers and the Socket.IO handlers.
 pub struct Bridge {
     pub config: Arc<BridgeConfig>,
+    /// Checks client tokens (Socket.IO handshakes, `GET /snapshot`).
+    pub verifier: crate::socket::auth::Verifier,
     pub io: SocketIo,
     pub rate: RateLimiter,
     /// Also serialises relays, so sequence order is emit order.
@@ -42,6 +44,7 @@ impl Bridge {
     pub fn new(config: Arc<BridgeConfig>, io: SocketIo) -> Arc<Self> {
         let cache = LastValueCache::new(LastValueCache::new_epoch(), config.cache_products, config.cache_max_age);
         Arc::new(Bridge {
+            verifier: crate::socket::auth::Verifier::new(config.client_auth.clone()),
             rate: RateLimiter::new(config.rate_limit),
             config,
             io,

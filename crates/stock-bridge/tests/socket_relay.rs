@@ -235,3 +235,74 @@ async fn shutdown_closes_clients_and_returns() {
     assert!(result.is_ok());
     assert!(tokio::net::TcpStream::connect(bridge.addr).await.is_err(), "no longer accepting");
 }
+
+/// A stand-in for the Mediboy API's `GET /user` (the real one cannot run here): knows the
+/// bearer `good-7` as user 7, counts requests, and can be switched to answering 500.
+async fn user_service() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::{HeaderMap, StatusCode};
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let router = axum::Router::new().route(
+        "/user",
+        axum::routing::get(move |headers: HeaderMap| {
+            let hits = counted.clone();
+            async move {
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                    Some("Bearer good-7") => (StatusCode::OK, axum::Json(json!({"data": {"id": 7, "name": "Ann"}}))),
+                    Some("Bearer broken") => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"message": "boom"}))),
+                    _ => (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Unauthenticated."}))),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}/user"), hits)
+}
+
+fn introspecting(url: String) -> BridgeConfig {
+    BridgeConfig { client_auth: ClientAuth::Introspect { url, cache_for: Duration::from_secs(60) }, ..Default::default() }
+}
+
+async fn refusal(addr: SocketAddr, token: &str) -> String {
+    let (_c, mut rx) = client(addr, TransportType::Websocket, Some(token.into())).await;
+    next(&mut rx, "error").await.iter().filter_map(Value::as_str).collect()
+}
+
+#[tokio::test]
+async fn introspection_identifies_users_caches_answers_and_refuses_unknown_tokens() {
+    let (url, hits) = user_service().await;
+    let bridge = start(introspecting(url)).await;
+    let (_a, mut rx_a) = client(bridge.addr, TransportType::Websocket, Some("good-7".into())).await;
+    next(&mut rx_a, "open").await;
+    let (_b, mut rx_b) = client(bridge.addr, TransportType::Websocket, Some("good-7".into())).await;
+    next(&mut rx_b, "open").await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "the second handshake used the cached answer");
+    let mut private = json!({"event": "sale_mode", "data": {"mode": "peak_hour"}, "to": "user:7"});
+    assert_eq!(post(bridge.addr, &private).await.1["delivered"], 2);
+    private["to"] = json!("user:8");
+    assert_eq!(post(bridge.addr, &private).await.1["delivered"], 0);
+
+    let text = refusal(bridge.addr, "stolen").await;
+    assert!(text.contains("unauthorized: the user service does not know this token"), "{text}");
+    let text = refusal(bridge.addr, "broken").await;
+    assert!(text.contains("auth unavailable: the user service answered with an error"), "{text}");
+
+    // The snapshot endpoint accepts a client token the bridge accepts, and refuses others.
+    let snapshot = |token: &'static str| {
+        let url = format!("http://{}/snapshot", bridge.addr);
+        async move { reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(snapshot("good-7").await, 200);
+    assert_eq!(snapshot("stolen").await, 401);
+}
+
+#[tokio::test]
+async fn introspection_down_refuses_as_unavailable_not_unauthorized() {
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let bridge = start(introspecting(format!("http://127.0.0.1:{port}/user"))).await;
+    let text = refusal(bridge.addr, "good-7").await;
+    assert!(text.contains("auth unavailable: the user service could not be reached"), "{text}");
+}

@@ -27,10 +27,17 @@ pub async fn metrics(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// The current last-value set. Needs the API key when one is configured.
+/// The current last-value set, for support staff and clients starting cold. Needs the API
+/// key (when one is configured) or, with client auth on, a client token the bridge accepts.
 pub async fn snapshot(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     if let Some(key) = &bridge.config.api_key {
-        if !presented_key(&headers).is_some_and(|k| key.matches(k)) {
+        let presented = presented_key(&headers);
+        let by_key = presented.is_some_and(|k| key.matches(k));
+        let by_token = match presented.and_then(|t| std::str::from_utf8(t).ok()) {
+            Some(token) if !by_key && bridge.verifier.identifies_users() => bridge.verifier.verify(Some(token)).await.is_ok(),
+            _ => false,
+        };
+        if !by_key && !by_token {
             return Err(ApiError::Unauthorized);
         }
     }

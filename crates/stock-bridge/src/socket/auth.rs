@@ -71,6 +71,11 @@ impl Verifier {
         Verifier { mode, http, cache: Mutex::new(HashMap::new()) }
     }
 
+    /// True when tokens identify users (`jwt` or `introspect`).
+    pub fn identifies_users(&self) -> bool {
+        !matches!(self.mode, ClientAuth::None)
+    }
+
     pub async fn verify(&self, token: Option<&str>) -> Result<ClientIdentity, Refusal> {
         match &self.mode {
             ClientAuth::None => Ok(ClientIdentity::Anonymous),

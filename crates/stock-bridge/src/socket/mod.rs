@@ -15,12 +15,12 @@ use stock_protocol::{events, CatchUpRequest};
 
 /// Registers the default namespace `/` on `io`.
 pub fn register(io: &SocketIo, bridge: Arc<Bridge>) {
-    let verifier = Arc::new(auth::Verifier::new(bridge.config.client_auth.clone()));
+    let checker = bridge.clone();
     let check = move |s: SocketRef, TryData(auth): TryData<Value>| {
-        let verifier = verifier.clone();
+        let bridge = checker.clone();
         async move {
             let token = auth.ok().as_ref().and_then(|a| a.get("token")?.as_str().map(str::to_owned));
-            match verifier.verify(token.as_deref()).await {
+            match bridge.verifier.verify(token.as_deref()).await {
                 Ok(identity) => {
                     s.extensions.insert(identity);
                     Ok(())
