@@ -91,6 +91,12 @@ pub struct ServeArgs {
     /// Mediboy API base, used to derive the introspection URL.
     #[arg(long, env = "MEDIBOY_API_BASE_URL", hide = true)]
     pub api_base_url: Option<String>,
+    /// Cluster mode: Redis shared by every bridge node (e.g. redis://10.0.0.9:6379).
+    #[arg(long, env = "STOCK_BRIDGE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of Redis keys and channels; nodes of one cluster use the same.
+    #[arg(long, env = "STOCK_BRIDGE_REDIS_PREFIX", default_value = config::DEFAULT_REDIS_PREFIX)]
+    pub redis_prefix: String,
     /// Seconds an introspection answer is reused.
     #[arg(long, env = "STOCK_BRIDGE_INTROSPECT_CACHE_SECS", default_value_t = 60)]
     pub introspect_cache_secs: u64,
@@ -144,6 +150,8 @@ impl ServeArgs {
             ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
             ping_timeout: Duration::from_secs(self.ping_timeout_secs.max(1)),
             client_auth,
+            redis_url: self.redis_url.filter(|u| !u.trim().is_empty()),
+            redis_prefix: self.redis_prefix,
         }
         .validate()
     }
@@ -189,12 +197,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let bound = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
-    // Scripts (and tests using port 0) read this line.
-    println!("stock-bridge listening on http://{bound}");
-    tracing::info!(
-        listen = %bound,
-        auth = if config.api_key.is_some() { "api key" } else { "none (loopback or --insecure-no-auth)" },
-        "stock-bridge serving HTTP and Socket.IO"
-    );
-    crate::run(listener, config, crate::shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
+    let auth = if config.api_key.is_some() { "api key" } else { "none (loopback or --insecure-no-auth)" };
+    let served = match config.redis_url.clone() {
+        Some(url) => {
+            let (router, bridge) = crate::http::cluster_app(config, &url, axum::Router::new()).await?;
+            // Scripts (and tests using port 0) read this line.
+            println!("stock-bridge listening on http://{bound}");
+            tracing::info!(listen = %bound, auth, redis = %crate::http::redact(&url), "stock-bridge serving HTTP and Socket.IO, cluster mode");
+            crate::serve(listener, router, bridge, crate::shutdown_signal()).await
+        }
+        None => {
+            println!("stock-bridge listening on http://{bound}");
+            tracing::info!(listen = %bound, auth, "stock-bridge serving HTTP and Socket.IO");
+            crate::run(listener, config, crate::shutdown_signal()).await
+        }
+    };
+    served.map_err(|e| format!("server error: {e}"))
 }

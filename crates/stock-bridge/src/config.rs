@@ -55,7 +55,14 @@ pub struct BridgeConfig {
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub client_auth: ClientAuth,
+    /// Cluster mode: share broadcasts and last values through this Redis.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel (nodes of one cluster share it).
+    pub redis_prefix: String,
 }
+
+/// Prefix of Redis keys and channels unless configured.
+pub const DEFAULT_REDIS_PREFIX: &str = "stock-bridge";
 
 impl Default for BridgeConfig {
     fn default() -> Self {
@@ -74,6 +81,8 @@ impl Default for BridgeConfig {
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             client_auth: ClientAuth::None,
+            redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
         }
     }
 }

@@ -123,7 +123,7 @@ pub fn start_feed(bridge: Arc<Bridge>, interval: Duration) -> Feed {
             };
             match BroadcastRequest::parse(body.to_string().as_bytes(), &policy) {
                 Ok(req) => {
-                    bridge.relay(req).await;
+                    let _ = bridge.relay(req).await;
                 }
                 Err(e) => tracing::error!("demo feed built an invalid payload: {e}"),
             }

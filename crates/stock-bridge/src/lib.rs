@@ -12,11 +12,13 @@
 //! - [`socket`]: the Socket.IO namespace: client auth, `stock:ping`, `stock:catch_up`.
 //! - [`relay`]: [`relay::Bridge`], the shared state, and the one path broadcasts take.
 //! - [`lastvalue`]: the per-product last-value cache with sequence and epoch.
+//! - [`cluster`]: cluster mode: the Redis adapter's driver, the cache in Redis, Redis health.
 //! - [`ratelimit`], [`metrics`], [`secret`]: small pieces the above use.
 //! - [`send`]: the `send` command, Laravel's `testWebSocket` on the command line.
 //! - [`demo`]: the embedded demo: a bridge with a demo login and a synthetic feed.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod http;
@@ -38,6 +40,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// How long shutdown lets the DISCONNECT packets leave before closing the transports.
+pub const GOODBYE_GRACE: Duration = Duration::from_millis(250);
+
 /// How long shutdown waits for in-flight requests before giving up on them.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -53,10 +58,10 @@ pub async fn run(
 }
 
 /// [`run`] for a router built elsewhere (the demo adds routes to [`http::app`]'s).
-pub async fn serve(
+pub async fn serve<A: socketioxide::adapter::Adapter>(
     listener: TcpListener,
     router: Router,
-    bridge: Arc<relay::Bridge>,
+    bridge: Arc<relay::Bridge<A>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let io = bridge.io.clone();
@@ -71,8 +76,10 @@ pub async fn serve(
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: closing client connections");
-            // DISCONNECT first, so clients know it was the server (Socket.IO "close").
+            // DISCONNECT first, so clients know it was the server (Socket.IO "close"), and
+            // give the packets a moment to leave before the transports are closed.
             let _ = io.disconnect().await;
+            tokio::time::sleep(GOODBYE_GRACE).await;
             io.close().await;
             let _ = closed_tx.send(());
         })

@@ -1,82 +1,169 @@
 //! The bridge's shared state and the one path every broadcast takes to the sockets.
+//!
+//! Alone (the default), a broadcast is queued to each local socket in turn, so a socket
+//! whose queue is full is known and dealt with (see [`Bridge::relay`]). In cluster mode
+//! (Redis), the adapter fans it out to every node, and the last values live in Redis.
 
+use crate::cluster::{RedisDown, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
 use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
 use crate::ratelimit::RateLimiter;
 use serde_json::value::RawValue;
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::socket::Sid;
-use socketioxide::{extract::SocketRef, SendError, SocketError, SocketIo};
+use socketioxide::{extract::SocketRef, BroadcastError, SendError, SocketError, SocketIo};
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta};
-use tokio::sync::Mutex;
+use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta, Recipient};
+
+/// Where the last values live.
+pub enum LastValues {
+    Memory(Mutex<LastValueCache>),
+    Redis(RedisLastValues),
+}
+
+/// The cluster-mode parts: Redis health and the task that watches it.
+pub struct Cluster {
+    pub health: Arc<RedisHealth>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Cluster {
+    pub fn new(health: Arc<RedisHealth>, watcher: tokio::task::JoinHandle<()>) -> Self {
+        Cluster { health, watcher }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
 
 /// Shared by the HTTP handlers and the Socket.IO handlers.
-pub struct Bridge {
+pub struct Bridge<A: Adapter = LocalAdapter> {
     pub config: Arc<BridgeConfig>,
     /// Checks client tokens (Socket.IO handshakes, `GET /snapshot`).
     pub verifier: crate::socket::auth::Verifier,
-    pub io: SocketIo,
+    pub io: SocketIo<A>,
     pub rate: RateLimiter,
-    /// Also serialises relays, so sequence order is emit order.
-    cache: Mutex<LastValueCache>,
+    /// Set in cluster mode.
+    pub cluster: Option<Cluster>,
+    values: LastValues,
+    /// Serialises relays, so sequence order is emit order.
+    order: tokio::sync::Mutex<()>,
     /// Sockets found too slow: nothing more is queued to them, and they are disconnected
     /// as soon as their queue has room for the DISCONNECT (or by the Engine.IO heartbeat
     /// if they stopped reading altogether).
-    doomed: std::sync::Mutex<HashSet<Sid>>,
+    doomed: Mutex<HashSet<Sid>>,
 }
 
 /// What one relay did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Relayed {
-    /// Sockets the event was queued to.
-    pub delivered: usize,
+    /// Local sockets the event was queued to (unknown in cluster mode).
+    pub delivered: Option<usize>,
     /// Sockets disconnected because their queue was full (they catch up on reconnect).
     pub dropped_slow: usize,
     /// Position given to an `add_stock`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
 }
 
-impl Bridge {
+impl Bridge<LocalAdapter> {
+    /// A bridge alone, with its last values in memory.
     pub fn new(config: Arc<BridgeConfig>, io: SocketIo) -> Arc<Self> {
         let cache = LastValueCache::new(LastValueCache::new_epoch(), config.cache_products, config.cache_max_age);
+        Bridge::with_parts(config, io, LastValues::Memory(Mutex::new(cache)), None)
+    }
+}
+
+impl<A: Adapter> Bridge<A> {
+    pub fn with_parts(config: Arc<BridgeConfig>, io: SocketIo<A>, values: LastValues, cluster: Option<Cluster>) -> Arc<Self> {
         Arc::new(Bridge {
             verifier: crate::socket::auth::Verifier::new(config.client_auth.clone()),
             rate: RateLimiter::new(config.rate_limit),
             config,
             io,
-            cache: Mutex::new(cache),
-            doomed: std::sync::Mutex::new(HashSet::new()),
+            cluster,
+            values,
+            order: tokio::sync::Mutex::new(()),
+            doomed: Mutex::new(HashSet::new()),
         })
     }
 
-    /// Sends `req` to its sockets. A socket whose queue is full is disconnected instead of
-    /// being fed forever: it reconnects and catches up from the cache.
-    pub async fn relay(&self, req: BroadcastRequest) -> Relayed {
+    /// False while Redis (in cluster mode) is unreachable.
+    pub fn is_ready(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.health.is_up())
+    }
+
+    /// Sends `req` to its sockets. Alone, a socket whose queue is full is disconnected
+    /// instead of being fed forever: it reconnects and catches up from the cache.
+    pub async fn relay(&self, req: BroadcastRequest) -> Result<Relayed, RedisDown> {
         let started = Instant::now();
-        let mut cache = self.cache.lock().await;
+        if !self.is_ready() {
+            return Err(RedisDown);
+        }
+        let _order = self.order.lock().await;
         let data: Arc<RawValue> = Arc::from(req.data);
+        let meta = match (&req.snapshot, req.to.is_empty()) {
+            (Some(snapshot), true) => Some(self.record(snapshot.product_id, &data, started).await?),
+            _ => None,
+        };
+        let relayed = match &self.cluster {
+            Some(cluster) => {
+                let rooms: Vec<String> = req.to.iter().map(|r| r.as_str().to_owned()).collect();
+                let operators = if rooms.is_empty() { self.io.broadcast() } else { self.io.to(rooms) };
+                let sent = match &meta {
+                    Some(meta) => operators.emit(req.event.as_str(), &(&*data, meta)).await,
+                    None => operators.emit(req.event.as_str(), &*data).await,
+                };
+                if let Err(BroadcastError::Adapter(e)) = sent {
+                    tracing::warn!("cluster fan-out failed: {e}");
+                    cluster.health.set(false);
+                    return Err(RedisDown);
+                }
+                Relayed { delivered: None, dropped_slow: 0, seq: meta.as_ref().map(|m| m.seq) }
+            }
+            None => self.relay_locally(&req.event, &req.to, &data, meta.as_ref()),
+        };
+        metrics::counter!(m::BROADCASTS_ACCEPTED, "event" => req.event.clone()).increment(1);
+        metrics::counter!(m::DELIVERIES).increment(relayed.delivered.unwrap_or(0) as u64);
+        metrics::histogram!(m::BROADCAST_LATENCY).record(started.elapsed().as_secs_f64());
+        Ok(relayed)
+    }
+
+    async fn record(&self, product_id: i64, data: &Arc<RawValue>, now: Instant) -> Result<DeliveryMeta, RedisDown> {
+        match &self.values {
+            LastValues::Memory(cache) => {
+                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+                let meta = cache.record(product_id, data.clone(), now);
+                metrics::gauge!(m::CACHED_PRODUCTS).set(cache.len() as f64);
+                Ok(meta)
+            }
+            LastValues::Redis(store) => store.record(product_id, data).await.inspect_err(|_| {
+                if let Some(cluster) = &self.cluster {
+                    cluster.health.set(false);
+                }
+            }),
+        }
+    }
+
+    fn relay_locally(&self, event: &str, to: &[Recipient], data: &Arc<RawValue>, meta: Option<&DeliveryMeta>) -> Relayed {
         self.retry_doomed();
-        let targets: Vec<SocketRef> = if req.to.is_empty() {
+        let targets: Vec<SocketRef<A>> = if to.is_empty() {
             self.io.sockets()
         } else {
-            self.io.to(req.to.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>()).sockets()
+            self.io.to(to.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>()).sockets()
         };
-        let mut meta: Option<DeliveryMeta> = None;
-        if let (Some(snapshot), true) = (&req.snapshot, req.to.is_empty()) {
-            meta = Some(cache.record(snapshot.product_id, data.clone(), started));
-            metrics::gauge!(m::CACHED_PRODUCTS).set(cache.len() as f64);
-        }
+        let doomed = self.doomed_ids();
         let mut delivered = 0;
         let mut slow = Vec::new();
-        let doomed = self.doomed_ids();
         for socket in targets.into_iter().filter(|s| !doomed.contains(&s.id)) {
-            let sent = match &meta {
-                Some(meta) => socket.emit(req.event.as_str(), &(&*data, meta)),
-                None => socket.emit(req.event.as_str(), &*data),
+            let sent = match meta {
+                Some(meta) => socket.emit(event, &(&**data, meta)),
+                None => socket.emit(event, &**data),
             };
             match sent {
                 Ok(()) => delivered += 1,
@@ -84,23 +171,22 @@ impl Bridge {
                 Err(e) => tracing::debug!(sid = %socket.id, error = %e, "socket gone during relay"),
             }
         }
-        drop(cache);
         let dropped_slow = slow.len();
         for socket in slow {
             self.disconnect_slow(socket);
         }
-        metrics::counter!(m::BROADCASTS_ACCEPTED, "event" => req.event.clone()).increment(1);
-        metrics::counter!(m::DELIVERIES).increment(delivered as u64);
-        metrics::histogram!(m::BROADCAST_LATENCY).record(started.elapsed().as_secs_f64());
-        Relayed { delivered, dropped_slow, seq: meta.map(|m| m.seq) }
+        Relayed { delivered: Some(delivered), dropped_slow, seq: meta.map(|m| m.seq) }
     }
 
-    /// Everything a client at `req` has missed.
-    pub async fn catch_up(&self, req: &CatchUpRequest) -> CatchUp {
-        self.cache.lock().await.since(req, Instant::now())
+    /// Everything a client at `req` has missed (None when the store cannot be read).
+    pub async fn catch_up(&self, req: &CatchUpRequest) -> Option<CatchUp> {
+        match &self.values {
+            LastValues::Memory(cache) => Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now())),
+            LastValues::Redis(store) => store.since(req).await.ok(),
+        }
     }
 
-    /// Sockets connected and not being disconnected for slowness.
+    /// Sockets connected to this node and not being disconnected for slowness.
     pub fn connected_clients(&self) -> usize {
         let doomed = self.doomed_ids();
         self.io.sockets().iter().filter(|s| !doomed.contains(&s.id)).count()
@@ -119,7 +205,7 @@ impl Bridge {
         self.lock_doomed().clone()
     }
 
-    fn disconnect_slow(&self, socket: SocketRef) {
+    fn disconnect_slow(&self, socket: SocketRef<A>) {
         let sid: Sid = socket.id;
         tracing::warn!(%sid, "client cannot keep up: its queue is full; disconnecting it (it will catch up on reconnect)");
         metrics::counter!(m::SLOW_CLIENTS_DISCONNECTED).increment(1);

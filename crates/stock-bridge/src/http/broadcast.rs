@@ -10,16 +10,23 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
+use socketioxide::adapter::Adapter;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use stock_protocol::BroadcastRequest;
 
-pub async fn broadcast(State(bridge): State<Arc<Bridge>>, request: Request) -> impl IntoResponse {
-    match accept(&bridge, request).await {
-        Ok(req) => {
-            let relayed = bridge.relay(req).await;
-            let mut body = json!({"message": "Broadcast queued", "delivered": relayed.delivered});
+pub async fn broadcast<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>, request: Request) -> impl IntoResponse {
+    let relayed = match accept(&bridge, request).await {
+        Ok(req) => bridge.relay(req).await.map_err(|down| ApiError::Unavailable(down.to_string())),
+        Err(e) => Err(e),
+    };
+    match relayed {
+        Ok(relayed) => {
+            let mut body = json!({"message": "Broadcast queued"});
+            if let Some(delivered) = relayed.delivered {
+                body["delivered"] = delivered.into();
+            }
             if let Some(seq) = relayed.seq {
                 body["seq"] = seq.into();
             }
@@ -36,7 +43,7 @@ pub async fn broadcast(State(bridge): State<Arc<Bridge>>, request: Request) -> i
     }
 }
 
-async fn accept(bridge: &Bridge, request: Request) -> Result<BroadcastRequest, ApiError> {
+async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<BroadcastRequest, ApiError> {
     let config = &bridge.config;
     if !config.allow_sources.is_empty() {
         let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());

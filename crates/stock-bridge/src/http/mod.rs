@@ -1,17 +1,21 @@
 //! The HTTP side of the bridge: [`app`] builds the whole service (HTTP routes plus the
-//! Socket.IO layer) so tests can drive it in process.
+//! Socket.IO layer) so tests can drive it in process; [`cluster_app`] does the same for
+//! cluster mode (Redis).
 
 mod broadcast;
 pub mod error;
 mod status;
 
+use crate::cluster::{self, ClusterAdapter, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
-use crate::relay::Bridge;
+use crate::relay::{Bridge, Cluster, LastValues};
 use crate::socket;
 use axum::http::HeaderValue;
 use axum::routing::{get, post};
 use axum::Router;
-use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::{SocketIo, SocketIoBuilder};
 use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -20,32 +24,67 @@ pub fn app(config: Arc<BridgeConfig>) -> (Router, Arc<Bridge>) {
     app_with(config, Router::new())
 }
 
-/// [`app`] with `extra` routes served beside the bridge's (the demo's login). The
-/// Socket.IO and CORS layers wrap everything, so they must be added last, here.
+/// [`app`] with `extra` routes served beside the bridge's (the demo's login).
 pub fn app_with(config: Arc<BridgeConfig>, extra: Router) -> (Router, Arc<Bridge>) {
+    let (layer, io) = builder(&config).build_layer();
+    let bridge = Bridge::new(config, io.clone());
+    socket::register(&io, bridge.clone());
+    (assemble(layer, bridge.clone(), extra), bridge)
+}
+
+/// Cluster mode: broadcasts, rooms and last values shared through Redis at `url`.
+pub async fn cluster_app(config: Arc<BridgeConfig>, url: &str, extra: Router) -> Result<(Router, Arc<Bridge<ClusterAdapter>>), String> {
+    let unreachable = |e: &dyn std::fmt::Display| format!("cannot use Redis at {}: {e}", redact(url));
+    let (driver, commands) = tokio::time::timeout(cluster::REDIS_TIMEOUT * 5, cluster::connect(url))
+        .await
+        .map_err(|_| unreachable(&"no answer within 5 s"))?
+        .map_err(|e| unreachable(&e))?;
+    let pubsub = driver.connection();
+    let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
+        driver,
+        socketioxide_redis::RedisAdapterConfig::new().with_prefix(format!("{}-sio", config.redis_prefix)),
+    );
+    let (layer, io) = builder(&config).with_adapter::<ClusterAdapter>(adapter).build_layer();
+    let (health, watcher) = RedisHealth::watch(vec![commands.clone(), pubsub]);
+    let values = LastValues::Redis(RedisLastValues::new(commands, &config.redis_prefix, config.cache_products));
+    let bridge = Bridge::with_parts(config, io.clone(), values, Some(Cluster::new(health, watcher)));
+    socket::register(&io, bridge.clone()).await.map_err(|e| unreachable(&e))?;
+    Ok((assemble(layer, bridge.clone(), extra), bridge))
+}
+
+/// `redis://user:password@host` without the password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+fn builder(config: &BridgeConfig) -> SocketIoBuilder {
     crate::metrics::install();
-    let (layer, io) = SocketIo::builder()
+    SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_buffer_size(config.client_buffer)
-        .build_layer();
-    let bridge = Bridge::new(config.clone(), io.clone());
-    socket::register(&io, bridge.clone());
+}
 
+/// The routes, then the Socket.IO and CORS layers around everything (added last, so they
+/// also wrap `extra`).
+fn assemble<A: Adapter>(layer: SocketIoLayer<A>, bridge: Arc<Bridge<A>>, extra: Router) -> Router {
+    let config = bridge.config.clone();
     let router = Router::new()
-        .route("/broadcast", post(broadcast::broadcast))
+        .route("/broadcast", post(broadcast::broadcast::<A>))
         .route("/healthz", get(status::healthz))
-        .route("/readyz", get(status::readyz))
-        .route("/metrics", get(status::metrics))
-        .route("/snapshot", get(status::snapshot))
-        .with_state(bridge.clone())
+        .route("/readyz", get(status::readyz::<A>))
+        .route("/metrics", get(status::metrics::<A>))
+        .route("/snapshot", get(status::snapshot::<A>))
+        .with_state(bridge)
         .merge(extra)
         .layer(layer);
-    let router = match cors(&config) {
+    match cors(&config) {
         Some(cors) => router.layer(cors),
         None => router,
-    };
-    (router, bridge)
+    }
 }
 
 fn cors(config: &BridgeConfig) -> Option<CorsLayer> {
@@ -58,4 +97,13 @@ fn cors(config: &BridgeConfig) -> Option<CorsLayer> {
         AllowOrigin::list(config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
     Some(CorsLayer::new().allow_origin(origins).allow_methods(Any).allow_headers(Any))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redis_passwords_are_not_repeated() {
+        assert_eq!(super::redact("redis://:hunter2@10.0.0.5:6379/0"), "redis://***@10.0.0.5:6379/0");
+        assert_eq!(super::redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
 }

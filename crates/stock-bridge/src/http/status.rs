@@ -6,7 +6,8 @@ use super::error::ApiError;
 use crate::metrics as m;
 use crate::relay::Bridge;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
+use socketioxide::adapter::Adapter;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
@@ -17,11 +18,17 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-pub async fn readyz(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
-    Json(json!({"status": "ready", "clients": bridge.connected_clients()}))
+/// Ready unless (in cluster mode) Redis is unreachable.
+pub async fn readyz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
+    let clients = bridge.connected_clients();
+    if bridge.is_ready() {
+        (StatusCode::OK, Json(json!({"status": "ready", "clients": clients})))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": "Redis is unreachable", "clients": clients})))
+    }
 }
 
-pub async fn metrics(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
+pub async fn metrics<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
     metrics::gauge!(m::CONNECTED_CLIENTS).set(bridge.connected_clients() as f64);
     let body = crate::metrics::install().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
@@ -29,7 +36,7 @@ pub async fn metrics(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
 
 /// The current last-value set, for support staff and clients starting cold. Needs the API
 /// key (when one is configured) or, with client auth on, a client token the bridge accepts.
-pub async fn snapshot(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+pub async fn snapshot<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     if let Some(key) = &bridge.config.api_key {
         let presented = presented_key(&headers);
         let by_key = presented.is_some_and(|k| key.matches(k));
@@ -41,5 +48,8 @@ pub async fn snapshot(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> 
             return Err(ApiError::Unauthorized);
         }
     }
-    Ok(Json(bridge.catch_up(&CatchUpRequest::default()).await))
+    match bridge.catch_up(&CatchUpRequest::default()).await {
+        Some(answer) => Ok(Json(answer)),
+        None => Err(ApiError::Unavailable("the last values cannot be read (Redis is unreachable)".into())),
+    }
 }

@@ -1,0 +1,276 @@
+//! Scale-out through Redis: several bridge nodes behind a load balancer share broadcasts
+//! (socketioxide's Redis adapter), per-user rooms and the last-value cache.
+//!
+//! - [`ResilientDriver`]: the adapter's pub/sub over a redis `ConnectionManager`, which
+//!   reconnects by itself and re-subscribes, so a node recovers when Redis comes back
+//!   (socketioxide-redis's own driver keeps one connection forever).
+//! - [`RedisLastValues`]: the catch-up cache in Redis (sequence, epoch, latest per product),
+//!   so catch-up works whichever node a client reconnects to. The epoch lives in Redis: it
+//!   changes only when Redis loses its data.
+//! - [`RedisHealth`]: a ping every second; while Redis is unreachable `/readyz` says so,
+//!   broadcasts are refused with 503 (they could not reach the other nodes), and local
+//!   clients stay connected.
+
+use crate::lastvalue::LastValueCache;
+use crate::metrics as m;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+use serde_json::value::RawValue;
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use stock_protocol::delivery::CatchUpItem;
+use stock_protocol::{CatchUp, CatchUpRequest, DeliveryMeta};
+use tokio::sync::mpsc;
+
+/// The Socket.IO adapter used in cluster mode.
+pub type ClusterAdapter = socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, ResilientDriver>;
+
+/// How long one Redis command may take before Redis counts as unreachable.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A redis error, for the adapter.
+#[derive(Debug, thiserror::Error)]
+#[error("redis: {0}")]
+pub struct RedisError(#[from] pub redis::RedisError);
+
+type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct ResilientDriver {
+    conn: ConnectionManager,
+    handlers: Handlers,
+}
+
+/// Opens the connections cluster mode needs: one for pub/sub, one for commands.
+pub async fn connect(url: &str) -> Result<(ResilientDriver, ConnectionManager), redis::RedisError> {
+    let url = if url.contains("protocol=") {
+        url.to_owned()
+    } else {
+        format!("{url}{}protocol=resp3", if url.contains('?') { '&' } else { '?' })
+    };
+    let client = redis::Client::open(url)?;
+    let handlers: Handlers = Arc::default();
+    let sink = handlers.clone();
+    let config = manager_config()
+        .set_push_sender(move |msg: redis::PushInfo| {
+            deliver(msg, &sink);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .set_automatic_resubscription();
+    let pubsub = client.get_connection_manager_with_config(config).await?;
+    let commands = client.get_connection_manager_with_config(manager_config()).await?;
+    Ok((ResilientDriver { conn: pubsub, handlers }, commands))
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1))
+}
+
+fn deliver(msg: redis::PushInfo, handlers: &Handlers) {
+    if !matches!(msg.kind, redis::PushKind::Message | redis::PushKind::SMessage) || msg.data.len() < 2 {
+        return;
+    }
+    let mut data = msg.data.into_iter();
+    let (Some(chan), Some(payload)) = (data.next(), data.next()) else { return };
+    let (Ok(chan), Ok(payload)) = (redis::from_redis_value::<String>(chan), redis::from_redis_value::<Vec<u8>>(payload)) else {
+        return;
+    };
+    if let Some(tx) = handlers.read().unwrap_or_else(|e| e.into_inner()).get(&chan) {
+        if tx.try_send((chan, payload)).is_err() {
+            tracing::warn!("redis pub/sub queue full: a cluster message was dropped");
+        }
+    }
+}
+
+impl ResilientDriver {
+    /// The pub/sub connection (pinged by [`RedisHealth`], which also makes it reconnect).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+impl Driver for ResilientDriver {
+    type Error = RedisError;
+
+    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
+        self.conn.clone().publish::<_, _, redis::Value>(chan, val).await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, chan: String, size: usize) -> Result<MessageStream<ChanItem>, Self::Error> {
+        let (tx, rx) = mpsc::channel(size);
+        self.handlers.write().unwrap_or_else(|e| e.into_inner()).insert(chan.clone(), tx);
+        self.conn.clone().subscribe(chan.as_str()).await?;
+        Ok(MessageStream::new(rx))
+    }
+
+    async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
+        self.handlers.write().unwrap_or_else(|e| e.into_inner()).remove(&chan);
+        self.conn.clone().unsubscribe(chan).await?;
+        Ok(())
+    }
+
+    async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
+        let (_, count): (String, u16) =
+            redis::cmd("PUBSUB").arg("NUMSUB").arg(chan).query_async(&mut self.conn.clone()).await?;
+        Ok(count)
+    }
+}
+
+/// Redis is unreachable (the text is shown to the caller of `POST /broadcast`).
+#[derive(Debug, thiserror::Error)]
+#[error("Redis is unreachable, so broadcasts cannot reach the other bridge nodes")]
+pub struct RedisDown;
+
+/// Whether Redis answered lately; see the module docs.
+pub struct RedisHealth {
+    up: AtomicBool,
+}
+
+impl RedisHealth {
+    /// Starts pinging every connection every second (a failed ping also makes a
+    /// connection reconnect, and the pub/sub one re-subscribe); up when all answer.
+    pub fn watch(conns: Vec<ConnectionManager>) -> (Arc<RedisHealth>, tokio::task::JoinHandle<()>) {
+        let health = Arc::new(RedisHealth { up: AtomicBool::new(true) });
+        let weak = Arc::downgrade(&health);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(health) = weak.upgrade() else { return };
+                let mut up = true;
+                for conn in &conns {
+                    let pong = tokio::time::timeout(REDIS_TIMEOUT, redis::cmd("PING").query_async::<redis::Value>(&mut conn.clone())).await;
+                    up &= matches!(pong, Ok(Ok(_)));
+                }
+                health.set(up);
+            }
+        });
+        (health, task)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, up: bool) {
+        let was = self.up.swap(up, Ordering::Relaxed);
+        if was != up {
+            if up {
+                tracing::info!("Redis is reachable again: cluster broadcasts resume");
+            } else {
+                tracing::error!("Redis is unreachable: refusing broadcasts until it is back; local clients stay connected");
+            }
+        }
+        metrics::gauge!(m::REDIS_UP).set(if up { 1.0 } else { 0.0 });
+    }
+}
+
+/// The last-value cache in Redis; see the module docs. Keys start with `prefix`.
+pub struct RedisLastValues {
+    conn: ConnectionManager,
+    prefix: String,
+    max_products: usize,
+}
+
+/// Records one snapshot atomically: next sequence, latest value, change order, eviction.
+/// KEYS: seq, latest, order, evicted, epoch. ARGV: product, data, max products, new epoch.
+const RECORD: &str = r#"
+local epoch = redis.call('GET', KEYS[5])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[5], epoch)
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], ARGV[1], seq .. '\n' .. ARGV[2])
+redis.call('ZADD', KEYS[3], seq, ARGV[1])
+local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[3])
+if extra > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[3], extra)
+  local top = tonumber(redis.call('GET', KEYS[4]) or '0')
+  for i = 1, #popped, 2 do
+    redis.call('HDEL', KEYS[2], popped[i])
+    top = math.max(top, tonumber(popped[i + 1]))
+  end
+  redis.call('SET', KEYS[4], top)
+end
+return {seq, epoch}
+"#;
+
+impl RedisLastValues {
+    pub fn new(conn: ConnectionManager, prefix: &str, max_products: usize) -> Self {
+        RedisLastValues { conn, prefix: prefix.to_owned(), max_products: max_products.max(1) }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.prefix)
+    }
+
+    pub async fn record(&self, product_id: i64, data: &RawValue) -> Result<DeliveryMeta, RedisDown> {
+        let keys = ["seq", "latest", "order", "evicted", "epoch"].map(|k| self.key(k));
+        let call = redis::Script::new(RECORD)
+            .key(&keys[0])
+            .key(&keys[1])
+            .key(&keys[2])
+            .key(&keys[3])
+            .key(&keys[4])
+            .arg(product_id)
+            .arg(data.get())
+            .arg(self.max_products)
+            .arg(LastValueCache::new_epoch())
+            .invoke_async::<(u64, String)>(&mut self.conn.clone())
+            .await;
+        let (seq, epoch) = call.map_err(|e| {
+            tracing::warn!("recording in Redis failed: {e}");
+            RedisDown
+        })?;
+        Ok(DeliveryMeta { seq, epoch })
+    }
+
+    pub async fn since(&self, req: &CatchUpRequest) -> Result<CatchUp, RedisDown> {
+        let mut conn = self.conn.clone();
+        let down = |e: redis::RedisError| {
+            tracing::warn!("reading the catch-up from Redis failed: {e}");
+            RedisDown
+        };
+        let (epoch, seq, evicted): (Option<String>, Option<u64>, Option<u64>) = redis::pipe()
+            .get(self.key("epoch"))
+            .get(self.key("seq"))
+            .get(self.key("evicted"))
+            .query_async(&mut conn)
+            .await
+            .map_err(down)?;
+        let epoch = epoch.unwrap_or_default();
+        let seq = seq.unwrap_or(0);
+        let after = match (&req.epoch, req.after) {
+            (Some(e), Some(a)) if *e == epoch && a <= seq => Some(a),
+            _ => None,
+        };
+        let from = after.map_or(0, |a| a + 1);
+        let products: Vec<String> = conn.zrangebyscore(self.key("order"), from, "+inf").await.map_err(down)?;
+        let values: Vec<Option<String>> = if products.is_empty() {
+            Vec::new()
+        } else {
+            redis::cmd("HMGET").arg(self.key("latest")).arg(&products).query_async(&mut conn).await.map_err(down)?
+        };
+        let mut items: Vec<CatchUpItem> = values
+            .into_iter()
+            .flatten()
+            .filter_map(|v| {
+                let (seq, data) = v.split_once('\n')?;
+                Some(CatchUpItem { seq: seq.parse().ok()?, data: serde_json::from_str(data).ok()? })
+            })
+            .collect();
+        items.sort_by_key(|i| i.seq);
+        Ok(CatchUp { epoch, seq, full: after.is_none(), incomplete: evicted.unwrap_or(0) > after.unwrap_or(0), items })
+    }
+}

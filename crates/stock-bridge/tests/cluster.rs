@@ -1,0 +1,221 @@
+//! Cluster mode with a real `redis-server` (started by each test on a free port): two
+//! bridge nodes, clients on each, Redis stopped and started during the test.
+
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Payload, TransportType};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use stock_bridge::config::{BridgeConfig, ClientAuth};
+use stock_bridge::secret::Secret;
+use stock_bridge::socket::auth::sign_hs256;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const KEY: &str = "test-key-0123456789";
+const JWT_SECRET: &str = "cluster-jwt-secret-0123456789";
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Redis {
+    port: u16,
+    child: tokio::process::Child,
+}
+
+impl Redis {
+    async fn start(port: u16) -> Redis {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server must be installed (Debian package redis-server)");
+        timeout(WAIT, async {
+            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("redis-server did not start");
+        Redis { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
+}
+
+async fn node(redis: &str, prefix: &str) -> SocketAddr {
+    let config = BridgeConfig {
+        api_key: Some(Secret::new(KEY)),
+        client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) },
+        redis_prefix: prefix.to_owned(),
+        ..BridgeConfig::default()
+    };
+    let (router, bridge) = stock_bridge::http::cluster_app(Arc::new(config.validate().unwrap()), redis, axum::Router::new())
+        .await
+        .expect("cluster node");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(stock_bridge::serve(listener, router, bridge, std::future::pending()));
+    addr
+}
+
+async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
+    let res = reqwest::Client::new().post(format!("http://{addr}/broadcast")).bearer_auth(KEY).json(body).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or_default())
+}
+
+async fn ready(addr: SocketAddr) -> u16 {
+    reqwest::get(format!("http://{addr}/readyz")).await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    timeout(WAIT, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+type Events = mpsc::UnboundedReceiver<(String, Vec<Value>)>;
+
+async fn client(addr: SocketAddr, user: u64) -> (Client, Events) {
+    let token = sign_hs256(&json!({"sub": user}), JWT_SECRET.as_bytes());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut builder = ClientBuilder::new(format!("http://{addr}")).transport_type(TransportType::Websocket).reconnect(false).auth(json!({"token": token}));
+    for name in ["add_stock", "sale_mode", "open"] {
+        let tx = tx.clone();
+        builder = builder.on(name, move |payload, _| {
+            let args = if let Payload::Text(v) = payload { v } else { vec![] };
+            let _ = tx.send((name.to_owned(), args));
+            async {}.boxed()
+        });
+    }
+    let c = timeout(WAIT, builder.connect()).await.unwrap().unwrap();
+    next(&mut rx, "open").await;
+    (c, rx)
+}
+
+async fn next(rx: &mut Events, name: &str) -> Vec<Value> {
+    timeout(WAIT, async {
+        loop {
+            let (n, args) = rx.recv().await.unwrap();
+            if n == name {
+                return args;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {name}"))
+}
+
+fn stock(product: i64, stock: i64) -> Value {
+    json!({"event": "add_stock", "data": {"product_id": product, "in_stock": stock, "discount_price": 1, "peak_hour_price": 2,
+        "mediboy_offer_price": 3, "sync_at": "2024-01-01T00:00:00Z"}})
+}
+
+#[tokio::test]
+async fn broadcasts_reach_every_node_and_private_ones_only_their_user() {
+    let redis = Redis::start(free_port().await).await;
+    let (a, b) = (node(&redis.url(), "t1").await, node(&redis.url(), "t1").await);
+    let (_c1, mut on_a) = client(a, 1).await;
+    let (_c2, mut on_b) = client(b, 2).await;
+
+    let (status, answer) = post(a, &stock(10, 5)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(next(&mut on_a, "add_stock").await[0]["product_id"], 10);
+    let got = next(&mut on_b, "add_stock").await;
+    assert_eq!(got[0]["product_id"], 10, "posted to A, received on B");
+    assert_eq!(got[1]["seq"], answer["seq"]);
+
+    let mut private = json!({"event": "sale_mode", "data": {"mode": "peak_hour"}, "to": "user:2"});
+    assert_eq!(post(a, &private).await.0, 200);
+    assert_eq!(next(&mut on_b, "sale_mode").await[0]["mode"], "peak_hour");
+    private["data"]["mode"] = json!("for everyone");
+    private.as_object_mut().unwrap().remove("to");
+    post(b, &private).await;
+    assert_eq!(next(&mut on_a, "sale_mode").await[0]["mode"], "for everyone", "user 1 never saw user 2's message");
+    redis.stop().await;
+}
+
+#[tokio::test]
+async fn catch_up_works_whichever_node_the_client_reconnects_to() {
+    let redis = Redis::start(free_port().await).await;
+    let (a, b) = (node(&redis.url(), "t2").await, node(&redis.url(), "t2").await);
+    let (c1, mut on_a) = client(a, 1).await;
+    post(a, &stock(1, 1)).await;
+    let meta = next(&mut on_a, "add_stock").await[1].clone();
+    c1.disconnect().await.unwrap();
+    for (p, s) in [(2, 20), (3, 30), (2, 21)] {
+        assert_eq!(post(a, &stock(p, s)).await.0, 200);
+    }
+    let (c2, _on_b) = client(b, 1).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    c2.emit_with_ack("stock:catch_up", json!({"epoch": meta["epoch"], "after": meta["seq"]}), WAIT, move |payload, _| {
+        let _ = tx.send(payload);
+        async {}.boxed()
+    })
+    .await
+    .unwrap();
+    let Payload::Text(args) = timeout(WAIT, rx.recv()).await.unwrap().unwrap() else { panic!("binary ack") };
+    let answer = if args[0].is_array() { args[0][0].clone() } else { args[0].clone() };
+    assert_eq!(answer["full"], false);
+    let items: Vec<(i64, i64)> = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["data"]["product_id"].as_i64().unwrap(), i["data"]["in_stock"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(items, vec![(3, 30), (2, 21)], "the latest of each product changed meanwhile, in change order");
+    redis.stop().await;
+}
+
+#[tokio::test]
+async fn redis_going_away_is_reported_refused_and_recovered_from() {
+    let port = free_port().await;
+    let redis = Redis::start(port).await;
+    let (a, b) = (node(&redis.url(), "t3").await, node(&redis.url(), "t3").await);
+    let (_c1, _on_a) = client(a, 1).await;
+    let (_c2, mut on_b) = client(b, 2).await;
+    assert_eq!(ready(a).await, 200);
+
+    redis.stop().await;
+    until("A to report Redis gone", async || ready(a).await == 503).await;
+    let (status, body) = post(a, &stock(5, 5)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("Redis is unreachable"), "{body}");
+    let metrics = reqwest::get(format!("http://{a}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("stock_bridge_redis_up 0"), "{metrics}");
+
+    let redis = Redis::start(port).await;
+    until("A to be ready again", async || ready(a).await == 200).await;
+    until("B to be ready again", async || ready(b).await == 200).await;
+    // Fan-out works again once both nodes have re-subscribed: bounded retries (a
+    // broadcast racing a reconnect may still get a 503, never a false 200).
+    let mut delivered = false;
+    for _ in 0..50 {
+        let (status, body) = post(a, &stock(6, 6)).await;
+        assert!(status == 200 || status == 503, "{status} {body}");
+        if let Ok(Some((name, args))) = timeout(Duration::from_millis(300), on_b.recv()).await {
+            if name == "add_stock" && args[0]["product_id"] == 6 {
+                delivered = true;
+                break;
+            }
+        }
+    }
+    assert!(delivered, "a broadcast to A reached B after Redis came back");
+    redis.stop().await;
+}
