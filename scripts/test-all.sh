@@ -23,4 +23,8 @@ mkdir -p docs/screenshots
 echo "==> node: the real app window under Xvfb (tauri-driver + WebKitWebDriver)"
 bash scripts/window-test.sh
 
+echo "==> fan-out benchmark, small configuration (must finish and lose nothing; figures not asserted)"
+"$CARGO_TARGET_DIR/debug/fanout-bench" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \
+  --cases "20x100@0,50x50@50" --redis --strict
+
 echo "==> all tests passed"

@@ -1,8 +1,10 @@
 //! The bridge's shared state and the one path every broadcast takes to the sockets.
 //!
-//! Alone (the default), a broadcast is queued to each local socket in turn, so a socket
-//! whose queue is full is known and dealt with (see [`Bridge::relay`]). In cluster mode
-//! (Redis), the adapter fans it out to every node, and the last values live in Redis.
+//! Alone (the default), `relay` checks, numbers and enqueues a broadcast and returns at
+//! once (the HTTP answer does not wait for the fan-out); one worker task then queues it to
+//! each target socket in turn, in order, so a socket whose queue is full is known and dealt
+//! with. In cluster mode (Redis), the adapter fans it out to every node, and the last values
+//! live in Redis.
 
 use crate::cluster::{RedisDown, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
@@ -16,7 +18,8 @@ use socketioxide::{extract::SocketRef, BroadcastError, SendError, SocketError, S
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta, Recipient};
+use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta};
+use tokio::sync::mpsc;
 
 /// Where the last values live.
 pub enum LastValues {
@@ -54,6 +57,8 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     values: LastValues,
     /// Serialises relays, so sequence order is emit order.
     order: tokio::sync::Mutex<()>,
+    /// To the fan-out worker (alone); it ends when the bridge is dropped.
+    fanout: Option<mpsc::Sender<Outgoing<A>>>,
     /// Sockets found too slow: nothing more is queued to them, and they are disconnected
     /// as soon as their queue has room for the DISCONNECT (or by the Engine.IO heartbeat
     /// if they stopped reading altogether).
@@ -63,12 +68,23 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
 /// What one relay did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Relayed {
-    /// Local sockets the event was queued to (unknown in cluster mode).
-    pub delivered: Option<usize>,
-    /// Sockets disconnected because their queue was full (they catch up on reconnect).
-    pub dropped_slow: usize,
+    /// Local sockets the event is queued for (unknown in cluster mode).
+    pub recipients: Option<usize>,
     /// Position given to an `add_stock`.
     pub seq: Option<u64>,
+}
+
+/// Broadcasts waiting for the fan-out worker at most; then `relay` waits (back-pressure on
+/// the posting side, never unbounded memory).
+pub const FANOUT_QUEUE: usize = 1024;
+
+/// One broadcast on its way to the fan-out worker.
+struct Outgoing<A: Adapter> {
+    event: String,
+    data: Arc<RawValue>,
+    meta: Option<DeliveryMeta>,
+    targets: Vec<SocketRef<A>>,
+    accepted: Instant,
 }
 
 impl Bridge<LocalAdapter> {
@@ -80,16 +96,31 @@ impl Bridge<LocalAdapter> {
 }
 
 impl<A: Adapter> Bridge<A> {
+    /// Must be called inside the tokio runtime (alone, it starts the fan-out worker).
     pub fn with_parts(config: Arc<BridgeConfig>, io: SocketIo<A>, values: LastValues, cluster: Option<Cluster>) -> Arc<Self> {
-        Arc::new(Bridge {
-            verifier: crate::socket::auth::Verifier::new(config.client_auth.clone()),
-            rate: RateLimiter::new(config.rate_limit),
-            config,
-            io,
-            cluster,
-            values,
-            order: tokio::sync::Mutex::new(()),
-            doomed: Mutex::new(HashSet::new()),
+        Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {
+            let fanout = cluster.is_none().then(|| {
+                let (tx, mut rx) = mpsc::channel::<Outgoing<A>>(FANOUT_QUEUE);
+                let weak = weak.clone();
+                tokio::spawn(async move {
+                    while let Some(out) = rx.recv().await {
+                        let Some(bridge) = weak.upgrade() else { return };
+                        bridge.deliver(out);
+                    }
+                });
+                tx
+            });
+            Bridge {
+                verifier: crate::socket::auth::Verifier::new(config.client_auth.clone()),
+                rate: RateLimiter::new(config.rate_limit),
+                config,
+                io,
+                cluster,
+                values,
+                order: tokio::sync::Mutex::new(()),
+                fanout,
+                doomed: Mutex::new(HashSet::new()),
+            }
         })
     }
 
@@ -124,13 +155,29 @@ impl<A: Adapter> Bridge<A> {
                     cluster.health.set(false);
                     return Err(RedisDown);
                 }
-                Relayed { delivered: None, dropped_slow: 0, seq: meta.as_ref().map(|m| m.seq) }
+                metrics::histogram!(m::BROADCAST_LATENCY).record(started.elapsed().as_secs_f64());
+                Relayed { recipients: None, seq: meta.as_ref().map(|m| m.seq) }
             }
-            None => self.relay_locally(&req.event, &req.to, &data, meta.as_ref()),
+            None => {
+                let mut targets: Vec<SocketRef<A>> = if req.to.is_empty() {
+                    self.io.sockets()
+                } else {
+                    self.io.to(req.to.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>()).sockets()
+                };
+                let doomed = self.doomed_ids();
+                if !doomed.is_empty() {
+                    targets.retain(|s| !doomed.contains(&s.id));
+                }
+                let relayed = Relayed { recipients: Some(targets.len()), seq: meta.as_ref().map(|m| m.seq) };
+                let out = Outgoing { event: req.event.clone(), data, meta, targets, accepted: started };
+                if let Some(fanout) = &self.fanout {
+                    // Still under the order lock: the worker sees broadcasts in sequence order.
+                    let _ = fanout.send(out).await;
+                }
+                relayed
+            }
         };
         metrics::counter!(m::BROADCASTS_ACCEPTED, "event" => req.event.clone()).increment(1);
-        metrics::counter!(m::DELIVERIES).increment(relayed.delivered.unwrap_or(0) as u64);
-        metrics::histogram!(m::BROADCAST_LATENCY).record(started.elapsed().as_secs_f64());
         Ok(relayed)
     }
 
@@ -150,20 +197,16 @@ impl<A: Adapter> Bridge<A> {
         }
     }
 
-    fn relay_locally(&self, event: &str, to: &[Recipient], data: &Arc<RawValue>, meta: Option<&DeliveryMeta>) -> Relayed {
+    /// The fan-out worker's job: queue one broadcast to each of its sockets.
+    fn deliver(&self, out: Outgoing<A>) {
         self.retry_doomed();
-        let targets: Vec<SocketRef<A>> = if to.is_empty() {
-            self.io.sockets()
-        } else {
-            self.io.to(to.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>()).sockets()
-        };
         let doomed = self.doomed_ids();
-        let mut delivered = 0;
+        let mut delivered = 0u64;
         let mut slow = Vec::new();
-        for socket in targets.into_iter().filter(|s| !doomed.contains(&s.id)) {
-            let sent = match meta {
-                Some(meta) => socket.emit(event, &(&**data, meta)),
-                None => socket.emit(event, &**data),
+        for socket in out.targets.into_iter().filter(|s| !doomed.contains(&s.id)) {
+            let sent = match &out.meta {
+                Some(meta) => socket.emit(out.event.as_str(), &(&*out.data, meta)),
+                None => socket.emit(out.event.as_str(), &*out.data),
             };
             match sent {
                 Ok(()) => delivered += 1,
@@ -171,11 +214,11 @@ impl<A: Adapter> Bridge<A> {
                 Err(e) => tracing::debug!(sid = %socket.id, error = %e, "socket gone during relay"),
             }
         }
-        let dropped_slow = slow.len();
         for socket in slow {
             self.disconnect_slow(socket);
         }
-        Relayed { delivered: Some(delivered), dropped_slow, seq: meta.map(|m| m.seq) }
+        metrics::counter!(m::DELIVERIES).increment(delivered);
+        metrics::histogram!(m::BROADCAST_LATENCY).record(out.accepted.elapsed().as_secs_f64());
     }
 
     /// Everything a client at `req` has missed (None when the store cannot be read).

@@ -101,7 +101,7 @@ async fn relays_the_payload_unchanged_over_websocket_and_polling() {
         let body = add_stock(5486);
         let (status, answer) = post(bridge.addr, &body).await;
         assert_eq!(status, 200, "{answer}");
-        assert_eq!(answer["delivered"], 1);
+        assert_eq!(answer["recipients"], 1);
         let args = next(&mut rx, "add_stock").await;
         assert_eq!(args[0].to_string(), body["data"].to_string(), "same fields, same values, same order");
         assert_eq!(args[1]["seq"], answer["seq"]);
@@ -128,7 +128,7 @@ async fn private_broadcasts_reach_only_their_user() {
     let mut private = add_stock(1);
     private["to"] = json!("user:42");
     let (status, answer) = post(bridge.addr, &private).await;
-    assert_eq!((status, answer["delivered"].clone()), (200, json!(1)));
+    assert_eq!((status, answer["recipients"].clone()), (200, json!(1)));
     let global = add_stock(2);
     post(bridge.addr, &global).await;
 
@@ -195,14 +195,11 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_up() {
     let mut sent = 0;
     let mut received = 0;
     // Bounded: at most 600 broadcasts (60 MB through loopback) until the stalled one is cut.
-    loop {
+    while bridge.bridge.connected_clients() == 2 {
         assert!(sent < 600, "the stalled client was never found too slow");
-        let (status, answer) = post(bridge.addr, &body).await;
+        let (status, _) = post(bridge.addr, &body).await;
         assert_eq!(status, 200);
         sent += 1;
-        if answer.get("disconnected_slow").is_some() {
-            break;
-        }
         // The fast client keeps up: drain what it has.
         while let Ok((name, _)) = fast_rx.try_recv() {
             received += (name == "add_stock") as usize;
@@ -211,7 +208,7 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_up() {
     assert_eq!(bridge.bridge.connected_clients(), 1, "nothing more is queued to the slow one");
     // Nothing more is queued to it: later broadcasts reach only the fast client.
     for _ in 0..5 {
-        assert_eq!(post(bridge.addr, &body).await.1["delivered"], 1);
+        assert_eq!(post(bridge.addr, &body).await.1["recipients"], 1);
         sent += 1;
     }
     while received < sent {
@@ -281,9 +278,9 @@ async fn introspection_identifies_users_caches_answers_and_refuses_unknown_token
     next(&mut rx_b, "open").await;
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "the second handshake used the cached answer");
     let mut private = json!({"event": "sale_mode", "data": {"mode": "peak_hour"}, "to": "user:7"});
-    assert_eq!(post(bridge.addr, &private).await.1["delivered"], 2);
+    assert_eq!(post(bridge.addr, &private).await.1["recipients"], 2);
     private["to"] = json!("user:8");
-    assert_eq!(post(bridge.addr, &private).await.1["delivered"], 0);
+    assert_eq!(post(bridge.addr, &private).await.1["recipients"], 0);
 
     let text = refusal(bridge.addr, "stolen").await;
     assert!(text.contains("unauthorized: the user service does not know this token"), "{text}");

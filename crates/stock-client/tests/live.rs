@@ -44,7 +44,9 @@ async fn our_bridge_killed_with_sigkill_and_restarted() {
     let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), None), fast());
     state(&mut events, Connected).await;
     post(addr, &add_stock(1, 10)).await;
-    assert_eq!(stock_of(&data(&mut events).await), (1, 10));
+    let first = data(&mut events).await;
+    assert_eq!(stock_of(&first), (1, 10));
+    let ClientEvent::Stock { meta: Some(first_meta), .. } = first else { panic!("no delivery meta") };
 
     bridge.kill().await;
     let offline = state(&mut events, Offline).await;
@@ -53,8 +55,19 @@ async fn our_bridge_killed_with_sigkill_and_restarted() {
 
     let _bridge = bridge_process(addr).await;
     state(&mut events, Connected).await;
-    post(addr, &add_stock(2, 20)).await;
-    assert_eq!(next_stock(&mut events).await, (2, 20));
+    // The restarted bridge lost its memory: a new epoch, whose sequence starts again at 1,
+    // and the client takes its events (it does not drop them as "older" than seq 1 of the
+    // old epoch).
+    post(addr, &add_stock(1, 11)).await;
+    let next = loop {
+        match data(&mut events).await {
+            ClientEvent::GapClosed => continue,
+            other => break other,
+        }
+    };
+    let ClientEvent::Stock { snapshot, meta: Some(meta), .. } = next else { panic!("expected add_stock") };
+    assert_eq!((snapshot.product_id, snapshot.in_stock, meta.seq), (1, 11, 1));
+    assert_ne!(meta.epoch, first_meta.epoch);
     client.stop().await;
 }
 
@@ -213,4 +226,24 @@ async fn against_the_node_reference_bridge_receive_kill_restart_receive() {
     }
     assert!(saw_gap);
     client.stop().await;
+}
+
+#[tokio::test]
+async fn an_attempt_against_a_server_that_never_answers_times_out_and_is_retried() {
+    // Accepts TCP connections and never says a word (rust_socketio's connect has no timeout).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let config = ClientConfig { attempt_timeout: Duration::from_secs(1), ..fast() };
+    let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), None), config);
+    assert_eq!(state(&mut events, Offline).await.reason.as_deref(), Some("no answer within 1 s"));
+    state(&mut events, Connecting).await;
+    assert_eq!(state(&mut events, Offline).await.reason.as_deref(), Some("no answer within 1 s"));
+    tokio::time::timeout(WAIT, client.stop()).await.expect("stop did not finish");
+    held.abort();
 }

@@ -24,14 +24,11 @@ pub async fn broadcast<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>, request
     match relayed {
         Ok(relayed) => {
             let mut body = json!({"message": "Broadcast queued"});
-            if let Some(delivered) = relayed.delivered {
-                body["delivered"] = delivered.into();
+            if let Some(recipients) = relayed.recipients {
+                body["recipients"] = recipients.into();
             }
             if let Some(seq) = relayed.seq {
                 body["seq"] = seq.into();
-            }
-            if relayed.dropped_slow > 0 {
-                body["disconnected_slow"] = relayed.dropped_slow.into();
             }
             Json(body).into_response()
         }
