@@ -75,8 +75,15 @@ pub async fn logout(state: AppStateRef<'_>) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// The page's first call once it has loaded.
 #[tauri::command]
 pub fn current_session(state: AppStateRef<'_>) -> SessionView {
+    static FIRST: std::sync::Once = std::sync::Once::new();
+    FIRST.call_once(|| {
+        if let Some(started) = crate::STARTED.get() {
+            tracing::info!("page ready after {} ms", started.elapsed().as_millis());
+        }
+    });
     session_view(&state)
 }
 

@@ -1,0 +1,213 @@
+// The desktop app's speed and weight, measured (never asserted):
+//  - cold start: process start → the page's first call (the app logs "page ready after N ms");
+//  - latency: POST /broadcast sent → the new value drawn in the banner (in-page
+//    MutationObserver + requestAnimationFrame), p50/p99 at 20 updates/s;
+//  - memory: PSS of the app and its WebKit processes, after login and after an
+//    hour-equivalent of updates (72,000 = 20/s × 3,600 s), against an empty Tauri 2 window.
+// Run through bench/app-run.sh (release builds, under Xvfb).
+'use strict';
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+
+const APP = process.env.STOCK_DASHBOARD_BIN;
+const EMPTY = process.env.EMPTY_WINDOW_BIN;
+const BRIDGE = process.env.STOCK_BRIDGE_BIN;
+const KEY = 'demo-broadcast-key-change-me';
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
+const UPDATES = Number(process.env.UPDATES || 400);
+const HOUR = Number(process.env.HOUR_UPDATES || 72000);
+
+const children = [];
+process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => performance.timeOrigin + performance.now();
+
+function start(cmd, args, env) {
+  const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  c.output = '';
+  c.stdout.on('data', (d) => { c.output += d; });
+  c.stderr.on('data', (d) => { c.output += d; });
+  children.push(c);
+  return c;
+}
+function freePort() {
+  return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
+}
+async function until(what, fn, ms = 30000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try { const v = await fn(); if (v) return v; } catch { /* not yet */ }
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await sleep(50);
+  }
+}
+function freshHome() {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'app-bench-'));
+  return { HOME: home, XDG_DATA_HOME: path.join(home, 'd'), XDG_CONFIG_HOME: path.join(home, 'c'), XDG_CACHE_HOME: path.join(home, 'k') };
+}
+function descendants(pid) {
+  const parents = new Map();
+  for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!parents.has(ppid)) parents.set(ppid, []);
+      parents.get(ppid).push(Number(p));
+    } catch { /* gone */ }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) out.push(...(parents.get(out[i]) || []));
+  return out;
+}
+function pssKiB(pid) {
+  let total = 0;
+  for (const p of descendants(pid)) {
+    try {
+      const m = fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8').match(/^Pss:\s+(\d+)/m);
+      if (m) total += Number(m[1]);
+    } catch { /* gone */ }
+  }
+  return total;
+}
+function pidOf(exe) {
+  for (const p of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try { if (fs.readlinkSync(`/proc/${p}/exe`) === exe) return Number(p); } catch { /* not ours */ }
+  }
+  return null;
+}
+const mib = (kib) => (kib / 1024).toFixed(1);
+const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
+
+async function settledPss(pid) {
+  // WebKit keeps starting helpers for a moment: read until two readings 1 s apart agree within 1 %.
+  let last = 0;
+  for (let i = 0; i < 20; i++) {
+    await sleep(1000);
+    const v = pssKiB(pid);
+    if (last && Math.abs(v - last) / last < 0.01) return v;
+    last = v;
+  }
+  return last;
+}
+
+async function coldStarts(runs) {
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const app = start(APP, [], { ...freshHome(), RUST_LOG: 'info', MEDIBOY_API_BASE_URL: 'http://127.0.0.1:9', VITE_SOCKET_URL: 'http://127.0.0.1:9' });
+    const ms = await until('page ready', () => { const m = app.output.match(/page ready after (\d+) ms/); return m && Number(m[1]); });
+    times.push(ms);
+    app.kill('SIGKILL');
+    await sleep(300);
+  }
+  return times.sort((a, b) => a - b);
+}
+
+async function emptyWindowPss() {
+  const win = start(EMPTY, [], freshHome());
+  await until('empty window helpers', () => descendants(win.pid).length > 1);
+  const pss = await settledPss(win.pid);
+  win.kill('SIGKILL');
+  return pss;
+}
+
+class WebDriver {
+  constructor(url) { this.url = url; }
+  async cmd(method, route, body) {
+    const r = await fetch(`${this.url}${route}`, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+    const j = await r.json();
+    if (!r.ok) throw new Error(`${method} ${route}: ${JSON.stringify(j.value)}`);
+    return j.value;
+  }
+  async el(css) { return (await this.cmd('POST', `${this.s}/element`, { using: 'css selector', value: css }))[ELEMENT]; }
+  async text(css) { return this.cmd('GET', `${this.s}/element/${await this.el(css)}/text`); }
+  async type(css, text) { return this.cmd('POST', `${this.s}/element/${await this.el(css)}/value`, { text }); }
+  async click(css) { return this.cmd('POST', `${this.s}/element/${await this.el(css)}/click`, {}); }
+  async exec(script, args = []) { return this.cmd('POST', `${this.s}/execute/sync`, { script, args }); }
+}
+
+async function post(url, i) {
+  const body = JSON.stringify({ event: 'add_stock', data: { product_id: 5000 + (i % 500), in_stock: 100000 + i, discount_price: 10 + (i % 90),
+    peak_hour_price: 12, mediboy_offer_price: 9, sync_at: new Date().toISOString() } });
+  for (;;) {
+    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body });
+    if (r.status === 429) { await sleep(200); continue; }
+    if (!r.ok) throw new Error(`POST answered ${r.status}`);
+    return;
+  }
+}
+
+async function main() {
+  for (const [name, v] of [['STOCK_DASHBOARD_BIN', APP], ['EMPTY_WINDOW_BIN', EMPTY], ['STOCK_BRIDGE_BIN', BRIDGE]]) {
+    if (!v || !fs.existsSync(v)) throw new Error(`${name} must name a built binary (got ${v})`);
+  }
+  const starts = await coldStarts(5);
+  const emptyPss = await emptyWindowPss();
+
+  const port = await freePort();
+  const bridge = start(BRIDGE, ['demo', '--listen', `127.0.0.1:${port}`, '--interval-ms', '0'], { RUST_LOG: 'warn' });
+  await until('bridge', () => bridge.output.includes('listening on'));
+  const base = `http://127.0.0.1:${port}`;
+  const driverPort = await freePort();
+  const env = { ...freshHome(), MEDIBOY_API_BASE_URL: base, VITE_SOCKET_URL: base };
+  const driver = start('tauri-driver', ['--port', String(driverPort), '--native-port', String(await freePort())], env);
+  const wd = new WebDriver(`http://127.0.0.1:${driverPort}`);
+  await until('tauri-driver', async () => (await fetch(`${wd.url}/status`)).ok);
+  wd.s = `/session/${(await wd.cmd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: APP } } } })).sessionId}`;
+  try {
+    await until('login form', () => wd.el('[data-testid="login-email"]'));
+    await wd.type('[data-testid="login-email"]', 'demo@mediboy.local');
+    await wd.type('[data-testid="login-password"]', 'demo1234');
+    await wd.click('[data-testid="login-submit"]');
+    await until('connected', async () => (await wd.text('[data-testid="connection-state"]')) === 'socket connected');
+    const appPid = pidOf(fs.realpathSync(APP));
+    const pssLogin = await settledPss(appPid);
+
+    await wd.exec(`
+      window.__drawn = [];
+      const el = document.querySelector('[data-testid="banner-stock"]');
+      new MutationObserver(() => {
+        const v = Number(el.textContent);
+        requestAnimationFrame(() => window.__drawn.push([v, performance.timeOrigin + performance.now()]));
+      }).observe(el, { childList: true, characterData: true, subtree: true });`);
+    const sent = new Map();
+    const t0 = now();
+    for (let i = 0; i < UPDATES; i++) {
+      const due = t0 + i * 50; // 20 per second
+      const wait = due - now();
+      if (wait > 0) await sleep(wait);
+      sent.set(100000 + i, now());
+      post(`${base}/broadcast`, i).catch((e) => console.error(e.message));
+    }
+    await until('last update drawn', async () => (await wd.text('[data-testid="banner-stock"]')) === String(100000 + UPDATES - 1));
+    const drawn = await wd.exec('return window.__drawn;');
+    const lat = drawn.filter(([v]) => sent.has(v)).map(([v, t]) => t - sent.get(v)).sort((a, b) => a - b);
+
+    // An hour-equivalent of updates, as fast as the bridge takes them.
+    for (let i = UPDATES; i < UPDATES + HOUR; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, UPDATES + HOUR - i) }, (_, k) => post(`${base}/broadcast`, i + k)));
+    }
+    // Concurrent posts may land in any order: one last, alone, marks the end.
+    await post(`${base}/broadcast`, UPDATES + HOUR);
+    await until('hour drawn', async () => (await wd.text('[data-testid="banner-stock"]')) === String(100000 + UPDATES + HOUR), 120000);
+    const pssHour = await settledPss(appPid);
+
+    console.log(`machine: ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; release builds under Xvfb`);
+    console.log('');
+    console.log('| figure | measured | target |');
+    console.log('|---|---|---|');
+    console.log(`| cold start to usable page (median of 5; min–max) | ${pct(starts, 0.5)} ms (${starts[0]}–${starts.at(-1)}) | < 1000 ms |`);
+    console.log(`| POST → drawn in the banner at 20/s, p50 / p99 / max (${lat.length} of ${UPDATES} seen) | ${pct(lat, 0.5).toFixed(1)} / ${pct(lat, 0.99).toFixed(1)} / ${lat.at(-1).toFixed(1)} ms | p99 ≤ 50 ms |`);
+    console.log(`| PSS, empty Tauri 2 window | ${mib(emptyPss)} MiB | baseline |`);
+    console.log(`| PSS, dashboard after login | ${mib(pssLogin)} MiB (${((pssLogin / emptyPss - 1) * 100).toFixed(1)} % above empty) | |`);
+    console.log(`| PSS, dashboard after ${HOUR} updates (an hour at 20/s) | ${mib(pssHour)} MiB (${((pssHour / emptyPss - 1) * 100).toFixed(1)} % above empty) | ≤ 15 % above empty |`);
+  } finally {
+    await wd.cmd('DELETE', wd.s).catch(() => {});
+    driver.kill('SIGTERM');
+    bridge.kill('SIGTERM');
+  }
+}
+
+main().then(() => process.exit(0), (e) => { console.error(`app-bench: ${e.message}`); process.exit(1); });
