@@ -6,9 +6,7 @@
 //    hour-equivalent of updates (72,000 = 20/s × 3,600 s), against an empty Tauri 2 window.
 // Run through bench/app-run.sh (release builds, under Xvfb).
 'use strict';
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -16,34 +14,13 @@ const APP = process.env.STOCK_DASHBOARD_BIN;
 const EMPTY = process.env.EMPTY_WINDOW_BIN;
 const BRIDGE = process.env.STOCK_BRIDGE_BIN;
 const KEY = 'demo-broadcast-key-change-me';
-const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
+const { start, stop, freePort, until, WebDriver } = require('../tests/node/harness.js');
 const UPDATES = Number(process.env.UPDATES || 400);
 const HOUR = Number(process.env.HOUR_UPDATES || 72000);
 
-const children = [];
-process.on('exit', () => children.forEach((c) => c.kill('SIGKILL')));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
 
-function start(cmd, args, env) {
-  const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  c.output = '';
-  c.stdout.on('data', (d) => { c.output += d; });
-  c.stderr.on('data', (d) => { c.output += d; });
-  children.push(c);
-  return c;
-}
-function freePort() {
-  return new Promise((resolve) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
-}
-async function until(what, fn, ms = 30000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { const v = await fn(); if (v) return v; } catch { /* not yet */ }
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(50);
-  }
-}
 function freshHome() {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'app-bench-'));
   return { HOME: home, XDG_DATA_HOME: path.join(home, 'd'), XDG_CONFIG_HOME: path.join(home, 'c'), XDG_CACHE_HOME: path.join(home, 'k') };
@@ -99,7 +76,7 @@ async function coldStarts(runs) {
     const app = start(APP, [], { ...freshHome(), RUST_LOG: 'info', MEDIBOY_API_BASE_URL: 'http://127.0.0.1:9', VITE_SOCKET_URL: 'http://127.0.0.1:9' });
     const ms = await until('page ready', () => { const m = app.output.match(/page ready after (\d+) ms/); return m && Number(m[1]); });
     times.push(ms);
-    app.kill('SIGKILL');
+    stop(app);
     await sleep(300);
   }
   return times.sort((a, b) => a - b);
@@ -109,23 +86,8 @@ async function emptyWindowPss() {
   const win = start(EMPTY, [], freshHome());
   await until('empty window helpers', () => descendants(win.pid).length > 1);
   const pss = await settledPss(win.pid);
-  win.kill('SIGKILL');
+  stop(win);
   return pss;
-}
-
-class WebDriver {
-  constructor(url) { this.url = url; }
-  async cmd(method, route, body) {
-    const r = await fetch(`${this.url}${route}`, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
-    const j = await r.json();
-    if (!r.ok) throw new Error(`${method} ${route}: ${JSON.stringify(j.value)}`);
-    return j.value;
-  }
-  async el(css) { return (await this.cmd('POST', `${this.s}/element`, { using: 'css selector', value: css }))[ELEMENT]; }
-  async text(css) { return this.cmd('GET', `${this.s}/element/${await this.el(css)}/text`); }
-  async type(css, text) { return this.cmd('POST', `${this.s}/element/${await this.el(css)}/value`, { text }); }
-  async click(css) { return this.cmd('POST', `${this.s}/element/${await this.el(css)}/click`, {}); }
-  async exec(script, args = []) { return this.cmd('POST', `${this.s}/execute/sync`, { script, args }); }
 }
 
 async function post(url, i) {
@@ -155,9 +117,9 @@ async function main() {
   const driver = start('tauri-driver', ['--port', String(driverPort), '--native-port', String(await freePort())], env);
   const wd = new WebDriver(`http://127.0.0.1:${driverPort}`);
   await until('tauri-driver', async () => (await fetch(`${wd.url}/status`)).ok);
-  wd.s = `/session/${(await wd.cmd('POST', '/session', { capabilities: { alwaysMatch: { 'tauri:options': { application: APP } } } })).sessionId}`;
+  await wd.open(APP);
   try {
-    await until('login form', () => wd.el('[data-testid="login-email"]'));
+    await until('login form', () => wd.find('[data-testid="login-email"]'));
     await wd.type('[data-testid="login-email"]', 'demo@mediboy.local');
     await wd.type('[data-testid="login-password"]', 'demo1234');
     await wd.click('[data-testid="login-submit"]');
@@ -191,7 +153,7 @@ async function main() {
     }
     // Concurrent posts may land in any order: one last, alone, marks the end.
     await post(`${base}/broadcast`, UPDATES + HOUR);
-    await until('hour drawn', async () => (await wd.text('[data-testid="banner-stock"]')) === String(100000 + UPDATES + HOUR), 120000);
+    await until('hour drawn', async () => (await wd.text('[data-testid="banner-stock"]')) === String(100000 + UPDATES + HOUR), 120_000);
     const pssHour = await settledPss(appPid);
 
     console.log(`machine: ${os.cpus().length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; release builds under Xvfb`);
@@ -202,11 +164,11 @@ async function main() {
     console.log(`| POST → drawn in the banner at 20/s, p50 / p99 / max (${lat.length} of ${UPDATES} seen) | ${pct(lat, 0.5).toFixed(1)} / ${pct(lat, 0.99).toFixed(1)} / ${lat.at(-1).toFixed(1)} ms | p99 ≤ 50 ms |`);
     console.log(`| PSS, empty Tauri 2 window | ${mib(emptyPss)} MiB | baseline |`);
     console.log(`| PSS, dashboard after login | ${mib(pssLogin)} MiB (${((pssLogin / emptyPss - 1) * 100).toFixed(1)} % above empty) | |`);
-    console.log(`| PSS, dashboard after ${HOUR} updates (an hour at 20/s) | ${mib(pssHour)} MiB (${((pssHour / emptyPss - 1) * 100).toFixed(1)} % above empty) | ≤ 15 % above empty |`);
+    console.log(`| PSS, dashboard after ${HOUR} updates (${(HOUR / 20 / 60).toFixed(0)} min at 20/s) | ${mib(pssHour)} MiB (${((pssHour / emptyPss - 1) * 100).toFixed(1)} % above empty) | ≤ 15 % above empty |`);
   } finally {
-    await wd.cmd('DELETE', wd.s).catch(() => {});
-    driver.kill('SIGTERM');
-    bridge.kill('SIGTERM');
+    await wd.close();
+    stop(driver);
+    stop(bridge);
   }
 }
 
