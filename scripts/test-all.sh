@@ -14,17 +14,17 @@ echo "==> cargo build --workspace (binaries the cross-process tests start)"
 cargo build --workspace --locked
 
 echo "==> cargo test --workspace"
-cargo test --workspace --locked
+timeout 2400 cargo test --workspace --locked
 
 echo "==> node: socket.io-client interop and the page in headless Chromium"
 mkdir -p docs/screenshots
-(cd tests/node && node --test --test-concurrency=1 interop.test.js ui.test.js)
+(cd tests/node && timeout 600 node --test --test-concurrency=1 interop.test.js ui.test.js)
 
 echo "==> node: the real app window under Xvfb (tauri-driver + WebKitWebDriver)"
 bash scripts/window-test.sh
 
 echo "==> fan-out benchmark, small configuration (must finish and lose nothing; figures not asserted)"
-"$CARGO_TARGET_DIR/debug/fanout-bench" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \
+timeout 600 "$CARGO_TARGET_DIR/debug/fanout-bench" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \
   --cases "20x100@0,50x50@50" --redis --strict
 
 echo "==> all tests passed"

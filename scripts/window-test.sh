@@ -7,4 +7,4 @@ cargo build --workspace --locked
 export STOCK_DASHBOARD_BIN="$CARGO_TARGET_DIR/debug/stock-dashboard"
 export STOCK_BRIDGE_BIN="$CARGO_TARGET_DIR/debug/stock-bridge"
 mkdir -p tests/artifacts
-exec xvfb-run -a -s "-screen 0 1280x800x24" node --test tests/node/window.test.js
+exec timeout 600 xvfb-run -a -s "-screen 0 1280x800x24" node --test tests/node/window.test.js
