@@ -23,6 +23,7 @@
     rows: new Map(), // product_id -> { tr, cells, values }
     order: [], // the entries in display order
     pending: new Map(), // product_id -> row values, flushed once per animation frame
+    newest: null, // the last row queued: what the banner shows after the flush
     sortKey: 'product_id', sortDir: 1, filter: '', frame: 0, needsOrder: false, lastOrderAt: -Infinity,
     flip: false,
   };
@@ -35,7 +36,8 @@
 
   function subscribe() {
     const channel = new tauri.Channel();
-    channel.onmessage = onUpdate;
+    // The app sends batches (at most one per frame); a single update is accepted too.
+    channel.onmessage = (batch) => (Array.isArray(batch) ? batch : [batch]).forEach(onUpdate);
     return invoke('subscribe', { channel });
   }
 
@@ -125,15 +127,16 @@
   // ---- table (batched per animation frame; rows are updated in place) ---------------------
   function queueRow(row) {
     model.pending.set(row.product_id, row);
+    model.newest = row;
     if (!model.frame) model.frame = requestAnimationFrame(flush);
   }
 
   function flush() {
     model.frame = 0;
-    let newest = null;
+    const newest = model.newest;
+    model.newest = null;
     const flip = (model.flip = !model.flip);
     for (const row of model.pending.values()) {
-      newest = row;
       const existing = model.rows.get(row.product_id);
       if (existing) updateRow(existing, row, flip);
       else addRow(row, flip);
@@ -293,7 +296,7 @@
     for (const s of view.history.slice(0, -1)) model.history.push(s);
     setState(view.state);
     for (const row of view.products) queueRow(row);
-    if (view.latest) model.pending.set(view.latest.product_id, view.latest); // flushed last: banner shows it
+    if (view.latest) queueRow(view.latest); // the banner shows it
     if (view.sale_mode) setSaleMode(view.sale_mode);
     setGap(view.gap);
   }

@@ -111,7 +111,7 @@ pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result
 
 /// Hands the page's channel over; from now on every update is sent on it.
 #[tauri::command]
-pub fn subscribe(state: AppStateRef<'_>, channel: Channel<UiUpdate>) {
+pub fn subscribe(state: AppStateRef<'_>, channel: Channel<Vec<UiUpdate>>) {
     state.outlet.subscribe(channel);
 }
 

@@ -164,6 +164,22 @@ test('banner and table follow add_stock, sale_mode and gaps', async () => {
   await page.close();
 });
 
+test('the banner shows the last update even when several arrive in one frame', async () => {
+  const page = await openPage(loggedInSetup);
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  // Product 1 first, then 2, then 1 again, all before the next frame.
+  await page.evaluate((rows) => rows.forEach((r) => window.__standin.push(r)), [stock(1, 10), stock(2, 20), stock(1, 11)]);
+  await page.waitForSelector('tr[data-product-id="2"]', WAIT);
+  assert.equal(await page.textContent(byId('banner-product')), 'Product 1 (#1)');
+  assert.equal(await page.textContent(byId('banner-stock')), '11');
+  // A batch (the app sends arrays) is taken in order too.
+  await page.evaluate((batch) => window.__standin.push(batch), [stock(3, 30), stock(2, 21)]);
+  await page.waitForFunction(() => document.querySelector('[data-testid="banner-stock"]').textContent === '21', null, WAIT);
+  assert.equal(await page.textContent(byId('banner-product')), 'Product 2 (#2)');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('5,000 updates in a burst do not stall the page', async () => {
   const page = await openPage(loggedInSetup);
   await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
