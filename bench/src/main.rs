@@ -45,6 +45,9 @@ struct Args {
     /// Exit non-zero if our bridge loses or duplicates anything.
     #[arg(long)]
     strict: bool,
+    /// Skip the Node bridge (for profiling our bridge alone; no ratios are printed).
+    #[arg(long)]
+    no_node: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -441,6 +444,9 @@ async fn run(args: Args) -> Result<bool, String> {
         let a = a?;
         println!("{}", row(&name, &a));
         clean &= a.lost() == 0 && a.dups() == 0 && a.connected == case.clients;
+        if args.no_node {
+            continue;
+        }
         let server = node(&args.node_bridge, args.server_cpu).await?;
         let name = server.name.clone();
         let b = run_case(&server, *case).await;

@@ -110,10 +110,13 @@ test('with client auth, a bad token gets connect_error and a good one joins its 
   const bridge = await startBridge({ STOCK_BRIDGE_CLIENT_AUTH: 'jwt', STOCK_BRIDGE_JWT_SECRET: JWT_SECRET });
   const bad = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: 'nope' } });
   const good = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: jwt({ sub: 42 }) } });
+  // Listen before either can happen: the good one may connect before the bad one is refused.
+  const refused = withTimeout(new Promise((resolve) => bad.on('connect_error', resolve)), 'connect_error');
+  const joined = withTimeout(new Promise((resolve) => good.on('connect', resolve)), 'connect');
   try {
-    const err = await withTimeout(new Promise((resolve) => bad.on('connect_error', resolve)), 'connect_error');
+    const err = await refused;
     assert.match(err.message, /^unauthorized/);
-    await withTimeout(new Promise((resolve) => good.on('connect', resolve)), 'connect');
+    await joined;
     const got = withTimeout(new Promise((resolve) => good.on('sale_mode', resolve)), 'private sale_mode');
     const r = await post(bridge.url, { event: 'sale_mode', data: { mode: 'peak_hour' }, to: 'user:42' });
     assert.equal(r.status, 200);
