@@ -8,6 +8,7 @@
 //! - [`state`]: managed state; [`settings`]: addresses, the remembered session and the
 //!   [`settings::Vault`] that keeps them (tauri-plugin-store).
 //! - [`error`]: [`error::CommandError`], matched by `kind` in the page.
+//! - [`webview`]: how the window's web view renders (memory).
 
 pub mod commands;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod feed;
 pub mod outlet;
 pub mod settings;
 pub mod state;
+pub mod webview;
 
 use settings::StoreVault;
 use state::AppState;
@@ -64,6 +66,9 @@ pub fn run() {
             let state = Arc::new(AppState::load(Arc::new(StoreVault(store))));
             resume(state.clone());
             app.manage(state);
+            if let Some(window) = app.get_webview_window("main") {
+                webview::configure(&window);
+            }
             Ok(())
         })
         .invoke_handler(handler())

@@ -2,9 +2,11 @@
 //! handed over with `subscribe` (ordered, fast). Every update also goes into the
 //! [`Dashboard`] first, so a page that (re)loads can ask for the whole view.
 //!
-//! Updates are sent in batches at most every [`FLUSH_EVERY`] (about one frame), and within
-//! a batch only the latest snapshot of each product is kept: under a burst the page gets a
-//! bounded number of messages, instead of one script evaluation in WebKit per update.
+//! An update is sent at once when nothing was sent in the last [`FLUSH_EVERY`] (about one
+//! frame); what arrives within that time waits for its end and goes as one batch, in which
+//! only the latest snapshot of each product is kept. A quiet feed gets no added delay, and
+//! under a burst the page gets a bounded number of messages, instead of one script
+//! evaluation in WebKit per update.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use stock_client::ClientEvent;
 use tauri::ipc::Channel;
 use tokio::sync::Notify;
 
-/// How long updates wait to be sent together.
+/// The shortest time between two messages to the page.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(16);
 
 /// See the module docs.
@@ -35,9 +37,10 @@ impl Outlet {
             let outlet = self.clone();
             tauri::async_runtime::spawn(async move {
                 loop {
+                    // A wake-up during the pause below is kept by `Notify` (one permit).
                     outlet.wake.notified().await;
-                    tokio::time::sleep(FLUSH_EVERY).await;
                     outlet.flush();
+                    tokio::time::sleep(FLUSH_EVERY).await;
                 }
             });
         }
