@@ -3,9 +3,10 @@
 //! WebKitGTK's accelerated compositing gives a scrolled table a backing store as tall as
 //! the whole table: measured with `bench/app-run.sh`, 400 rows cost the web process about
 //! 85 MiB, and it kept growing with the number of products. Rendering without it paints
-//! only what is visible: the dashboard after an hour of updates then weighs about what an
-//! empty Tauri window does. The page has nothing that needs the GPU (no 3D, no video; its
-//! highlights animate background colours).
+//! only what is visible: after login the dashboard then weighs a little less than an empty
+//! Tauri window with WebKit's defaults (the README's app benchmark has the figures). The
+//! page has nothing that needs the GPU (no 3D, no video; its highlights animate background
+//! colours).
 
 use tauri::{Runtime, WebviewWindow};
 
