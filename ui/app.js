@@ -16,6 +16,7 @@
   };
   const FIELDS = ['product_id', 'name', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price', 'sync_at'];
   const NUMERIC = new Set(['product_id', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price']);
+  const FRAME_MS = 16;
   const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
   const model = {
@@ -25,7 +26,7 @@
     pending: new Map(), // product_id -> row values, flushed once per animation frame
     newest: null, // the last row queued: what the banner shows after the flush
     sortKey: 'product_id', sortDir: 1, filter: '', frame: 0, needsOrder: false, lastOrderAt: -Infinity,
-    flip: false,
+    flip: false, lastFlushAt: -Infinity,
   };
 
   // ---- IPC -----------------------------------------------------------------------------
@@ -37,7 +38,10 @@
   function subscribe() {
     const channel = new tauri.Channel();
     // The app sends batches (at most one per frame); a single update is accepted too.
-    channel.onmessage = (batch) => (Array.isArray(batch) ? batch : [batch]).forEach(onUpdate);
+    channel.onmessage = (batch) => {
+      (Array.isArray(batch) ? batch : [batch]).forEach(onUpdate);
+      scheduleFlush();
+    };
     return invoke('subscribe', { channel });
   }
 
@@ -124,15 +128,27 @@
     el.hidden = false;
   }
 
-  // ---- table (batched per animation frame; rows are updated in place) ---------------------
+  // ---- table (at most one flush per frame; rows are updated in place) ----------------------
   function queueRow(row) {
     model.pending.set(row.product_id, row);
     model.newest = row;
-    if (!model.frame) model.frame = requestAnimationFrame(flush);
+  }
+
+  // Queued rows are written at once when nothing was written within the last frame (they
+  // are painted in the next frame instead of one frame later); otherwise at the next
+  // animation frame, together with all that arrives until then. The app already sends at
+  // most one batch per frame, so a live feed is drawn as it comes and a burst still costs
+  // one DOM pass per frame.
+  function scheduleFlush() {
+    if (model.frame || model.pending.size === 0) return;
+    if (performance.now() - model.lastFlushAt >= FRAME_MS) flush();
+    else model.frame = requestAnimationFrame(flush);
   }
 
   function flush() {
+    if (model.frame) cancelAnimationFrame(model.frame);
     model.frame = 0;
+    model.lastFlushAt = performance.now();
     const newest = model.newest;
     model.newest = null;
     const flip = (model.flip = !model.flip);
@@ -297,6 +313,7 @@
     setState(view.state);
     for (const row of view.products) queueRow(row);
     if (view.latest) queueRow(view.latest); // the banner shows it
+    scheduleFlush();
     if (view.sale_mode) setSaleMode(view.sale_mode);
     setGap(view.gap);
   }

@@ -180,16 +180,42 @@ test('the banner shows the last update even when several arrive in one frame', a
   await page.close();
 });
 
+test('a batch after a quiet moment is written at once, not a frame later', async () => {
+  const page = await openPage(loggedInSetup);
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  await page.evaluate((row) => window.__standin.push([row]), stock(7, 70));
+  await page.waitForFunction(() => document.querySelector('[data-testid="banner-stock"]').textContent === '70', null, WAIT);
+  // Two frames without messages, then a batch: it is in the DOM before the script returns.
+  const seen = await page.evaluate((row) => new Promise((resolve) => {
+    requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => {
+      window.__standin.push([row]);
+      resolve([document.querySelector('[data-testid="banner-stock"]').textContent,
+        document.querySelector('tr[data-product-id="7"] td:nth-child(3)').textContent]);
+    }, 20)));
+  }), stock(7, 71));
+  assert.deepEqual(seen, ['71', '71']);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('5,000 updates in a burst do not stall the page', async () => {
   const page = await openPage(loggedInSetup);
   await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
-  await page.evaluate(() => {
+  const writes = await page.evaluate(() => {
+    const banner = document.querySelector('[data-testid="banner-stock"]');
+    let writes = 0;
+    let shown = banner.textContent;
     for (let i = 0; i < 5000; i++) {
       const id = 1000 + (i % 2500);
       window.__standin.push({ type: 'stock', product_id: id, name: null, in_stock: i % 7, discount_price: i, peak_hour_price: i,
         mediboy_offer_price: i, sync_at: new Date().toISOString(), seq: i, received_at: new Date().toISOString() });
+      if (banner.textContent !== shown) { writes++; shown = banner.textContent; }
     }
+    return writes;
   });
+  // Within one frame the DOM is written at most once (the first message, at once); the
+  // rest waits for the next animation frame and goes in one pass.
+  assert.ok(writes <= 1, `the page wrote the DOM ${writes} times within one frame`);
   await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 2500, null, WAIT);
   // The last value of each product is what is shown.
   assert.equal(await page.textContent('tr[data-product-id="3499"] td:nth-child(4)'), (4999).toLocaleString(undefined, { minimumFractionDigits: 2 }));
