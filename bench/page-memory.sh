@@ -14,7 +14,14 @@ MINIBROWSER="${MINIBROWSER:-/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser
 [ "$SECONDS_TO_RUN" -le 3600 ] || { echo "page-memory: at most 3600 seconds" >&2; exit 2; }
 
 WORK="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+BROWSER_GROUP=""
+cleanup() {
+  # The browser runs in its own process group (xvfb-run, Xvfb, MiniBrowser, WebKit helpers).
+  [ -n "$BROWSER_GROUP" ] && kill -TERM -- "-$BROWSER_GROUP" 2>/dev/null
+  kill $(jobs -p) 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 mkdir -p "$WORK/site" "$WORK/home"
 cp "$ROOT"/ui/* "$WORK/site/"
 cp "$ROOT/tests/node/tauri-standin.js" "$ROOT/bench/page-memory/feed.js" "$WORK/site/"
@@ -31,8 +38,9 @@ PORT="$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$WORK/http.log" | head -1)"
 export HOME="$WORK/home" XDG_CACHE_HOME="$WORK/home/cache" XDG_DATA_HOME="$WORK/home/data"
 export WEBKIT_DISABLE_COMPOSITING_MODE=1 # the app renders without it too (src-tauri/src/webview.rs)
 URL="http://127.0.0.1:$PORT/index.html#rate=$RATE&products=$PRODUCTS&n=$((RATE * SECONDS_TO_RUN))"
-xvfb-run -a -s "-screen 0 1280x800x24" "$MINIBROWSER" --enable-write-console-messages-to-stdout=true "$URL" \
+setsid xvfb-run -a -s "-screen 0 1280x800x24" "$MINIBROWSER" --enable-write-console-messages-to-stdout=true "$URL" \
   > "$WORK/browser.log" 2>&1 &
+BROWSER_GROUP=$!
 
 web_pss_kib() {
   local total=0 p v
