@@ -23,7 +23,7 @@
     state: null, latest: null, saleMode: null, gap: null, history: [], user: null, settings: null,
     rows: new Map(), // product_id -> { tr, cells, values }
     order: [], // the entries in display order
-    pending: new Map(), // product_id -> row values, flushed once per animation frame
+    pending: new Map(), // product_id -> row values, written at most once per frame (scheduleFlush)
     newest: null, // the last row queued: what the banner shows after the flush
     sortKey: 'product_id', sortDir: 1, filter: '', frame: 0, needsOrder: false, lastOrderAt: -Infinity,
     flip: false, lastFlushAt: -Infinity,
