@@ -67,4 +67,4 @@ for t in $(seq 10 10 "$SECONDS_TO_RUN"); do
   if [ -z "$first_pss" ]; then first_pss="$pss"; first_sent="${n:-0}"; fi
 done
 awk -v a="$first_pss" -v b="$pss" -v x="$first_sent" -v y="${n:-0}" \
-  'BEGIN{ if (y > x) printf "growth after the first 10 s: %.2f MiB per 1,000 updates\n", (b-a)/1024/((y-x)/1000) }'
+  'BEGIN{ if (y > x) printf "growth after the first sample: %.2f MiB per 1,000 updates\n", (b-a)/1024/((y-x)/1000) }'

@@ -146,7 +146,6 @@
   }
 
   function flush() {
-    if (model.frame) cancelAnimationFrame(model.frame);
     model.frame = 0;
     model.lastFlushAt = performance.now();
     const newest = model.newest;

@@ -186,7 +186,8 @@ test('a batch after a quiet moment is written at once, not a frame later', async
   await page.evaluate((row) => window.__standin.push([row]), stock(7, 70));
   await page.waitForFunction(() => document.querySelector('[data-testid="banner-stock"]').textContent === '70', null, WAIT);
   // Two frames without messages, then a batch: it is in the DOM before the script returns.
-  const seen = await page.evaluate((row) => new Promise((resolve) => {
+  const seen = await page.evaluate((row) => new Promise((resolve, reject) => {
+    setTimeout(() => reject(new Error('no animation frames within 10 s')), 10_000);
     requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => {
       window.__standin.push([row]);
       resolve([document.querySelector('[data-testid="banner-stock"]').textContent,
