@@ -6,6 +6,7 @@ fn main() {
         "get_settings",
         "save_settings",
         "subscribe",
+        "next_updates",
         "dashboard",
         "diagnostics",
     ]);

@@ -1,5 +1,5 @@
 // The dashboard page: plain JavaScript, no bundler. Talks to the app only through
-// window.__TAURI__.core (invoke + Channel); tests replace that object with a stand-in.
+// window.__TAURI__.core.invoke; tests replace that object with a stand-in.
 'use strict';
 
 (() => {
@@ -17,16 +17,22 @@
   const FIELDS = ['product_id', 'name', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price', 'sync_at'];
   const NUMERIC = new Set(['product_id', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price']);
   const FRAME_MS = 16;
+  const HIGHLIGHT_MS = 1500; // how long a new row or a changed value stays highlighted
   const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
   const model = {
     state: null, latest: null, saleMode: null, gap: null, history: [], user: null, settings: null,
-    rows: new Map(), // product_id -> { tr, cells, values }
-    order: [], // the entries in display order
+    rows: new Map(), // product_id -> entry (see addEntry)
+    order: [], // all entries in display order
+    shown: [], shownDirty: false, // the entries that match the filter, in display order
+    pool: [], rowPx: 0, // the <tr> elements in the DOM; the height of one
+    viewTop: 0, viewHeight: 0, // the table's scroll position and height (read on scroll and resize only)
     pending: new Map(), // product_id -> row values, written at most once per frame (scheduleFlush)
     newest: null, // the last row queued: what the banner shows after the flush
     sortKey: 'product_id', sortDir: 1, filter: '', frame: 0, needsOrder: false, lastOrderAt: -Infinity,
-    flip: false, lastFlushAt: -Infinity,
+    lastFlushAt: -Infinity,
+    lit: new Set(), // entries with a highlight on (sweepHighlights)
+    sweep: 0,
   };
 
   // ---- IPC -----------------------------------------------------------------------------
@@ -35,14 +41,33 @@
     return tauri.invoke(cmd, args);
   }
 
-  function subscribe() {
-    const channel = new tauri.Channel();
-    // The app sends batches (at most one per frame); a single update is accepted too.
-    channel.onmessage = (batch) => {
-      (Array.isArray(batch) ? batch : [batch]).forEach(onUpdate);
+  // The app queues updates for this page from `subscribe` on; the page pulls them, one
+  // batch at a time (the app answers at once when something is queued, at most once per
+  // frame, and with an empty batch after a quiet while). Pulling costs the web process far
+  // less memory than a message pushed on a Channel (see src-tauri/src/outlet.rs).
+  async function subscribe() {
+    const generation = await invoke('subscribe');
+    pull(generation);
+  }
+
+  async function pull(generation) {
+    for (;;) {
+      let batch;
+      try {
+        batch = await invoke('next_updates', { generation });
+      } catch (err) {
+        if (err && err.kind === 'superseded') return; // a newer page took over
+        console.warn('could not fetch updates; reloading the view', err);
+        await new Promise((r) => setTimeout(r, 1000));
+        await loadDashboard().catch(() => {});
+        continue;
+      }
+      if (batch.resync) await loadDashboard().catch(() => {});
+      for (const u of batch.updates) {
+        try { onUpdate(u); } catch (err) { console.warn('could not show an update', u, err); }
+      }
       scheduleFlush();
-    };
-    return invoke('subscribe', { channel });
+    }
   }
 
   function onUpdate(u) {
@@ -128,7 +153,14 @@
     el.hidden = false;
   }
 
-  // ---- table (at most one flush per frame; rows are updated in place) ----------------------
+  // ---- table -------------------------------------------------------------------------------
+  // Every product has an entry (its latest values and highlights); only the rows in view
+  // are in the DOM, a small pool of <tr> refilled as the table scrolls, with spacers above
+  // and below standing in for the rest. The DOM is written at most once per frame
+  // (scheduleFlush), in place, and its size does not grow with the number of products:
+  // thousands of products cost the web process what a screenful does.
+  const OVERSCAN = 10; // rows drawn above and below the visible ones
+
   function queueRow(row) {
     model.pending.set(row.product_id, row);
     model.newest = row;
@@ -136,8 +168,8 @@
 
   // Queued rows are written at once when nothing was written within the last frame (they
   // are painted in the next frame instead of one frame later); otherwise at the next
-  // animation frame, together with all that arrives until then. The app already sends at
-  // most one batch per frame, so a live feed is drawn as it comes and a burst still costs
+  // animation frame, together with all that arrives until then. The app already answers
+  // at most once per frame, so a live feed is drawn as it comes and a burst still costs
   // one DOM pass per frame.
   function scheduleFlush() {
     if (model.frame || model.pending.size === 0) return;
@@ -147,20 +179,34 @@
 
   function flush() {
     model.frame = 0;
-    model.lastFlushAt = performance.now();
+    // Only a flush that writes queued rows counts: a redraw (scroll, highlights ending) must
+    // not make the next update wait for a frame.
+    if (model.pending.size) model.lastFlushAt = performance.now();
     const newest = model.newest;
     model.newest = null;
-    const flip = (model.flip = !model.flip);
     for (const row of model.pending.values()) {
       const existing = model.rows.get(row.product_id);
-      if (existing) updateRow(existing, row, flip);
-      else addRow(row, flip);
+      if (existing) updateEntry(existing, row);
+      else addEntry(row);
     }
     model.pending.clear();
     if (newest) setLatest(newest);
     orderRows(false);
+    render();
     $('empty-table').hidden = model.rows.size > 0;
     $('row-count').textContent = `${model.rows.size} products`;
+  }
+
+  // Read here, not while drawing: reading layout after writing the DOM would force a layout
+  // in every flush.
+  function measureView() {
+    const wrap = $('table-wrap');
+    model.viewTop = wrap.scrollTop;
+    model.viewHeight = wrap.clientHeight;
+  }
+
+  function redraw() {
+    if (!model.frame) model.frame = requestAnimationFrame(flush);
   }
 
   function cellText(key, v) {
@@ -169,23 +215,28 @@
     return String(v);
   }
 
-  function addRow(row, flip) {
-    const tr = document.createElement('tr');
-    tr.dataset.productId = String(row.product_id);
-    const cells = {};
-    for (const key of FIELDS) {
-      const td = document.createElement('td');
-      if (NUMERIC.has(key)) td.className = 'num';
-      td.textContent = cellText(key, row[key]);
-      cells[key] = td;
-      tr.appendChild(td);
-    }
-    tr.classList.add(flip ? 'new-a' : 'new-b');
-    tr.classList.toggle('out-of-stock', row.in_stock <= 0);
-    const entry = { tr, cells, values: row };
+  function addEntry(row) {
+    // changed: field -> 'up' | 'down' while highlighted; version: bumped on every change,
+    // so a row already showing this version is not written again.
+    const entry = { values: row, changed: new Map(), isNew: true, version: 0 };
     model.rows.set(row.product_id, entry);
-    tr.hidden = !matches(entry);
+    highlight(entry);
     insertSorted(entry);
+  }
+
+  function updateEntry(entry, row) {
+    for (const key of FIELDS) {
+      const before = entry.values[key];
+      const after = row[key];
+      if (before === after) continue;
+      if (NUMERIC.has(key) && typeof before === 'number' && typeof after === 'number') {
+        entry.changed.set(key, after > before ? 'up' : 'down');
+      }
+      if (key === model.sortKey) model.needsOrder = true;
+      if (model.filter && (key === 'name' || key === 'product_id')) model.shownDirty = true;
+    }
+    entry.values = row;
+    highlight(entry);
   }
 
   // New rows go straight to their place (binary search); no re-sort needed.
@@ -196,26 +247,86 @@
       const mid = (lo + hi) >> 1;
       if (compare(model.order[mid], entry) <= 0) lo = mid + 1; else hi = mid;
     }
-    const next = model.order[lo];
     model.order.splice(lo, 0, entry);
-    $('stock-rows').insertBefore(entry.tr, next ? next.tr : null);
+    model.shownDirty = true;
   }
 
-  function updateRow(entry, row, flip) {
-    for (const key of FIELDS) {
-      const before = entry.values[key];
-      const after = row[key];
-      if (before === after) continue;
-      const td = entry.cells[key];
-      td.textContent = cellText(key, after);
-      td.classList.remove('up-a', 'up-b', 'down-a', 'down-b');
-      if (NUMERIC.has(key) && typeof before === 'number' && typeof after === 'number') {
-        td.classList.add(`${after > before ? 'up' : 'down'}-${flip ? 'a' : 'b'}`);
-      }
-      if (key === model.sortKey) model.needsOrder = true;
+  // A highlight lasts HIGHLIGHT_MS and is then taken off by one timer for all rows. (Not
+  // CSS animations: WebKit keeps a finished animation's objects while its class stays.)
+  function highlight(entry) {
+    entry.version++;
+    entry.until = performance.now() + HIGHLIGHT_MS;
+    model.lit.add(entry);
+    if (!model.sweep) model.sweep = setTimeout(sweepHighlights, HIGHLIGHT_MS);
+  }
+
+  function sweepHighlights() {
+    model.sweep = 0;
+    const now = performance.now();
+    let next = Infinity;
+    for (const entry of model.lit) {
+      if (entry.until <= now) {
+        entry.changed.clear();
+        entry.isNew = false;
+        entry.version++;
+        model.lit.delete(entry);
+      } else if (entry.until < next) next = entry.until;
     }
-    entry.tr.classList.toggle('out-of-stock', row.in_stock <= 0);
-    entry.values = row;
+    // Ends are swept together, at most four times a second.
+    if (next !== Infinity) model.sweep = setTimeout(sweepHighlights, Math.max(next - now, 250));
+    redraw();
+  }
+
+  // Draws the rows in view from the entries: reuses the pool's rows, writes only what
+  // differs from what a row shows.
+  function render() {
+    if (model.shownDirty) {
+      model.shown = model.filter ? model.order.filter(matches) : model.order;
+      model.shownDirty = false;
+    }
+    const rowPx = model.rowPx || 31;
+    const total = model.shown.length;
+    const first = Math.min(Math.max(0, Math.floor(model.viewTop / rowPx) - OVERSCAN), Math.max(0, total - 1));
+    const last = Math.min(total, first + Math.ceil((model.viewHeight || 600) / rowPx) + 2 * OVERSCAN);
+    $('rows-before').style.height = `${first * rowPx}px`;
+    $('rows-after').style.height = `${(total - last) * rowPx}px`;
+    const body = $('stock-rows');
+    while (model.pool.length < last - first) {
+      const tr = document.createElement('tr');
+      tr.cells_ = FIELDS.map((key) => {
+        const td = document.createElement('td');
+        td.className = NUMERIC.has(key) ? 'num' : '';
+        return tr.appendChild(td);
+      });
+      model.pool.push(tr);
+      body.appendChild(tr);
+    }
+    while (model.pool.length > last - first) model.pool.pop().remove();
+    for (let i = first; i < last; i++) fillRow(model.pool[i - first], model.shown[i]);
+    if (!model.rowPx && model.pool.length) {
+      // The first rows drawn give the real row height: draw again with it.
+      model.rowPx = model.pool[0].getBoundingClientRect().height || 0;
+      if (model.rowPx && model.rowPx !== rowPx) render();
+    }
+  }
+
+  function fillRow(tr, entry) {
+    if (tr.entry_ === entry && tr.version_ === entry.version) return;
+    tr.entry_ = entry;
+    tr.version_ = entry.version;
+    const row = entry.values;
+    const id = String(row.product_id);
+    if (tr.dataset.productId !== id) tr.dataset.productId = id;
+    const cls = `${row.in_stock <= 0 ? 'out-of-stock' : ''}${entry.isNew ? ' new' : ''}`;
+    if (tr.className !== cls) tr.className = cls;
+    FIELDS.forEach((key, i) => {
+      const td = tr.cells_[i];
+      const text = cellText(key, row[key]);
+      if (td.textContent !== text) td.textContent = text;
+      const dir = entry.changed.get(key);
+      const tdCls = `${NUMERIC.has(key) ? 'num' : ''}${dir ? ` ${dir}` : ''}`;
+      if (td.className !== tdCls) td.className = tdCls;
+    });
   }
 
   function compare(a, b) {
@@ -229,24 +340,19 @@
     return (c || a.values.product_id - b.values.product_id) * model.sortDir;
   }
 
-  // Re-orders rows when a sorted value changed, by moving existing nodes; at most twice a
-  // second while values stream in, so rows do not jump around under the operator's eyes.
+  // Re-sorts when a sorted value changed; at most twice a second while values stream in,
+  // so rows do not jump around under the operator's eyes.
   function orderRows(force) {
     if (!model.needsOrder) return;
     const now = performance.now();
     if (!force && now - model.lastOrderAt < 500) {
-      if (!model.frame) model.frame = requestAnimationFrame(flush);
+      redraw();
       return;
     }
     model.lastOrderAt = now;
     model.needsOrder = false;
-    const sorted = model.order.sort(compare);
-    const body = $('stock-rows');
-    let cursor = body.firstElementChild;
-    for (const entry of sorted) {
-      if (entry.tr === cursor) cursor = cursor.nextElementSibling;
-      else body.insertBefore(entry.tr, cursor);
-    }
+    model.order.sort(compare);
+    model.shownDirty = true;
   }
 
   function matches(entry) {
@@ -257,7 +363,8 @@
 
   function applyFilter() {
     model.filter = $('stock-filter').value.trim().toLowerCase();
-    for (const entry of model.rows.values()) entry.tr.hidden = !matches(entry);
+    model.shownDirty = true;
+    render();
   }
 
   function sortBy(key) {
@@ -268,13 +375,20 @@
     }
     model.needsOrder = true;
     orderRows(true);
+    render();
   }
 
   function resetTable() {
     model.rows.clear();
     model.order = [];
+    model.shown = [];
+    model.shownDirty = false;
     model.pending.clear();
-    $('stock-rows').textContent = '';
+    model.lit.clear();
+    for (const tr of model.pool) tr.remove();
+    model.pool = [];
+    $('rows-before').style.height = '0px';
+    $('rows-after').style.height = '0px';
     $('empty-table').hidden = false;
     $('row-count').textContent = '';
   }
@@ -296,6 +410,8 @@
     $('dashboard-view').hidden = false;
     $('logout').hidden = false;
     $('toggle-diagnostics').hidden = false;
+    measureView();
+    redraw();
   }
 
   function showLoginError(text) {
@@ -421,6 +537,8 @@
     $('login-form').addEventListener('submit', onLogin);
     $('logout').addEventListener('click', onLogout);
     $('stock-filter').addEventListener('input', applyFilter);
+    $('table-wrap').addEventListener('scroll', () => { measureView(); redraw(); }, { passive: true });
+    window.addEventListener('resize', () => { measureView(); redraw(); });
     for (const th of document.querySelectorAll('th[data-sort]')) th.addEventListener('click', () => sortBy(th.dataset.sort));
     $('open-settings').addEventListener('click', openSettings);
     $('settings-cancel').addEventListener('click', () => $('settings-dialog').close());

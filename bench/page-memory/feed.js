@@ -17,7 +17,7 @@
   let start = null;
   // Like the app's outlet: one batch per ~frame with what came due since the last one.
   setInterval(() => {
-    if (!s.channel || sent >= N) return;
+    if (!s.polling || sent >= N) return;
     if (start === null) start = performance.now();
     const due = Math.min(N, Math.floor(((performance.now() - start) * RATE) / 1000) + 1);
     const batch = [];

@@ -3,15 +3,15 @@
 
 use crate::error::CommandError;
 use crate::feed::Feed;
+use crate::outlet::Batch;
 use crate::settings::{Settings, StoredSession, SESSION_KEY, SETTINGS_KEY};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
-use stock_client::dashboard::{DashboardView, GapNotice, UiUpdate};
+use stock_client::dashboard::{DashboardView, GapNotice};
 use stock_client::{ClientEvent, LoginTarget, StateChange, StatsSnapshot, User};
 use stock_protocol::ConnectionState;
-use tauri::ipc::Channel;
 use tauri::State;
 
 type AppStateRef<'a> = State<'a, Arc<AppState>>;
@@ -109,10 +109,19 @@ pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result
     Ok(settings)
 }
 
-/// Hands the page's channel over; from now on every update is sent on it.
+/// Starts queueing updates for this page; returns its generation for `next_updates`.
+/// The page then reads the whole view with `dashboard`, so nothing is missed in between.
 #[tauri::command]
-pub fn subscribe(state: AppStateRef<'_>, channel: Channel<Vec<UiUpdate>>) {
-    state.outlet.subscribe(channel);
+pub fn subscribe(state: AppStateRef<'_>) -> u64 {
+    state.outlet.subscribe()
+}
+
+/// The next batch of updates for the page of `generation` (waits while there is none, up
+/// to `outlet::POLL_WAIT`): see [`crate::outlet`].
+#[tauri::command]
+pub async fn next_updates(state: AppStateRef<'_>, generation: u64) -> Result<Batch, CommandError> {
+    let outlet = state.outlet.clone();
+    outlet.next_updates(generation).await.map_err(CommandError::from)
 }
 
 /// Everything the page needs to draw itself now.

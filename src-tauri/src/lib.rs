@@ -1,9 +1,9 @@
 //! The desktop app: a thin Tauri adapter over `stock-client`.
 //!
 //! # Layout
-//! - [`commands`]: what the page may call (login, logout, settings, subscribe, dashboard,
-//!   diagnostics).
-//! - [`outlet`]: the one place that sends to the page (a `tauri::ipc::Channel`).
+//! - [`commands`]: what the page may call (login, logout, settings, subscribe,
+//!   next_updates, dashboard, diagnostics).
+//! - [`outlet`]: the one place that hands updates to the page (which pulls them).
 //! - [`feed`]: the running live client and its forwarding task, owned and stoppable.
 //! - [`state`]: managed state; [`settings`]: addresses, the remembered session and the
 //!   [`settings::Vault`] that keeps them (tauri-plugin-store).
@@ -36,6 +36,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::get_settings,
         commands::save_settings,
         commands::subscribe,
+        commands::next_updates,
         commands::dashboard,
         commands::diagnostics,
     ]

@@ -1,115 +1,173 @@
-//! The one place that sends anything to the page: the [`tauri::ipc::Channel`] the page
-//! handed over with `subscribe` (ordered, fast). Every update also goes into the
-//! [`Dashboard`] first, so a page that (re)loads can ask for the whole view.
+//! The one place that hands anything to the page. Every update goes into the
+//! [`Dashboard`] first (so a page that (re)loads can ask for the whole view), then into a
+//! queue that the page pulls from with the `next_updates` command.
 //!
-//! An update is sent at once when nothing was sent in the last [`FLUSH_EVERY`] (about one
-//! frame); what arrives within that time waits for its end and goes as one batch, in which
-//! only the latest snapshot of each product is kept. A quiet feed gets no added delay, and
-//! under a burst the page gets a bounded number of messages, instead of one script
-//! evaluation in WebKit per update.
+//! Why pull rather than a `tauri::ipc::Channel`: a Channel delivers each message by
+//! evaluating a new script in the web process, and WebKitGTK keeps memory for each of
+//! them (measured: +2.7 MiB per 1,000 messages); an answer to a command comes back over
+//! the IPC protocol and costs a fraction of that (+0.58 MiB). See README, "App benchmark".
 //!
-//! The sending task starts with the first `subscribe` and is owned by the outlet: it stops
-//! when the last clone of the [`Outlet`] is dropped.
+//! # How a page pulls
+//! - `subscribe` starts a new *generation* (the page's number) and drops what was queued
+//!   for an older page; the new page then reads the whole view with `dashboard`.
+//! - `next_updates(generation)` answers at once when something is queued, else waits up to
+//!   [`POLL_WAIT`] (then answers with nothing, and the page asks again). A stale generation
+//!   (a reloaded page's orphaned call) is refused with [`PullError::Superseded`] and takes
+//!   nothing away from the current page.
+//! - Two answers are at least [`FLUSH_EVERY`] (about one frame) apart; what arrives in
+//!   between goes as one batch in which only the latest snapshot of each product is kept.
+//!   A quiet feed gets no added delay; a burst gives the page one batch per frame.
+//! - The queue is bounded: past [`MAX_QUEUED`] updates (a page that stopped asking) it is
+//!   dropped and the next answer says `resync` (and nothing else), so the page reloads
+//!   the view instead of missing anything.
 
+use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stock_client::dashboard::{Dashboard, UiUpdate};
 use stock_client::ClientEvent;
-use tauri::ipc::Channel;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-/// The shortest time between two messages to the page.
+/// The shortest time between two answers to the page.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(16);
+/// How long `next_updates` waits for something before it answers with nothing.
+pub const POLL_WAIT: Duration = Duration::from_secs(20);
+/// The most updates kept for a page that does not ask for them.
+pub const MAX_QUEUED: usize = 20_000;
 
 /// See the module docs.
 #[derive(Clone, Default)]
 pub struct Outlet {
-    queue: Arc<Queue>,
-    sender: Arc<Mutex<Option<SenderTask>>>,
+    queue: Arc<Mutex<Queue>>,
+    wake: Arc<Notify>,
     pub dashboard: Arc<Mutex<Dashboard>>,
 }
 
-/// What the sending task shares with the outlet (never the task's own handle, so dropping
-/// the outlet can stop it).
-#[derive(Default)]
-struct Queue {
-    channel: Mutex<Option<Channel<Vec<UiUpdate>>>>,
-    pending: Mutex<Vec<UiUpdate>>,
-    wake: Notify,
+/// One answer to `next_updates`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Batch {
+    pub updates: Vec<UiUpdate>,
+    /// Updates were dropped (the queue overflowed): reload the whole view.
+    pub resync: bool,
 }
 
-/// The sending task; aborted when dropped.
-struct SenderTask(JoinHandle<()>);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PullError {
+    #[error("a newer page has subscribed; this one no longer gets updates")]
+    Superseded,
+}
 
-impl Drop for SenderTask {
-    fn drop(&mut self) {
-        self.0.abort();
+#[derive(Default)]
+struct Queue {
+    /// The current page's generation; 0 while no page has subscribed.
+    generation: u64,
+    updates: Vec<UiUpdate>,
+    /// product id → its position in `updates`, so a newer snapshot replaces the queued one.
+    stock_at: HashMap<i64, usize>,
+    resync: bool,
+    last_answer: Option<Instant>,
+}
+
+impl Queue {
+    fn take(&mut self, now: Instant) -> Batch {
+        self.stock_at.clear();
+        self.last_answer = Some(now);
+        Batch { updates: std::mem::take(&mut self.updates), resync: std::mem::take(&mut self.resync) }
+    }
+
+    fn has_news(&self) -> bool {
+        !self.updates.is_empty() || self.resync
     }
 }
 
 impl Outlet {
-    /// The page's channel; a newer page replaces an older one.
-    pub fn subscribe(&self, channel: Channel<Vec<UiUpdate>>) {
-        *lock(&self.queue.channel) = Some(channel);
-        let mut sender = lock(&self.sender);
-        if sender.is_none() {
-            let queue = Arc::clone(&self.queue);
-            // The caller's runtime when there is one (tests), else the app's.
-            let runtime = tokio::runtime::Handle::try_current()
-                .unwrap_or_else(|_| tauri::async_runtime::handle().inner().clone());
-            *sender = Some(SenderTask(runtime.spawn(async move {
-                loop {
-                    // A wake-up during the pause below is kept by `Notify` (one permit).
-                    queue.wake.notified().await;
-                    queue.send_pending();
-                    tokio::time::sleep(FLUSH_EVERY).await;
-                }
-            })));
-        }
+    /// Starts a new page generation; the previous page's pending call is answered with
+    /// [`PullError::Superseded`].
+    pub fn subscribe(&self) -> u64 {
+        let mut queue = lock(&self.queue);
+        queue.generation += 1;
+        queue.updates.clear();
+        queue.stock_at.clear();
+        queue.resync = false;
+        let generation = queue.generation;
+        drop(queue);
+        self.wake.notify_waiters();
+        generation
     }
 
     /// Records `event` and queues what to tell the page.
     pub fn publish(&self, event: ClientEvent) -> UiUpdate {
         let update = lock(&self.dashboard).apply(event);
-        if lock(&self.queue.channel).is_none() {
+        let mut queue = lock(&self.queue);
+        if queue.generation == 0 {
             // No page yet: it will read the whole view from the dashboard when it loads.
             return update;
         }
-        let mut pending = lock(&self.queue.pending);
-        let replaced = match &update {
-            UiUpdate::Stock(row) => pending
-                .iter_mut()
-                .find(|u| matches!(u, UiUpdate::Stock(r) if r.product_id == row.product_id))
-                .map(|slot| *slot = update.clone())
-                .is_some(),
-            _ => false,
-        };
-        if !replaced {
-            pending.push(update.clone());
+        if queue.resync {
+            // The page will reload the whole view, which has this too.
+            return update;
         }
-        drop(pending);
-        self.queue.wake.notify_one();
+        let queue = &mut *queue;
+        let slot = match &update {
+            UiUpdate::Stock(row) => queue.stock_at.get(&row.product_id).copied(),
+            _ => None,
+        };
+        match slot {
+            Some(i) => queue.updates[i] = update.clone(),
+            None if queue.updates.len() >= MAX_QUEUED => {
+                queue.updates.clear();
+                queue.stock_at.clear();
+                queue.resync = true;
+            }
+            None => {
+                if let UiUpdate::Stock(row) = &update {
+                    queue.stock_at.insert(row.product_id, queue.updates.len());
+                }
+                queue.updates.push(update.clone());
+            }
+        }
+        self.wake.notify_waiters();
         update
     }
-}
 
-impl Queue {
-    fn send_pending(&self) {
-        let batch = std::mem::take(&mut *lock(&self.pending));
-        if batch.is_empty() {
-            return;
-        }
-        let channel = lock(&self.channel).clone();
-        if let Some(channel) = channel {
-            if let Err(e) = channel.send(batch) {
-                tracing::debug!("the page is not listening: {e}");
+    /// The next batch for the page of `generation`: see the module docs.
+    pub async fn next_updates(&self, generation: u64) -> Result<Batch, PullError> {
+        let give_up = Instant::now() + POLL_WAIT;
+        loop {
+            // Registered before looking, so a publish between the look and the wait wakes it.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let ready_at = {
+                let mut queue = lock(&self.queue);
+                if queue.generation != generation {
+                    return Err(PullError::Superseded);
+                }
+                let now = Instant::now();
+                match queue.last_answer.map(|t| t + FLUSH_EVERY) {
+                    Some(at) if at > now && queue.has_news() => Some(at),
+                    _ if queue.has_news() => return Ok(queue.take(now)),
+                    _ if now >= give_up => return Ok(Batch::default()),
+                    _ => None,
+                }
+            };
+            match ready_at {
+                // Too soon after the last answer: the rest of this frame's news joins in.
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => {
+                    tokio::select! {
+                        _ = &mut woken => {}
+                        _ = tokio::time::sleep_until(give_up) => {}
+                    }
+                }
             }
         }
     }
 }
 
-/// A poisoned lock still holds usable data here (plain values, no invariants across fields).
+/// A poisoned lock still holds usable data here (plain values, no invariants across locks).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -117,9 +175,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
+    use serde_json::json;
     use stock_protocol::StockSnapshot;
-    use tauri::ipc::InvokeResponseBody;
 
     fn stock(product: i64, in_stock: i64) -> ClientEvent {
         let raw = json!({"product_id": product, "in_stock": in_stock, "discount_price": 1.5, "peak_hour_price": 2,
@@ -127,71 +184,98 @@ mod tests {
         ClientEvent::Stock { snapshot: StockSnapshot::from_value(&raw).unwrap(), meta: None, raw }
     }
 
-    /// Each message the page got, as (product, in_stock) pairs.
-    type Received = tokio::sync::mpsc::UnboundedReceiver<Vec<(i64, i64)>>;
-
-    /// A channel that records each message the page would get.
-    fn recording_channel() -> (Channel<Vec<UiUpdate>>, Received) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let channel = Channel::new(move |body| {
-            let InvokeResponseBody::Json(text) = body else { panic!("the outlet sends JSON") };
-            let batch: Vec<Value> = serde_json::from_str(&text).unwrap();
-            let rows = batch.iter().map(|u| (u["product_id"].as_i64().unwrap(), u["in_stock"].as_i64().unwrap())).collect();
-            let _ = tx.send(rows);
-            Ok(())
-        });
-        (channel, rx)
+    /// A batch as (product, in_stock) pairs.
+    fn rows(batch: &Batch) -> Vec<(i64, i64)> {
+        batch
+            .updates
+            .iter()
+            .map(|u| match u {
+                UiUpdate::Stock(r) => (r.product_id, r.in_stock),
+                other => panic!("not a stock update: {other:?}"),
+            })
+            .collect()
     }
 
-    async fn next(rx: &mut Received) -> Vec<(i64, i64)> {
-        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a message in time").expect("channel open")
+    async fn pull(outlet: &Outlet, generation: u64) -> Batch {
+        tokio::time::timeout(POLL_WAIT * 2, outlet.next_updates(generation)).await.expect("an answer in time").expect("current page")
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_quiet_feed_is_sent_at_once_and_a_burst_in_one_batch_per_frame() {
+    async fn a_quiet_feed_is_answered_at_once_and_a_burst_in_one_batch_per_frame() {
         let outlet = Outlet::default();
-        let (channel, mut rx) = recording_channel();
-        outlet.subscribe(channel);
+        let page = outlet.subscribe();
 
-        let before = tokio::time::Instant::now();
+        // The page is already waiting when the update comes.
+        let waiting = tokio::spawn({
+            let outlet = outlet.clone();
+            async move { outlet.next_updates(page).await }
+        });
+        tokio::task::yield_now().await;
+        let before = Instant::now();
         outlet.publish(stock(1, 10));
-        assert_eq!(next(&mut rx).await, vec![(1, 10)]);
+        assert_eq!(rows(&waiting.await.unwrap().unwrap()), vec![(1, 10)]);
         assert_eq!(before.elapsed(), Duration::ZERO, "a lone update waits for nothing");
 
         // Within the frame after it: one batch at the frame's end, the latest per product.
         outlet.publish(stock(1, 11));
         outlet.publish(stock(2, 20));
         outlet.publish(stock(1, 12));
-        assert_eq!(next(&mut rx).await, vec![(1, 12), (2, 20)]);
+        assert_eq!(rows(&pull(&outlet, page).await), vec![(1, 12), (2, 20)]);
         assert_eq!(before.elapsed(), FLUSH_EVERY);
 
         // After a quiet frame, again at once.
         tokio::time::sleep(FLUSH_EVERY * 3).await;
-        let quiet = tokio::time::Instant::now();
+        let quiet = Instant::now();
         outlet.publish(stock(3, 30));
-        assert_eq!(next(&mut rx).await, vec![(3, 30)]);
+        assert_eq!(rows(&pull(&outlet, page).await), vec![(3, 30)]);
         assert_eq!(quiet.elapsed(), Duration::ZERO);
-        assert!(rx.try_recv().is_err(), "nothing else was sent");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn dropping_the_last_outlet_stops_its_sending_task() {
+    async fn a_page_waits_at_most_poll_wait_then_gets_an_empty_answer() {
         let outlet = Outlet::default();
-        let (channel, _rx) = recording_channel();
-        outlet.subscribe(channel);
-        let clone = outlet.clone();
-        let queue = Arc::downgrade(&outlet.queue);
-        drop(outlet);
+        let page = outlet.subscribe();
+        let before = Instant::now();
+        let batch = pull(&outlet, page).await;
+        assert!(batch.updates.is_empty() && !batch.resync);
+        assert_eq!(before.elapsed(), POLL_WAIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reloaded_page_supersedes_the_old_one_which_takes_nothing() {
+        let outlet = Outlet::default();
+        outlet.publish(stock(9, 90)); // before any page: only in the dashboard
+        let old = outlet.subscribe();
+        let orphan = tokio::spawn({
+            let outlet = outlet.clone();
+            async move { outlet.next_updates(old).await }
+        });
         tokio::task::yield_now().await;
-        assert!(queue.upgrade().is_some(), "a clone still holds the outlet");
-        drop(clone);
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while queue.upgrade().is_some() {
-                // A sleep, not a yield: the paused clock only moves while the runtime idles.
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await
-        .expect("the sending task let go of the queue");
+        let new = outlet.subscribe();
+        assert_eq!(orphan.await.unwrap().unwrap_err(), PullError::Superseded, "the waiting call ends at once");
+        outlet.publish(stock(1, 10));
+        assert_eq!(outlet.next_updates(old).await.unwrap_err(), PullError::Superseded);
+        assert_eq!(rows(&pull(&outlet, new).await), vec![(1, 10)], "the old page took nothing");
+        assert_eq!(lock(&outlet.dashboard).view().products.len(), 2, "the dashboard has everything");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_page_that_stops_asking_gets_a_resync_instead_of_an_unbounded_queue() {
+        let outlet = Outlet::default();
+        let page = outlet.subscribe();
+        for product in 0..(MAX_QUEUED as i64) {
+            outlet.publish(stock(product, 1));
+        }
+        assert_eq!(lock(&outlet.queue).updates.len(), MAX_QUEUED);
+        outlet.publish(stock(0, 2)); // replaces a queued one: still fits
+        assert!(!lock(&outlet.queue).resync);
+        outlet.publish(stock(MAX_QUEUED as i64, 1)); // one more product: too many
+        outlet.publish(stock(7, 7)); // the reloaded view will have it
+        let batch = pull(&outlet, page).await;
+        assert!(batch.resync && batch.updates.is_empty(), "told to reload, with nothing half-delivered");
+        outlet.publish(stock(5, 6));
+        let batch = pull(&outlet, page).await;
+        assert!(!batch.resync);
+        assert_eq!(rows(&batch), vec![(5, 6)]);
     }
 }

@@ -14,13 +14,19 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// A demo bridge in this process; returns its base URL.
 fn demo_bridge() -> String {
+    demo_bridge_with(None).0
+}
+
+/// A demo bridge that, with `feed_every`, also posts synthetic updates (stopped on drop).
+fn demo_bridge_with(feed_every: Option<Duration>) -> (String, Option<stock_bridge::demo::Feed>) {
     tauri::async_runtime::block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = Arc::new(stock_bridge::demo::config(addr, stock_bridge::demo::DEMO_API_KEY).unwrap());
         let (router, bridge) = stock_bridge::demo::app(config);
+        let feed = feed_every.map(|every| stock_bridge::demo::start_feed(bridge.clone(), every));
         tauri::async_runtime::spawn(stock_bridge::serve(listener, router, bridge, std::future::pending()));
-        format!("http://{addr}")
+        (format!("http://{addr}"), feed)
     })
 }
 
@@ -134,4 +140,40 @@ fn a_remembered_session_skips_the_login_screen() {
     let second = app_with(vault, &url);
     assert_eq!(call(&second, "current_session", json!({})).unwrap()["logged_in"], true);
     wait_for_state(&second, "socket connected");
+}
+
+#[test]
+fn the_page_pulls_live_updates_and_a_reloaded_page_supersedes_the_old_one() {
+    let (url, _feed) = demo_bridge_with(Some(Duration::from_millis(20)));
+    let app = app_with(Arc::new(MemoryVault::default()), &url);
+    let old = call(&app, "subscribe", json!({})).unwrap();
+    let page = call(&app, "subscribe", json!({})).unwrap();
+    assert_ne!(old, page, "each page gets its own generation");
+    let err = call(&app, "next_updates", json!({"generation": old})).unwrap_err();
+    assert_eq!(err["kind"], "superseded", "{err}");
+    let err = call(&app, "next_updates", json!({"generation": "latest"})).unwrap_err();
+    assert!(err.to_string().contains("generation"), "a bad argument is named: {err}");
+
+    call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": false})).unwrap();
+    // The demo feed's add_stock snapshots reach the page through the bridge, the socket and
+    // the outlet, after the state words.
+    let (mut connected, mut stock) = (false, None);
+    let deadline = Instant::now() + WAIT;
+    while stock.is_none() {
+        assert!(Instant::now() < deadline, "no stock update pulled (connected: {connected})");
+        let batch = call(&app, "next_updates", json!({"generation": page})).unwrap();
+        assert_eq!(batch["resync"], false);
+        for update in batch["updates"].as_array().unwrap() {
+            match update["type"].as_str() {
+                Some("state") if update["state"] == "socket connected" => connected = true,
+                Some("stock") => stock = Some(update.clone()),
+                _ => {}
+            }
+        }
+    }
+    assert!(connected, "the state came before the first snapshot");
+    let stock = stock.unwrap();
+    assert!(stock["product_id"].is_i64() && stock["in_stock"].is_i64(), "{stock}");
+    let view = call(&app, "dashboard", json!({})).unwrap();
+    assert!(view["products"].as_array().unwrap().iter().any(|p| p["product_id"] == stock["product_id"]));
 }

@@ -1,17 +1,35 @@
 // A small in-page stand-in for Tauri's IPC (window.__TAURI__.core), so the page can be
 // driven in a plain browser. Tests steer it through window.__standin:
 //   __standin.handlers[cmd] = (args) => value | Promise   (a rejected promise is a command error)
-//   __standin.push(update)                                (sends on the page's channel)
-//   __standin.calls                                       (every invoke, in order)
+//   __standin.push(update | [updates])                    (queues for the page's next_updates;
+//                                                          resolves once the page has applied it)
+//   __standin.resync()                                    (tells the page its updates were dropped)
+//   __standin.polling                                     (true once the page pulls updates)
+//   __standin.calls                                       (every invoke but next_updates, in order)
+// Like the app, it answers a waiting `next_updates` as soon as something is queued, and a
+// call while something is queued at once; unlike the app it does not hold answers to one
+// per frame, so tests see the page's own batching.
 (() => {
-  class Channel {
-    constructor() { this.onmessage = () => {}; }
-  }
   const standin = {
     calls: [],
-    channel: null,
+    generation: 0,
+    polling: false,
+    queue: [], // updates not yet taken by the page
+    resyncNext: false,
+    queuedAcks: [], // resolvers of push() for what is in `queue`
+    takenAcks: [], // ... for the batch the page took last: applied when it asks again
+    waiting: null, // the page's pending next_updates call
     handlers: {
-      subscribe: ({ channel }) => { standin.channel = channel; return null; },
+      subscribe: () => { standin.generation += 1; standin.queue = []; return standin.generation; },
+      next_updates: ({ generation }) => {
+        standin.polling = true;
+        const applied = standin.takenAcks;
+        standin.takenAcks = [];
+        applied.forEach((resolve) => resolve());
+        if (generation !== standin.generation) return Promise.reject({ kind: 'superseded', message: 'a newer page has subscribed' });
+        if (standin.queue.length || standin.resyncNext) return standin.take();
+        return new Promise((resolve) => { standin.waiting = resolve; });
+      },
       current_session: () => ({ logged_in: false, user: null, settings: { api_base_url: 'http://127.0.0.1:3001', socket_url: 'http://127.0.0.1:3001' } }),
       dashboard: () => ({
         state: { state: 'socket offline', reason: 'not logged in', since: new Date().toISOString(), attempt: 0 },
@@ -28,17 +46,35 @@
         events_shown: 0, last_event_at: null, last_event_age_secs: null, generated_at: new Date().toISOString(),
       }),
     },
+    take() {
+      const batch = { updates: standin.queue, resync: standin.resyncNext };
+      standin.queue = [];
+      standin.resyncNext = false;
+      standin.takenAcks = standin.queuedAcks;
+      standin.queuedAcks = [];
+      return batch;
+    },
+    resync() {
+      standin.resyncNext = true;
+      return standin.push([]);
+    },
     push(update) {
-      if (!standin.channel) throw new Error('the page has not subscribed');
-      standin.channel.onmessage(update);
+      if (!standin.generation) throw new Error('the page has not subscribed');
+      standin.queue.push(...(Array.isArray(update) ? update : [update]));
+      const applied = new Promise((resolve) => standin.queuedAcks.push(resolve));
+      if (standin.waiting) {
+        const answer = standin.waiting;
+        standin.waiting = null;
+        answer(standin.take());
+      }
+      return applied;
     },
   };
   window.__standin = standin;
   window.__TAURI__ = {
     core: {
-      Channel,
       invoke(cmd, args) {
-        standin.calls.push({ cmd, args });
+        if (cmd !== 'next_updates') standin.calls.push({ cmd, args });
         const handler = standin.handlers[cmd];
         if (!handler) return Promise.reject({ kind: 'unknown_command', message: `no handler for ${cmd}` });
         try {
