@@ -233,7 +233,7 @@
         entry.changed.set(key, after > before ? 'up' : 'down');
       }
       if (key === model.sortKey) model.needsOrder = true;
-      if (model.filter && (key === 'name' || key === 'product_id')) model.shownDirty = true;
+      if (key === 'name' && model.filter) model.shownDirty = true; // (the id never changes)
     }
     entry.values = row;
     highlight(entry);

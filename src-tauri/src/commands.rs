@@ -120,8 +120,7 @@ pub fn subscribe(state: AppStateRef<'_>) -> u64 {
 /// to `outlet::POLL_WAIT`): see [`crate::outlet`].
 #[tauri::command]
 pub async fn next_updates(state: AppStateRef<'_>, generation: u64) -> Result<Batch, CommandError> {
-    let outlet = state.outlet.clone();
-    outlet.next_updates(generation).await.map_err(CommandError::from)
+    Ok(state.outlet.next_updates(generation).await?)
 }
 
 /// Everything the page needs to draw itself now.

@@ -1,8 +1,8 @@
 //! [`CommandError`]: what a command's failure looks like to the page, `{kind, message}`,
 //! so the page matches on `kind` and shows `message`.
 
-use serde::Serialize;
 use crate::outlet::PullError;
+use serde::Serialize;
 use stock_client::LoginError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]

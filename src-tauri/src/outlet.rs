@@ -4,7 +4,7 @@
 //!
 //! Why pull rather than a `tauri::ipc::Channel`: a Channel delivers each message by
 //! evaluating a new script in the web process, and WebKitGTK keeps memory for each of
-//! them (measured: +2.7 MiB per 1,000 messages); an answer to a command comes back over
+//! them (measured: +2.7 MiB per 1,000 updates); an answer to a command comes back over
 //! the IPC protocol and costs a fraction of that (+0.58 MiB). See README, "App benchmark".
 //!
 //! # How a page pulls
