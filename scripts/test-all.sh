@@ -27,4 +27,8 @@ echo "==> fan-out benchmark, small configuration (must finish and lose nothing; 
 timeout 600 "$CARGO_TARGET_DIR/debug/fanout-bench" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \
   --cases "20x100@0,50x50@50" --redis --strict
 
+echo "==> soak, 60 s (a fifth of the clients misbehave; must lose nothing and keep answering)"
+timeout 300 "$CARGO_TARGET_DIR/debug/soak" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \
+  --clients "${SOAK_CLIENTS:-300}" --rate 50 --secs 60
+
 echo "==> all tests passed"

@@ -73,6 +73,27 @@ pub struct ServeArgs {
     /// Packets queued for one client before it is considered too slow and disconnected.
     #[arg(long, env = "STOCK_BRIDGE_CLIENT_BUFFER", default_value_t = config::DEFAULT_CLIENT_BUFFER)]
     pub client_buffer: usize,
+    /// Bytes queued for one client (WebSocket) before it is considered too slow and disconnected.
+    #[arg(long, env = "STOCK_BRIDGE_CLIENT_BUFFER_BYTES", default_value_t = config::DEFAULT_CLIENT_BUFFER_BYTES)]
+    pub client_buffer_bytes: usize,
+    /// Largest catch-up answer in bytes; longer ones are paged.
+    #[arg(long, env = "STOCK_BRIDGE_CATCH_UP_MAX_BYTES", default_value_t = config::DEFAULT_CATCH_UP_MAX_BYTES)]
+    pub catch_up_max_bytes: usize,
+    /// Client-sent events per second and connection (bursts of twice that).
+    #[arg(long, env = "STOCK_BRIDGE_CLIENT_EVENT_RATE", default_value_t = config::DEFAULT_CLIENT_EVENT_RATE)]
+    pub client_event_rate: u32,
+    /// Open connections at most (the service's file limit must be higher).
+    #[arg(long, env = "STOCK_BRIDGE_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds a request's headers may take to arrive (also the idle timeout of kept-alive HTTP connections).
+    #[arg(long, env = "STOCK_BRIDGE_HEADER_READ_TIMEOUT_SECS", default_value_t = config::DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
+    pub header_read_timeout_secs: u64,
+    /// Socket.IO handshakes per second from one source address (bursts of twice that).
+    #[arg(long, env = "STOCK_BRIDGE_HANDSHAKE_RATE", default_value_t = config::DEFAULT_HANDSHAKE_RATE)]
+    pub handshake_rate: u32,
+    /// Calls to the user service at once (`--client-auth introspect`).
+    #[arg(long, env = "STOCK_BRIDGE_INTROSPECT_CONCURRENCY", default_value_t = crate::socket::auth::DEFAULT_INTROSPECT_CONCURRENCY)]
+    pub introspect_concurrency: usize,
     /// Engine.IO ping interval, in seconds.
     #[arg(long, env = "STOCK_BRIDGE_PING_INTERVAL_SECS", default_value_t = config::DEFAULT_PING_INTERVAL.as_secs())]
     pub ping_interval_secs: u64,
@@ -147,6 +168,16 @@ impl ServeArgs {
             cache_products: self.cache_products,
             cache_max_age: Duration::from_secs(self.cache_max_age_secs),
             client_buffer: self.client_buffer,
+            client_buffer_bytes: self.client_buffer_bytes,
+            catch_up_max_bytes: self.catch_up_max_bytes,
+            client_event_rate: std::num::NonZeroU32::new(self.client_event_rate)
+                .ok_or_else(|| invalid("STOCK_BRIDGE_CLIENT_EVENT_RATE", "must be greater than 0".into()))?,
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            body_read_timeout: config::DEFAULT_BODY_READ_TIMEOUT,
+            handshake_rate: std::num::NonZeroU32::new(self.handshake_rate)
+                .ok_or_else(|| invalid("STOCK_BRIDGE_HANDSHAKE_RATE", "must be greater than 0".into()))?,
+            introspect_concurrency: self.introspect_concurrency,
             ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
             ping_timeout: Duration::from_secs(self.ping_timeout_secs.max(1)),
             client_auth,

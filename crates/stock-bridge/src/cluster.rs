@@ -236,7 +236,8 @@ impl RedisLastValues {
         Ok(DeliveryMeta { seq, epoch })
     }
 
-    pub async fn since(&self, req: &CatchUpRequest) -> Result<CatchUp, RedisDown> {
+    /// As [`crate::lastvalue::LastValueCache::since`], from Redis.
+    pub async fn since(&self, req: &CatchUpRequest, max_bytes: usize) -> Result<CatchUp, RedisDown> {
         let mut conn = self.conn.clone();
         let down = |e: redis::RedisError| {
             tracing::warn!("reading the catch-up from Redis failed: {e}");
@@ -251,10 +252,7 @@ impl RedisLastValues {
             .map_err(down)?;
         let epoch = epoch.unwrap_or_default();
         let seq = seq.unwrap_or(0);
-        let after = match (&req.epoch, req.after) {
-            (Some(e), Some(a)) if *e == epoch && a <= seq => Some(a),
-            _ => None,
-        };
+        let after = req.resume_after(&epoch, seq);
         let from = after.map_or(0, |a| a + 1);
         let products: Vec<String> = conn.zrangebyscore(self.key("order"), from, "+inf").await.map_err(down)?;
         let values: Vec<Option<String>> = if products.is_empty() {
@@ -262,15 +260,29 @@ impl RedisLastValues {
         } else {
             redis::cmd("HMGET").arg(self.key("latest")).arg(&products).query_async(&mut conn).await.map_err(down)?
         };
-        let mut items: Vec<CatchUpItem> = values
+        let mut found: Vec<(u64, String)> = values
             .into_iter()
             .flatten()
             .filter_map(|v| {
                 let (seq, data) = v.split_once('\n')?;
-                Some(CatchUpItem { seq: seq.parse().ok()?, data: serde_json::from_str(data).ok()? })
+                Some((seq.parse().ok()?, data.to_owned()))
             })
             .collect();
-        items.sort_by_key(|i| i.seq);
-        Ok(CatchUp { epoch, seq, full: after.is_none(), incomplete: evicted.unwrap_or(0) > after.unwrap_or(0), items })
+        found.sort_by_key(|(seq, _)| *seq);
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        for (item_seq, data) in found {
+            if !items.is_empty() && bytes + data.len() > max_bytes {
+                more = true;
+                break;
+            }
+            bytes += data.len();
+            if let Ok(data) = serde_json::from_str(&data) {
+                items.push(CatchUpItem { seq: item_seq, data });
+            }
+        }
+        let seq = if more { items.last().map_or(seq, |i: &CatchUpItem| i.seq) } else { seq };
+        Ok(CatchUp { epoch, seq, full: after.is_none(), incomplete: evicted.unwrap_or(0) > after.unwrap_or(0), items, more })
     }
 }

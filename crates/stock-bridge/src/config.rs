@@ -19,6 +19,24 @@ pub const DEFAULT_CACHE_PRODUCTS: usize = 10_000;
 pub const DEFAULT_CACHE_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Packets queued for one slow client before it is disconnected.
 pub const DEFAULT_CLIENT_BUFFER: usize = 1_024;
+/// Bytes queued for one slow client (WebSocket) before it is disconnected.
+pub const DEFAULT_CLIENT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+/// Largest catch-up answer; a longer one is paged (`more: true`).
+pub const DEFAULT_CATCH_UP_MAX_BYTES: usize = 1024 * 1024;
+/// Client-sent events (`stock:ping`, `stock:catch_up`) per second and socket; bursts of twice that.
+pub const DEFAULT_CLIENT_EVENT_RATE: u32 = 10;
+/// Open TCP connections at most; beyond it new ones are closed at once. Each needs a file
+/// descriptor: `LimitNOFILE` must be above this.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// A request's headers must arrive within this; it is also how long a kept-alive HTTP
+/// connection may sit idle.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Socket.IO handshakes per second from one source address (bursts of twice that).
+pub const DEFAULT_HANDSHAKE_RATE: u32 = 20;
+/// A transport whose handshake was refused (or never came) is closed after this.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A `POST /broadcast` body must arrive within this.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Engine.IO ping interval and timeout: a dead client is noticed within their sum.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,6 +70,14 @@ pub struct BridgeConfig {
     pub cache_products: usize,
     pub cache_max_age: Duration,
     pub client_buffer: usize,
+    pub client_buffer_bytes: usize,
+    pub catch_up_max_bytes: usize,
+    pub client_event_rate: std::num::NonZeroU32,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub handshake_rate: std::num::NonZeroU32,
+    pub introspect_concurrency: usize,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub client_auth: ClientAuth,
@@ -78,6 +104,14 @@ impl Default for BridgeConfig {
             cache_products: DEFAULT_CACHE_PRODUCTS,
             cache_max_age: DEFAULT_CACHE_MAX_AGE,
             client_buffer: DEFAULT_CLIENT_BUFFER,
+            client_buffer_bytes: DEFAULT_CLIENT_BUFFER_BYTES,
+            catch_up_max_bytes: DEFAULT_CATCH_UP_MAX_BYTES,
+            client_event_rate: std::num::NonZeroU32::new(DEFAULT_CLIENT_EVENT_RATE).expect("not zero"),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            handshake_rate: std::num::NonZeroU32::new(DEFAULT_HANDSHAKE_RATE).expect("not zero"),
+            introspect_concurrency: crate::socket::auth::DEFAULT_INTROSPECT_CONCURRENCY,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             client_auth: ClientAuth::None,
@@ -122,6 +156,10 @@ impl BridgeConfig {
         positive("rate limit", self.rate_limit as usize)?;
         positive("cache size", self.cache_products)?;
         positive("client buffer", self.client_buffer)?;
+        positive("STOCK_BRIDGE_CLIENT_BUFFER_BYTES", self.client_buffer_bytes)?;
+        positive("STOCK_BRIDGE_CATCH_UP_MAX_BYTES", self.catch_up_max_bytes)?;
+        positive("STOCK_BRIDGE_MAX_CONNECTIONS", self.max_connections)?;
+        positive("STOCK_BRIDGE_HEADER_READ_TIMEOUT_SECS", self.header_read_timeout.as_millis() as usize)?;
         if let ClientAuth::Jwt { secret } = &self.client_auth {
             if secret.expose().len() < 16 {
                 return Err(ConfigError::Invalid {

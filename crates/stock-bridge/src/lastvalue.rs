@@ -81,28 +81,31 @@ impl LastValueCache {
         DeliveryMeta { seq, epoch: self.epoch.clone() }
     }
 
-    /// Everything a client at `req` has missed.
-    pub fn since(&mut self, req: &CatchUpRequest, now: Instant) -> CatchUp {
+    /// Everything a client at `req` has missed, in answers of at most about `max_bytes`
+    /// of payload (at least one item each); a cut answer says `more`.
+    pub fn since(&mut self, req: &CatchUpRequest, now: Instant, max_bytes: usize) -> CatchUp {
         self.expire(now);
-        let after = match (&req.epoch, req.after) {
-            (Some(epoch), Some(after)) if *epoch == self.epoch && after <= self.seq => Some(after),
-            _ => None,
-        };
+        let after = req.resume_after(&self.epoch, self.seq);
         let from = after.map_or(0, |a| a + 1);
-        let items = self
-            .by_seq
-            .range(from..)
-            .map(|(seq, product)| CatchUpItem {
-                seq: *seq,
-                data: serde_json::from_str(self.by_product[product].data.get()).unwrap_or_default(),
-            })
-            .collect();
+        let mut items = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        for (seq, product) in self.by_seq.range(from..) {
+            let raw = self.by_product[product].data.get();
+            if !items.is_empty() && bytes + raw.len() > max_bytes {
+                more = true;
+                break;
+            }
+            bytes += raw.len();
+            items.push(CatchUpItem { seq: *seq, data: serde_json::from_str(raw).unwrap_or_default() });
+        }
         CatchUp {
             epoch: self.epoch.clone(),
-            seq: self.seq,
+            seq: if more { items.last().map_or(self.seq, |i| i.seq) } else { self.seq },
             full: after.is_none(),
             incomplete: self.evicted_up_to > after.unwrap_or(0),
             items,
+            more,
         }
     }
 
@@ -150,7 +153,7 @@ mod tests {
         c.record(3, raw(3, 30), now);
         c.record(1, raw(1, 12), now);
         let req = CatchUpRequest { epoch: Some("e1".into()), after: Some(2) };
-        let got = c.since(&req, now);
+        let got = c.since(&req, now, usize::MAX);
         assert!(!got.full && !got.incomplete);
         assert_eq!(got.seq, 5);
         assert_eq!(stocks(&got), vec![(4, 3, 30), (5, 1, 12)]);
@@ -167,7 +170,7 @@ mod tests {
             CatchUpRequest { epoch: None, after: None },
             CatchUpRequest { epoch: Some("e2".into()), after: Some(99) },
         ] {
-            let got = c.since(&req, now);
+            let got = c.since(&req, now, usize::MAX);
             assert!(got.full, "{req:?}");
             assert_eq!(stocks(&got), vec![(1, 1, 10), (2, 2, 20)]);
         }
@@ -181,13 +184,42 @@ mod tests {
         c.record(2, raw(2, 2), t0);
         c.record(3, raw(3, 3), t0); // evicts product 1 (seq 1)
         assert_eq!(c.len(), 2);
-        let since0 = c.since(&CatchUpRequest { epoch: Some("e".into()), after: Some(0) }, t0);
+        let since0 = c.since(&CatchUpRequest { epoch: Some("e".into()), after: Some(0) }, t0, usize::MAX);
         assert!(since0.incomplete);
-        let since1 = c.since(&CatchUpRequest { epoch: Some("e".into()), after: Some(1) }, t0);
+        let since1 = c.since(&CatchUpRequest { epoch: Some("e".into()), after: Some(1) }, t0, usize::MAX);
         assert!(!since1.incomplete);
         assert_eq!(stocks(&since1), vec![(2, 2, 2), (3, 3, 3)]);
         let later = t0 + Duration::from_secs(61);
-        let aged = c.since(&CatchUpRequest { epoch: Some("e".into()), after: Some(1) }, later);
+        let aged = c.since(&CatchUpRequest { epoch: Some("e".into()), after: Some(1) }, later, usize::MAX);
         assert!(aged.items.is_empty() && aged.incomplete && c.is_empty());
+    }
+
+    #[test]
+    fn long_answers_are_paged_and_the_pages_add_up_to_the_whole() {
+        let now = Instant::now();
+        let mut c = LastValueCache::new("e".into(), 100, Duration::from_secs(60));
+        for p in 1..=10 {
+            c.record(p, raw(p, p), now);
+        }
+        let one = raw(1, 1).get().len();
+        let mut req = CatchUpRequest::default();
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = c.since(&req, now, one * 3);
+            pages += 1;
+            assert!(page.items.len() <= 3 && !page.items.is_empty());
+            seen.extend(stocks(&page));
+            req = CatchUpRequest { epoch: Some(page.epoch.clone()), after: Some(page.seq) };
+            if !page.more {
+                assert_eq!(page.seq, 10);
+                break;
+            }
+            assert_eq!(page.seq, seen.last().unwrap().0, "resume after the last item given");
+        }
+        assert_eq!(pages, 4);
+        assert_eq!(seen, (1..=10).map(|p| (p as u64, p, p)).collect::<Vec<_>>());
+        let tiny = c.since(&CatchUpRequest::default(), now, 1);
+        assert_eq!(tiny.items.len(), 1, "an answer always makes progress");
     }
 }

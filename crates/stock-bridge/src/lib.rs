@@ -10,7 +10,9 @@
 //! - [`cli`]: the command line (`serve`, `send`, `demo`) and its environment variables.
 //! - [`http`]: [`http::app`], the router (testable in process), and the HTTP handlers.
 //! - [`socket`]: the Socket.IO namespace: client auth, `stock:ping`, `stock:catch_up`.
+//! - [`server`]: the accept loop: connection cap, header timeout, shutdown order.
 //! - [`relay`]: [`relay::Bridge`], the shared state, and the one path broadcasts take.
+//! - [`outflow`]: what each client costs: bytes queued, catch-up in flight, event rate.
 //! - [`lastvalue`]: the per-product last-value cache with sequence and epoch.
 //! - [`cluster`]: cluster mode: the Redis adapter's driver, the cache in Redis, Redis health.
 //! - [`ratelimit`], [`metrics`], [`secret`]: small pieces the above use.
@@ -24,29 +26,24 @@ pub mod demo;
 pub mod http;
 pub mod lastvalue;
 pub mod metrics;
+pub mod outflow;
 pub mod ratelimit;
 pub mod relay;
 pub mod secret;
 pub mod send;
+pub mod server;
 pub mod socket;
 
 pub use config::BridgeConfig;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// How long shutdown lets the DISCONNECT packets leave before closing the transports.
-pub const GOODBYE_GRACE: Duration = Duration::from_millis(250);
+pub use server::{DRAIN_TIMEOUT, GOODBYE_GRACE};
 
-/// How long shutdown waits for in-flight requests before giving up on them.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Serves the bridge on `listener` until `shutdown` completes, then stops accepting,
+/// Serves the bridge on `listener` until `shutdown` completes, then stops listening,
 /// closes every socket and waits (at most [`DRAIN_TIMEOUT`]) for in-flight requests.
 pub async fn run(
     listener: TcpListener,
@@ -64,37 +61,7 @@ pub async fn serve<A: socketioxide::adapter::Adapter>(
     bridge: Arc<relay::Bridge<A>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let io = bridge.io.clone();
-    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
-    let listener = listener.tap_io(|tcp| {
-        // Without it, small broadcast frames wait for Nagle's algorithm (about 4x latency).
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("could not set TCP_NODELAY: {e}");
-        }
-    });
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing client connections");
-            // DISCONNECT first, so clients know it was the server (Socket.IO "close"), and
-            // give the packets a moment to leave before the transports are closed.
-            let _ = io.disconnect().await;
-            tokio::time::sleep(GOODBYE_GRACE).await;
-            io.close().await;
-            let _ = closed_tx.send(());
-        })
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result,
-        _ = closed_rx => match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; stopping anyway");
-                Ok(())
-            }
-        },
-    }
+    server::serve(listener, router, bridge, shutdown).await
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -11,6 +11,8 @@ pub const SLOW_CLIENTS_DISCONNECTED: &str = "stock_bridge_slow_clients_disconnec
 pub const CONNECTIONS_REFUSED: &str = "stock_bridge_connections_refused_total";
 pub const BROADCAST_LATENCY: &str = "stock_bridge_broadcast_to_emit_seconds";
 pub const CACHED_PRODUCTS: &str = "stock_bridge_cached_products";
+pub const CONNECTIONS_OVER_CAPACITY: &str = "stock_bridge_connections_over_capacity_total";
+pub const CLIENT_EVENTS_REFUSED: &str = "stock_bridge_client_events_refused_total";
 pub const REDIS_UP: &str = "stock_bridge_redis_up";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -10,12 +10,12 @@ use crate::cluster::{RedisDown, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
 use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
+use crate::outflow::{ws_frame_len, Outflow, Tap};
 use crate::ratelimit::RateLimiter;
 use serde_json::value::RawValue;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::socket::Sid;
 use socketioxide::{extract::SocketRef, BroadcastError, SendError, SocketError, SocketIo};
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta};
@@ -50,6 +50,8 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     pub config: Arc<BridgeConfig>,
     /// Checks client tokens (Socket.IO handshakes, `GET /snapshot`).
     pub verifier: crate::socket::auth::Verifier,
+    /// Socket.IO handshakes per source address.
+    pub handshakes: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub io: SocketIo<A>,
     pub rate: RateLimiter,
     /// Set in cluster mode.
@@ -59,10 +61,6 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     order: tokio::sync::Mutex<()>,
     /// To the fan-out worker (alone); it ends when the bridge is dropped.
     fanout: Option<mpsc::Sender<Outgoing<A>>>,
-    /// Sockets found too slow: nothing more is queued to them, and they are disconnected
-    /// as soon as their queue has room for the DISCONNECT (or by the Engine.IO heartbeat
-    /// if they stopped reading altogether).
-    doomed: Mutex<HashSet<Sid>>,
 }
 
 /// What one relay did.
@@ -85,6 +83,8 @@ struct Outgoing<A: Adapter> {
     meta: Option<DeliveryMeta>,
     targets: Vec<SocketRef<A>>,
     accepted: Instant,
+    /// Size of the WebSocket frame each target gets.
+    frame: u64,
 }
 
 impl Bridge<LocalAdapter> {
@@ -103,15 +103,22 @@ impl<A: Adapter> Bridge<A> {
                 let (tx, mut rx) = mpsc::channel::<Outgoing<A>>(FANOUT_QUEUE);
                 let weak = weak.clone();
                 tokio::spawn(async move {
+                    // Sockets found too slow, owned by this task alone: no lock is needed,
+                    // so none can be held while socketioxide runs our disconnect handler.
+                    let mut doomed: Vec<SocketRef<A>> = Vec::new();
                     while let Some(out) = rx.recv().await {
                         let Some(bridge) = weak.upgrade() else { return };
-                        bridge.deliver(out);
+                        bridge.deliver(out, &mut doomed);
                     }
                 });
                 tx
             });
             Bridge {
-                verifier: crate::socket::auth::Verifier::new(config.client_auth.clone()),
+                verifier: crate::socket::auth::Verifier::new(config.client_auth.clone(), config.introspect_concurrency),
+                handshakes: governor::RateLimiter::keyed(
+                    governor::Quota::per_second(config.handshake_rate)
+                        .allow_burst(config.handshake_rate.saturating_mul(std::num::NonZeroU32::new(2).expect("not zero"))),
+                ),
                 rate: RateLimiter::new(config.rate_limit),
                 config,
                 io,
@@ -119,7 +126,6 @@ impl<A: Adapter> Bridge<A> {
                 values,
                 order: tokio::sync::Mutex::new(()),
                 fanout,
-                doomed: Mutex::new(HashSet::new()),
             }
         })
     }
@@ -164,12 +170,10 @@ impl<A: Adapter> Bridge<A> {
                 } else {
                     self.io.to(req.to.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>()).sockets()
                 };
-                let doomed = self.doomed_ids();
-                if !doomed.is_empty() {
-                    targets.retain(|s| !doomed.contains(&s.id));
-                }
+                targets.retain(|s| !outflow(s).is_some_and(|o| o.is_doomed()));
                 let relayed = Relayed { recipients: Some(targets.len()), seq: meta.as_ref().map(|m| m.seq) };
-                let out = Outgoing { event: req.event.clone(), data, meta, targets, accepted: started };
+                let frame = event_frame_len(&req.event, &data, meta.as_ref());
+                let out = Outgoing { event: req.event.clone(), data, meta, targets, accepted: started, frame };
                 if let Some(fanout) = &self.fanout {
                     // Still under the order lock: the worker sees broadcasts in sequence order.
                     let _ = fanout.send(out).await;
@@ -197,13 +201,25 @@ impl<A: Adapter> Bridge<A> {
         }
     }
 
-    /// The fan-out worker's job: queue one broadcast to each of its sockets.
-    fn deliver(&self, out: Outgoing<A>) {
-        self.retry_doomed();
-        let doomed = self.doomed_ids();
+    /// The fan-out worker's job: queue one broadcast to each of its sockets. A socket
+    /// whose queue is full (in packets, or in bytes beyond `client_buffer_bytes`) gets
+    /// nothing more and is disconnected; `doomed` keeps those whose queue had no room for
+    /// the DISCONNECT either, to try again at the next broadcast.
+    fn deliver(&self, out: Outgoing<A>, doomed: &mut Vec<SocketRef<A>>) {
+        // Only here, with no lock held: socketioxide runs our disconnect handler inline.
+        doomed.retain(|socket| socket.connected() && matches!(socket.clone().disconnect(), Err(SocketError::InternalChannelFull)));
+        let budget = self.config.client_buffer_bytes as u64;
         let mut delivered = 0u64;
         let mut slow = Vec::new();
-        for socket in out.targets.into_iter().filter(|s| !doomed.contains(&s.id)) {
+        for socket in out.targets {
+            let account = outflow(&socket);
+            if account.as_ref().is_some_and(|o| o.is_doomed()) {
+                continue;
+            }
+            if account.as_ref().is_some_and(|o| !o.reserve(out.frame, budget)) {
+                slow.push(socket);
+                continue;
+            }
             let sent = match &out.meta {
                 Some(meta) => socket.emit(out.event.as_str(), &(&*out.data, meta)),
                 None => socket.emit(out.event.as_str(), &*out.data),
@@ -215,7 +231,7 @@ impl<A: Adapter> Bridge<A> {
             }
         }
         for socket in slow {
-            self.disconnect_slow(socket);
+            self.disconnect_slow(socket, doomed);
         }
         metrics::counter!(m::DELIVERIES).increment(delivered);
         metrics::histogram!(m::BROADCAST_LATENCY).record(out.accepted.elapsed().as_secs_f64());
@@ -224,44 +240,49 @@ impl<A: Adapter> Bridge<A> {
     /// Everything a client at `req` has missed (None when the store cannot be read).
     pub async fn catch_up(&self, req: &CatchUpRequest) -> Option<CatchUp> {
         match &self.values {
-            LastValues::Memory(cache) => Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now())),
-            LastValues::Redis(store) => store.since(req).await.ok(),
+            LastValues::Memory(cache) => {
+                Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now(), self.config.catch_up_max_bytes))
+            }
+            LastValues::Redis(store) => store.since(req, self.config.catch_up_max_bytes).await.ok(),
         }
     }
 
     /// Sockets connected to this node and not being disconnected for slowness.
     pub fn connected_clients(&self) -> usize {
-        let doomed = self.doomed_ids();
-        self.io.sockets().iter().filter(|s| !doomed.contains(&s.id)).count()
+        self.io.sockets().iter().filter(|s| !outflow(s).is_some_and(|o| o.is_doomed())).count()
     }
 
-    /// Called when a socket has gone, whatever the reason.
-    pub fn forget_socket(&self, sid: Sid) {
-        self.lock_doomed().remove(&sid);
-    }
-
-    fn lock_doomed(&self) -> std::sync::MutexGuard<'_, HashSet<Sid>> {
-        self.doomed.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn doomed_ids(&self) -> HashSet<Sid> {
-        self.lock_doomed().clone()
-    }
-
-    fn disconnect_slow(&self, socket: SocketRef<A>) {
-        let sid: Sid = socket.id;
-        tracing::warn!(%sid, "client cannot keep up: its queue is full; disconnecting it (it will catch up on reconnect)");
-        metrics::counter!(m::SLOW_CLIENTS_DISCONNECTED).increment(1);
-        if let Err(SocketError::InternalChannelFull) = socket.disconnect() {
-            self.lock_doomed().insert(sid);
+    /// Counts `sid`'s bytes on `tap` from now on (its WebSocket upgrade arrived there).
+    pub fn attach_tap(&self, sid: Sid, tap: &Tap) {
+        if let Some(account) = self.io.get_socket(sid).as_ref().and_then(outflow) {
+            account.attach(tap);
         }
     }
 
-    fn retry_doomed(&self) {
-        let mut doomed = self.lock_doomed();
-        doomed.retain(|sid| match self.io.get_socket(*sid) {
-            None => false,
-            Some(socket) => matches!(socket.disconnect(), Err(SocketError::InternalChannelFull)),
+    fn disconnect_slow(&self, socket: SocketRef<A>, doomed: &mut Vec<SocketRef<A>>) {
+        let sid: Sid = socket.id;
+        let queued = outflow(&socket).and_then(|o| {
+            o.doom();
+            o.queued()
         });
+        tracing::warn!(%sid, queued_bytes = ?queued, "client cannot keep up: its queue is full; disconnecting it (it will catch up on reconnect)");
+        metrics::counter!(m::SLOW_CLIENTS_DISCONNECTED).increment(1);
+        if let Err(SocketError::InternalChannelFull) = socket.clone().disconnect() {
+            doomed.push(socket);
+        }
     }
+}
+
+/// The socket's account (set when it connected).
+pub fn outflow<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Outflow>> {
+    socket.extensions.get::<Arc<Outflow>>()
+}
+
+/// Size of the WebSocket frame carrying `42["event",data(,meta)]`, as socketioxide writes it.
+fn event_frame_len(event: &str, data: &RawValue, meta: Option<&DeliveryMeta>) -> u64 {
+    let packet = match meta {
+        Some(meta) => serde_json::to_string(&(event, data, meta)),
+        None => serde_json::to_string(&(event, data)),
+    };
+    ws_frame_len(2 + packet.map_or(0, |p| p.len()))
 }

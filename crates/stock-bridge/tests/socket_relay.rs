@@ -303,3 +303,85 @@ async fn introspection_down_refuses_as_unavailable_not_unauthorized() {
     let text = refusal(bridge.addr, "good-7").await;
     assert!(text.contains("auth unavailable: the user service could not be reached"), "{text}");
 }
+
+#[tokio::test]
+async fn a_flood_of_handshakes_with_one_bogus_token_makes_a_handful_of_user_service_calls() {
+    let (url, hits) = user_service().await;
+    let config = BridgeConfig { handshake_rate: std::num::NonZeroU32::new(10_000).unwrap(), ..introspecting(url) };
+    let bridge = start(config).await;
+    // 500 handshakes at once, raw (the Socket.IO CONNECT with the token), all refused.
+    let mut flood = Vec::new();
+    for _ in 0..500 {
+        let addr = bridge.addr;
+        flood.push(tokio::spawn(async move {
+            let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+            let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
+            timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+            ws.send(tokio_tungstenite::tungstenite::Message::text(r#"40{"token":"stolen"}"#)).await.unwrap();
+            loop {
+                let frame = timeout(WAIT, ws.next()).await.expect("no answer to the handshake").unwrap().unwrap();
+                let text = frame.into_text().unwrap();
+                if text.starts_with("44") {
+                    return text.to_string();
+                }
+            }
+        }));
+    }
+    for handshake in flood {
+        let answer = handshake.await.unwrap();
+        assert!(answer.contains("unauthorized"), "{answer}");
+    }
+    let calls = hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(calls <= 3, "{calls} calls to the user service for one token");
+    // And /snapshot with that token shares the same cache.
+    let res = reqwest::Client::new().get(format!("http://{}/snapshot", bridge.addr)).bearer_auth("stolen").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), calls);
+}
+
+#[tokio::test]
+async fn handshakes_beyond_the_rate_of_one_address_are_refused_as_retryable() {
+    let config = BridgeConfig { handshake_rate: std::num::NonZeroU32::new(1).unwrap(), ..Default::default() };
+    let bridge = start(config).await;
+    let mut refused = None;
+    // A burst of two is allowed; the third or a later one within the second is refused.
+    for _ in 0..6 {
+        let (_c, mut rx) = client(bridge.addr, TransportType::Websocket, None).await;
+        let (name, args) = timeout(WAIT, async {
+            loop {
+                let (n, a) = rx.recv().await.unwrap();
+                if n == "open" || n == "error" {
+                    return (n, a);
+                }
+            }
+        })
+        .await
+        .unwrap();
+        if name == "error" {
+            refused = Some(args.iter().filter_map(Value::as_str).collect::<String>());
+            break;
+        }
+    }
+    let text = refused.expect("no handshake was refused");
+    assert!(text.contains("auth unavailable: too many connection attempts"), "{text}");
+}
+
+#[tokio::test]
+async fn tokens_that_cannot_be_tokens_are_refused_as_unauthorized_without_asking() {
+    let (url, hits) = user_service().await;
+    let bridge = start(introspecting(url)).await;
+    // (A 100 KB one cannot even be sent: WebSocket messages over 16 KB close the connection.)
+    for token in ["good-7\nX-Injected: 1".to_owned(), "a".repeat(9 * 1024)] {
+        let text = refusal(bridge.addr, &token).await;
+        assert!(text.contains("unauthorized: the token"), "{text}");
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the user service was not asked");
+}
+
+#[tokio::test]
+async fn snapshot_with_a_user_token_while_the_user_service_is_down_is_503_not_401() {
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let bridge = start(introspecting(format!("http://127.0.0.1:{port}/user"))).await;
+    let res = reqwest::Client::new().get(format!("http://{}/snapshot", bridge.addr)).bearer_auth("good-7").send().await.unwrap();
+    assert_eq!(res.status(), 503);
+}

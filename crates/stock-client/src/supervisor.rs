@@ -170,6 +170,7 @@ impl LiveClient {
             ledger: Ledger::default(),
             gap_since: None,
             resync_needed: false,
+            pages_incomplete: false,
             rng,
         };
         let task = tokio::spawn(supervisor.run(stop_rx));
@@ -247,6 +248,8 @@ struct Supervisor {
     gap_since: Option<DateTime<Utc>>,
     /// Events were dropped on a full channel: fetch them again when there is room.
     resync_needed: bool,
+    /// An earlier page of the catch-up in progress said `incomplete`.
+    pages_incomplete: bool,
     rng: StdRng,
 }
 
@@ -327,6 +330,7 @@ impl Supervisor {
         stop: &mut oneshot::Receiver<()>,
     ) -> Ended {
         let (epoch, after) = self.ledger.position();
+        self.pages_incomplete = false;
         link.request_catch_up(CatchUpRequest { epoch, after });
         link.probe();
         let mut catch_up_deadline = Some(Instant::now() + self.config.catch_up_timeout);
@@ -355,7 +359,14 @@ impl Supervisor {
                     }
                     Some(LinkSignal::CatchUp(args)) => {
                         last_life = Instant::now();
-                        self.apply_catch_up(args);
+                        if let Some(next) = self.apply_catch_up(args) {
+                            // A paged answer: ask for the rest, live events still held back.
+                            link.request_catch_up(next);
+                            if catch_up_deadline.is_some() {
+                                catch_up_deadline = Some(Instant::now() + self.config.catch_up_timeout);
+                            }
+                            continue;
+                        }
                         if catch_up_deadline.take().is_some() {
                             for (name, args) in held_back.drain(..) {
                                 self.deliver(&name, args);
@@ -396,10 +407,11 @@ impl Supervisor {
         self.events.capacity() * 2 >= self.events.max_capacity()
     }
 
-    fn apply_catch_up(&mut self, args: Vec<Value>) {
+    /// Applies one catch-up answer; for a paged one, returns the request for the next page.
+    fn apply_catch_up(&mut self, args: Vec<Value>) -> Option<CatchUpRequest> {
         let Some(answer) = args.into_iter().next().and_then(|v| serde_json::from_value::<CatchUp>(v).ok()) else {
             tracing::warn!("the server's catch-up answer was not understood");
-            return;
+            return None;
         };
         tracing::debug!(items = answer.items.len(), full = answer.full, "catch-up received");
         for item in answer.items {
@@ -407,13 +419,18 @@ impl Supervisor {
             self.deliver_stock(item.data, Some(meta));
         }
         self.ledger.advance(&answer.epoch, answer.seq);
-        if answer.incomplete {
+        if answer.more {
+            self.pages_incomplete |= answer.incomplete;
+            return Some(CatchUpRequest { epoch: Some(answer.epoch), after: Some(answer.seq) });
+        }
+        if std::mem::take(&mut self.pages_incomplete) || answer.incomplete {
             let since = self.gap_since.unwrap_or_else(Utc::now);
             self.gap_since = Some(since);
             self.emit(ClientEvent::Gap { since, reason: "the bridge no longer had every missed update".into() });
         } else if self.gap_since.take().is_some() && !self.resync_needed {
             self.emit(ClientEvent::GapClosed);
         }
+        None
     }
 
     fn deliver(&mut self, name: &str, args: Vec<Value>) {

@@ -34,6 +34,22 @@ pub struct CatchUp {
     /// entries newer than the requested position).
     pub incomplete: bool,
     pub items: Vec<CatchUpItem>,
+    /// True when the answer was cut to keep it small: `seq` is then the last item's, and
+    /// the client asks again from there for the rest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+impl CatchUpRequest {
+    /// The position to answer from, given the bridge's `epoch` and highest `seq`: None
+    /// when the client's position means nothing here (another epoch, or ahead of us), so
+    /// it gets the whole set.
+    pub fn resume_after(&self, epoch: &str, seq: u64) -> Option<u64> {
+        match (&self.epoch, self.after) {
+            (Some(e), Some(after)) if e == epoch && after <= seq => Some(after),
+            _ => None,
+        }
+    }
 }
 
 /// One entry of a [`CatchUp`]: a payload exactly as it was posted, and its sequence.

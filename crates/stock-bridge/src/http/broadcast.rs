@@ -68,8 +68,29 @@ async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<Broa
         return Err(ApiError::TooLarge(limit));
     }
     let body: Body = request.into_body();
-    let bytes = to_bytes(body, limit).await.map_err(|_| ApiError::TooLarge(limit))?;
+    let read = tokio::time::timeout(config.body_read_timeout, to_bytes(body, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout(config.body_read_timeout.as_secs()))?;
+    let bytes = read.map_err(|e| {
+        if is_over_limit(&e) {
+            ApiError::TooLarge(limit)
+        } else {
+            ApiError::UnreadableBody(e.to_string())
+        }
+    })?;
     Ok(BroadcastRequest::parse(&bytes, &config.events)?)
+}
+
+/// True when reading the body stopped at the size limit (not a malformed body).
+fn is_over_limit(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// The key from `Authorization: Bearer <key>` or `X-API-Key: <key>`.

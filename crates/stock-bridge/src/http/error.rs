@@ -21,6 +21,10 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("Invalid payload")]
     Invalid(#[from] InvalidPayload),
+    #[error("Invalid payload: the request body could not be read ({0})")]
+    UnreadableBody(String),
+    #[error("Request timeout: the body did not arrive within {0} s")]
+    BodyTimeout(u64),
     #[error("Service unavailable: {0}")]
     Unavailable(String),
 }
@@ -33,7 +37,8 @@ impl ApiError {
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) | ApiError::UnreadableBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -46,7 +51,8 @@ impl ApiError {
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooLarge(_) => "too_large",
-            ApiError::Invalid(_) => "invalid",
+            ApiError::Invalid(_) | ApiError::UnreadableBody(_) => "invalid",
+            ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::Unavailable(_) => "unavailable",
         }
     }
@@ -56,6 +62,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = match &self {
             ApiError::Invalid(e) => json!({"message": "Invalid payload", "errors": e.errors}),
+            ApiError::UnreadableBody(why) => {
+                json!({"message": "Invalid payload", "errors": [format!("the request body could not be read: {why}")]})
+            }
             other => json!({"message": other.to_string()}),
         };
         let mut response = (self.status(), Json(body)).into_response();

@@ -60,12 +60,23 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Largest message a client may send (its events are a ping and a catch-up request).
+pub const CLIENT_MESSAGE_MAX: usize = 16 * 1024;
+
 fn builder(config: &BridgeConfig) -> SocketIoBuilder {
     crate::metrics::install();
     SocketIo::builder()
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .max_buffer_size(config.client_buffer)
+        .connect_timeout(crate::config::DEFAULT_CONNECT_TIMEOUT)
+        // A long-polling answer must fit the largest packet we send (a packet over it would
+        // never leave): a catch-up page or a broadcast, with room for their framing.
+        .max_payload((config.catch_up_max_bytes + config.body_limit + 64 * 1024) as u64)
+        // Clients send only small control events: refuse big WebSocket messages before they
+        // are buffered (the defaults accept 64 MB, even before the handshake is authenticated).
+        .ws_max_message_size(CLIENT_MESSAGE_MAX)
+        .ws_max_frame_size(CLIENT_MESSAGE_MAX)
 }
 
 /// The routes, then the Socket.IO and CORS layers around everything (added last, so they

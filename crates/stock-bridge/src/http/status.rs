@@ -41,7 +41,12 @@ pub async fn snapshot<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>, headers:
         let presented = presented_key(&headers);
         let by_key = presented.is_some_and(|k| key.matches(k));
         let by_token = match presented.and_then(|t| std::str::from_utf8(t).ok()) {
-            Some(token) if !by_key && bridge.verifier.identifies_users() => bridge.verifier.verify(Some(token)).await.is_ok(),
+            Some(token) if !by_key && bridge.verifier.identifies_users() => match bridge.verifier.verify(Some(token)).await {
+                Ok(_) => true,
+                // Not the client's fault: say so, so it tries again rather than signing out.
+                Err(crate::socket::auth::Refusal::Unavailable(why)) => return Err(ApiError::Unavailable(why.into())),
+                Err(_) => false,
+            },
             _ => false,
         };
         if !by_key && !by_token {

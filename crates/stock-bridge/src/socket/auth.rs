@@ -7,6 +7,12 @@
 //!
 //! A refusal reaches the client as a CONNECT_ERROR whose message starts with
 //! `unauthorized` (bad token: do not retry) or `auth unavailable` (try again later).
+//!
+//! The user service is protected from floods: a token that cannot be one (too long, or
+//! with characters no HTTP header carries) is refused without asking; answers, refusals
+//! included, are cached (refusals for [`REFUSAL_CACHE`]) under a digest of the token;
+//! concurrent handshakes with the same token share one call; and at most
+//! `introspect_concurrency` calls run at once.
 
 use crate::config::ClientAuth;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,8 +22,9 @@ use serde_json::Value;
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::{OnceCell, Semaphore};
 
 /// Who a connected socket is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,24 +58,46 @@ impl fmt::Display for Refusal {
     }
 }
 
+type Verdict = Result<ClientIdentity, Refusal>;
+type TokenDigest = [u8; 32];
+
 /// Checks handshake tokens according to the configured [`ClientAuth`].
 pub struct Verifier {
     mode: ClientAuth,
     http: reqwest::Client,
-    cache: Mutex<HashMap<String, (ClientIdentity, Instant)>>,
+    /// Answers of the user service, until the instant given.
+    cache: Mutex<HashMap<TokenDigest, (Verdict, Instant)>>,
+    /// Calls in progress: handshakes with the same token wait for the same answer.
+    in_flight: Mutex<HashMap<TokenDigest, Arc<OnceCell<Verdict>>>>,
+    calls: Semaphore,
 }
 
 /// Tokens remembered by `introspect` at most.
 const INTROSPECT_CACHE_MAX: usize = 10_000;
+/// How long the user service's "no" (or its being down) is reused.
+pub const REFUSAL_CACHE: Duration = Duration::from_secs(30);
+const UNAVAILABLE_CACHE: Duration = Duration::from_secs(2);
+/// Longest token looked at; longer ones are refused unread.
+pub const TOKEN_MAX: usize = 8 * 1024;
+/// How long a handshake waits for a free call to the user service.
+const CALL_WAIT: Duration = Duration::from_secs(5);
+/// Calls to the user service at once unless configured.
+pub const DEFAULT_INTROSPECT_CONCURRENCY: usize = 16;
 
 impl Verifier {
-    pub fn new(mode: ClientAuth) -> Self {
+    pub fn new(mode: ClientAuth, concurrency: usize) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(2))
             .build()
             .expect("static client configuration");
-        Verifier { mode, http, cache: Mutex::new(HashMap::new()) }
+        Verifier {
+            mode,
+            http,
+            cache: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+            calls: Semaphore::new(concurrency.max(1)),
+        }
     }
 
     /// True when tokens identify users (`jwt` or `introspect`).
@@ -77,6 +106,14 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: Option<&str>) -> Result<ClientIdentity, Refusal> {
+        if let Some(token) = token {
+            if token.len() > TOKEN_MAX {
+                return Err(Refusal::Unauthorized("the token is too long"));
+            }
+            if token.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+                return Err(Refusal::Unauthorized("the token contains characters no token has"));
+            }
+        }
         match &self.mode {
             ClientAuth::None => Ok(ClientIdentity::Anonymous),
             ClientAuth::Jwt { secret } => {
@@ -92,12 +129,48 @@ impl Verifier {
     }
 
     async fn introspect(&self, url: &str, cache_for: Duration, token: &str) -> Result<ClientIdentity, Refusal> {
+        use sha2::Digest;
+        let digest: TokenDigest = Sha256::digest(token.as_bytes()).into();
         let now = Instant::now();
-        if let Some((id, until)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(token) {
+        if let Some((verdict, until)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
             if *until > now {
-                return Ok(id.clone());
+                return verdict.clone();
             }
         }
+        let cell = self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).entry(digest).or_default().clone();
+        let verdict = cell
+            .get_or_init(|| async {
+                let verdict = match tokio::time::timeout(CALL_WAIT, self.calls.acquire()).await {
+                    Ok(Ok(_call)) => self.ask(url, token).await,
+                    _ => Err(Refusal::Unavailable("the user service is busy")),
+                };
+                let keep = match &verdict {
+                    Ok(_) => cache_for,
+                    Err(Refusal::Unauthorized(_)) => REFUSAL_CACHE,
+                    Err(Refusal::Unavailable(_)) => UNAVAILABLE_CACHE,
+                };
+                self.remember(digest, verdict.clone(), Instant::now() + keep);
+                verdict
+            })
+            .await
+            .clone();
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&digest);
+        verdict
+    }
+
+    fn remember(&self, digest: TokenDigest, verdict: Verdict, until: Instant) {
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= INTROSPECT_CACHE_MAX {
+            cache.retain(|_, (_, until)| *until > now);
+            if cache.len() >= INTROSPECT_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, (verdict, until));
+    }
+
+    async fn ask(&self, url: &str, token: &str) -> Result<ClientIdentity, Refusal> {
         let response = self
             .http
             .get(url)
@@ -118,16 +191,7 @@ impl Verifier {
             .await
             .map_err(|_| Refusal::Unavailable("the user service answered something that is not JSON"))?;
         let id = user_id(&body).ok_or(Refusal::Unauthorized("the user service named no user id"))?;
-        let identity = ClientIdentity::User(id);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= INTROSPECT_CACHE_MAX {
-            cache.retain(|_, (_, until)| *until > now);
-            if cache.len() >= INTROSPECT_CACHE_MAX {
-                cache.clear();
-            }
-        }
-        cache.insert(token.to_owned(), (identity.clone(), now + cache_for));
-        Ok(identity)
+        Ok(ClientIdentity::User(id))
     }
 }
 

@@ -1,12 +1,19 @@
 //! The Socket.IO side of the bridge: who may connect, which room they join, and the two
 //! control events clients use (`stock:ping`, `stock:catch_up`).
+//!
+//! Client-sent events are rate-limited per socket, and a socket has at most one catch-up
+//! in flight: a second request while one is computed, or while its answer has not left,
+//! is answered `{"error": {"code": "catch_up_pending", ...}}`. Answers are paged
+//! (`more: true`, resume after `seq`) so none exceeds `catch_up_max_bytes`.
 
 pub mod auth;
 
 use crate::metrics as m;
+use crate::outflow::{Outflow, Refused, Tap};
 use crate::relay::Bridge;
 use auth::{ClientIdentity, Refusal};
-use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use socketioxide::adapter::Adapter;
 use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
@@ -15,6 +22,9 @@ use socketioxide::SocketIo;
 use std::sync::Arc;
 use stock_protocol::{events, CatchUpRequest};
 
+/// Source addresses the handshake limiter remembers before it forgets idle ones.
+const HANDSHAKE_KEYS_MAX: usize = 10_000;
+
 /// Registers the default namespace `/` on `io`. In cluster mode the result must be
 /// awaited (it subscribes to Redis).
 pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridge<A>>) -> A::InitRes {
@@ -22,10 +32,22 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
     let check = move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
         let bridge = checker.clone();
         async move {
+            let peer = s.req_parts().extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+            if let Some(peer) = peer {
+                if bridge.handshakes.check_key(&peer).is_err() {
+                    metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => "rate_limited").increment(1);
+                    return Err(Refusal::Unavailable("too many connection attempts from this address; try again shortly"));
+                }
+                if bridge.handshakes.len() > HANDSHAKE_KEYS_MAX {
+                    bridge.handshakes.retain_recent();
+                }
+            }
             let token = auth.ok().as_ref().and_then(|a| a.get("token")?.as_str().map(str::to_owned));
             match bridge.verifier.verify(token.as_deref()).await {
                 Ok(identity) => {
                     s.extensions.insert(identity);
+                    // Before the CONNECT is answered, so no broadcast finds it without one.
+                    s.extensions.insert(account_for(&s, &bridge));
                     Ok(())
                 }
                 Err(refusal) => {
@@ -43,29 +65,78 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
     io.ns("/", on_connect.with(check))
 }
 
+/// A new socket's account, counting bytes on its connection when it is a WebSocket.
+fn account_for<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Arc<Outflow> {
+    let account = Arc::new(Outflow::new(bridge.config.client_event_rate));
+    if s.transport_type() == socketioxide::TransportType::Websocket {
+        if let Some(tap) = s.req_parts().extensions.get::<Tap>() {
+            account.attach(tap);
+        }
+    }
+    account
+}
+
 async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
+    let account = match crate::relay::outflow(&s) {
+        Some(account) => account,
+        None => {
+            let account = account_for(&s, &bridge);
+            s.extensions.insert(account.clone());
+            account
+        }
+    };
     if let Some(ClientIdentity::User(id)) = s.extensions.get::<ClientIdentity>() {
         s.join(format!("user:{id}"));
         tracing::debug!(sid = %s.id, user = %id, "client connected");
     } else {
         tracing::debug!(sid = %s.id, "client connected");
     }
-    s.on(events::PING, async |ack: AckSender<A>| {
-        ack.send("pong").ok();
+    let pinged = account.clone();
+    s.on(events::PING, move |ack: AckSender<A>| {
+        let answer = match pinged.admit_event() {
+            Ok(()) => json!("pong"),
+            Err(why) => refusal(why),
+        };
+        ack.send(&answer).ok();
+        async {}
     });
-    let catch_up = bridge.clone();
     s.on(events::CATCH_UP, move |TryData(req): TryData<CatchUpRequest>, ack: AckSender<A>| {
-        let bridge = catch_up.clone();
+        let bridge = bridge.clone();
+        let account = account.clone();
         async move {
+            let turn = match account.admit_event().and_then(|()| account.begin_catch_up()) {
+                Ok(turn) => turn,
+                Err(why) => {
+                    metrics::counter!(m::CLIENT_EVENTS_REFUSED, "reason" => refused_code(why)).increment(1);
+                    ack.send(&refusal(why)).ok();
+                    return;
+                }
+            };
             let req = req.unwrap_or_default();
             // No answer when the store cannot be read: the client reports the gap.
-            if let Some(answer) = bridge.catch_up(&req).await {
-                ack.send(&answer).ok();
-            }
+            let Some(answer) = bridge.catch_up(&req).await else { return };
+            let Ok(raw) = serde_json::to_string(&answer).map(RawValue::from_string) else { return };
+            let Ok(raw) = raw else { return };
+            // `43<id>[answer]`: at least one digit of ack id.
+            turn.answered(crate::outflow::ws_frame_len(5 + raw.get().len()));
+            ack.send(&raw).ok();
         }
     });
-    s.on_disconnect(move |s: SocketRef<A>| {
-        bridge.forget_socket(s.id);
-        async move { tracing::debug!(sid = %s.id, "client disconnected") }
-    });
+    s.on_disconnect(async |s: SocketRef<A>| tracing::debug!(sid = %s.id, "client disconnected"));
+}
+
+fn refused_code(why: Refused) -> &'static str {
+    match why {
+        Refused::RateLimited => "rate_limited",
+        Refused::CatchUpPending => "catch_up_pending",
+    }
+}
+
+/// The answer to a client event that was not served.
+fn refusal(why: Refused) -> Value {
+    let message = match why {
+        Refused::RateLimited => "too many requests from this connection: slow down",
+        Refused::CatchUpPending => "a catch-up is already in flight for this connection: wait for its answer",
+    };
+    json!({"error": {"code": refused_code(why), "message": message}})
 }

@@ -1,0 +1,291 @@
+//! What one client costs the bridge: bytes queued for it, whether it is being dropped for
+//! slowness, its catch-up in flight and its rate of client-sent events.
+//!
+//! socketioxide bounds each socket's queue in packets only. To bound it in bytes too, every
+//! TCP connection the bridge accepts is wrapped in a [`CountedStream`] that counts the bytes
+//! the kernel took ([`Tap`]); an [`Outflow`] counts the WebSocket frame bytes the bridge
+//! handed to socketioxide for that socket. The difference is what still waits in our
+//! process for that client. Frame sizes are counted exactly for broadcasts and as a lower
+//! bound for acknowledgements, and the transport writes a few bytes of its own (pings), so
+//! the estimate can only err low, by a few bytes per minute: it never cuts a client that
+//! is keeping up.
+//!
+//! Long-polling sockets have no single TCP connection; they are bounded in packets and by
+//! the Engine.IO heartbeat (a client that stops polling is closed within
+//! `ping_interval + ping_timeout`).
+//!
+//! No lock here is ever held across a call out of this module.
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::io;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Bytes the kernel accepted for one TCP connection so far (shared with its stream).
+#[derive(Clone, Default, Debug)]
+pub struct Tap(Arc<AtomicU64>);
+
+impl Tap {
+    pub fn written(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// A connection that counts what it writes into its [`Tap`].
+pub struct CountedStream<S> {
+    inner: S,
+    tap: Tap,
+}
+
+impl<S> CountedStream<S> {
+    pub fn new(inner: S) -> Self {
+        CountedStream { inner, tap: Tap::default() }
+    }
+
+    pub fn tap(&self) -> Tap {
+        self.tap.clone()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for CountedStream<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CountedStream<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.tap.add(n);
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.tap.add(n);
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Size on the wire of a WebSocket text frame from the server (unmasked) carrying `payload` bytes.
+pub fn ws_frame_len(payload: usize) -> u64 {
+    let header = match payload {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
+    };
+    (payload + header) as u64
+}
+
+/// Why a client-sent event was not served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// More client events than the per-socket rate allows.
+    RateLimited,
+    /// A catch-up is still being answered or its answer has not left yet.
+    CatchUpPending,
+}
+
+/// One socket's account. Lives in the socket's extensions and goes with it.
+#[derive(Debug)]
+pub struct Outflow {
+    tap: OnceLock<(Tap, u64)>,
+    /// Frame bytes handed to socketioxide since the tap was attached.
+    emitted: AtomicU64,
+    /// Found too slow: nothing more is queued to it while it is being disconnected.
+    doomed: AtomicBool,
+    /// A catch-up is being computed.
+    catching_up: AtomicBool,
+    /// `emitted` after the last catch-up answer: another one waits until this has left.
+    catch_up_mark: AtomicU64,
+    limiter: DefaultDirectRateLimiter,
+}
+
+impl Outflow {
+    /// `events_per_second` client-sent events, bursts of twice that.
+    pub fn new(events_per_second: NonZeroU32) -> Self {
+        let burst = events_per_second.saturating_mul(NonZeroU32::new(2).expect("2 is not zero"));
+        Outflow {
+            tap: OnceLock::new(),
+            emitted: AtomicU64::new(0),
+            doomed: AtomicBool::new(false),
+            catching_up: AtomicBool::new(false),
+            catch_up_mark: AtomicU64::new(0),
+            limiter: RateLimiter::direct(Quota::per_second(events_per_second).allow_burst(burst)),
+        }
+    }
+
+    /// Counts from now on what `tap`'s connection writes (the socket's WebSocket). Only
+    /// the first call counts: a socket has at most one WebSocket.
+    pub fn attach(&self, tap: &Tap) {
+        let _ = self.tap.set((tap.clone(), tap.written()));
+    }
+
+    pub fn is_metered(&self) -> bool {
+        self.tap.get().is_some()
+    }
+
+    /// Bytes handed over for this client that have not reached the kernel yet (None for
+    /// long-polling sockets, which are not metered).
+    pub fn queued(&self) -> Option<u64> {
+        let (tap, base) = self.tap.get()?;
+        let written = tap.written().saturating_sub(*base);
+        Some(self.emitted.load(Ordering::Relaxed).saturating_sub(written))
+    }
+
+    /// Books `frame` bytes unless that would take the queue over `budget`. A frame is
+    /// always accepted on an empty queue, whatever its size.
+    pub fn reserve(&self, frame: u64, budget: u64) -> bool {
+        if let Some(queued) = self.queued() {
+            if queued > 0 && queued + frame > budget {
+                return false;
+            }
+            self.emitted.fetch_add(frame, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Books `frame` bytes whatever the budget (answers the client asked for).
+    pub fn book(&self, frame: u64) {
+        if self.is_metered() {
+            self.emitted.fetch_add(frame, Ordering::Relaxed);
+        }
+    }
+
+    pub fn doom(&self) {
+        self.doomed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_doomed(&self) -> bool {
+        self.doomed.load(Ordering::Relaxed)
+    }
+
+    /// Admits one client-sent event, or says why not.
+    pub fn admit_event(&self) -> Result<(), Refused> {
+        self.limiter.check().map_err(|_| Refused::RateLimited)
+    }
+
+    /// Starts a catch-up unless one is being computed or the last answer has not left.
+    /// The returned guard ends it; [`CatchUpTurn::answered`] records the answer's size.
+    pub fn begin_catch_up(self: &Arc<Self>) -> Result<CatchUpTurn, Refused> {
+        if let Some((tap, base)) = self.tap.get() {
+            let left = tap.written().saturating_sub(*base);
+            if left < self.catch_up_mark.load(Ordering::Relaxed) {
+                return Err(Refused::CatchUpPending);
+            }
+        }
+        if self.catching_up.swap(true, Ordering::AcqRel) {
+            return Err(Refused::CatchUpPending);
+        }
+        Ok(CatchUpTurn { outflow: self.clone() })
+    }
+}
+
+/// A catch-up in flight for one socket; dropping it ends the turn.
+pub struct CatchUpTurn {
+    outflow: Arc<Outflow>,
+}
+
+impl CatchUpTurn {
+    /// Books the answer's `frame` bytes: the next catch-up waits until they have left.
+    pub fn answered(self, frame: u64) {
+        self.outflow.book(frame);
+        let mark = self.outflow.emitted.load(Ordering::Relaxed);
+        self.outflow.catch_up_mark.store(mark, Ordering::Relaxed);
+    }
+}
+
+impl Drop for CatchUpTurn {
+    fn drop(&mut self) {
+        self.outflow.catching_up.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate() -> NonZeroU32 {
+        NonZeroU32::new(5).unwrap()
+    }
+
+    #[test]
+    fn frame_sizes_follow_the_websocket_header_lengths() {
+        assert_eq!(ws_frame_len(0), 2);
+        assert_eq!(ws_frame_len(125), 127);
+        assert_eq!(ws_frame_len(126), 130);
+        assert_eq!(ws_frame_len(65_535), 65_539);
+        assert_eq!(ws_frame_len(65_536), 65_546);
+    }
+
+    #[test]
+    fn queued_bytes_are_what_was_handed_over_minus_what_was_written() {
+        let tap = Tap::default();
+        tap.add(500); // before the socket was attached: not this socket's
+        let o = Outflow::new(rate());
+        assert_eq!(o.queued(), None);
+        assert!(o.reserve(10_000, 100), "unmetered sockets are bounded elsewhere");
+        o.attach(&tap);
+        assert_eq!(o.queued(), Some(0));
+        assert!(o.reserve(60, 100));
+        assert!(!o.reserve(60, 100), "over the budget");
+        tap.add(50);
+        assert_eq!(o.queued(), Some(10));
+        assert!(o.reserve(60, 100));
+        tap.add(70);
+        assert_eq!(o.queued(), Some(0));
+        assert!(o.reserve(1_000, 100), "an empty queue takes any one frame");
+    }
+
+    #[test]
+    fn one_catch_up_at_a_time_until_its_answer_has_left() {
+        let tap = Tap::default();
+        let o = Arc::new(Outflow::new(rate()));
+        o.attach(&tap);
+        let turn = o.begin_catch_up().unwrap();
+        assert_eq!(o.begin_catch_up().err(), Some(Refused::CatchUpPending), "still computing");
+        turn.answered(1_000);
+        assert_eq!(o.begin_catch_up().err(), Some(Refused::CatchUpPending), "answer not written yet");
+        tap.add(999);
+        assert_eq!(o.begin_catch_up().err(), Some(Refused::CatchUpPending));
+        tap.add(1);
+        let turn = o.begin_catch_up().expect("the answer left");
+        drop(turn);
+        assert!(o.begin_catch_up().is_ok(), "a turn that answered nothing ends when dropped");
+    }
+
+    #[test]
+    fn client_events_are_rate_limited() {
+        let o = Outflow::new(rate());
+        let admitted = (0..100).filter(|_| o.admit_event().is_ok()).count();
+        assert!((10..=11).contains(&admitted), "burst of twice the rate, got {admitted}");
+    }
+}

@@ -1,0 +1,152 @@
+//! The accept loop: TCP connections in, HTTP/1.1 and WebSocket upgrades out.
+//!
+//! It owns what `axum::serve` does not offer: a cap on open connections (beyond it a new
+//! connection is closed at once and existing clients are unaffected), a header-read
+//! timeout (which is also the idle timeout of a kept-alive HTTP connection), TCP_NODELAY,
+//! a byte counter on every connection ([`crate::outflow::Tap`]) and a shutdown that stops
+//! listening first, then says goodbye to the Socket.IO clients, then drains.
+
+use crate::outflow::{CountedStream, Tap};
+use crate::relay::Bridge;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use socketioxide::adapter::Adapter;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
+
+/// How long shutdown lets the DISCONNECT packets leave before closing the transports.
+pub const GOODBYE_GRACE: Duration = Duration::from_millis(250);
+
+/// How long shutdown waits for in-flight requests before giving up on them.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A connection holding one of the `max_connections` places until it closes (also after
+/// a WebSocket upgrade, which outlives the HTTP connection that carried it).
+struct Admitted {
+    stream: CountedStream<TcpStream>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Admitted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Admitted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve<A: Adapter>(
+    listener: TcpListener,
+    router: Router,
+    bridge: Arc<Bridge<A>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let config = bridge.config.clone();
+    let places = Arc::new(Semaphore::new(config.max_connections));
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1().timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
+    let http = http.http1_only();
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}; trying again shortly");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            metrics::counter!(crate::metrics::CONNECTIONS_OVER_CAPACITY).increment(1);
+            tracing::debug!(%peer, "connection refused: {} connections are open (STOCK_BRIDGE_MAX_CONNECTIONS)", config.max_connections);
+            drop(tcp);
+            continue;
+        };
+        if let Err(e) = tcp.set_nodelay(true) {
+            // Without it, small broadcast frames wait for Nagle's algorithm (about 4x latency).
+            tracing::debug!("could not set TCP_NODELAY: {e}");
+        }
+        let stream = CountedStream::new(tcp);
+        let tap = stream.tap();
+        let router = router.clone();
+        let bridge = bridge.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(tap.clone());
+            attach_upgrade(&bridge, &req, &tap);
+            router.clone().oneshot(req)
+        });
+        let io = TokioIo::new(Admitted { stream, _place: place });
+        let conn = graceful.watch(http.serve_connection_with_upgrades(io, service).into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::trace!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+    // Stop listening first, so a restart can bind the port while we drain.
+    drop(listener);
+    tracing::info!("shutting down: closing client connections");
+    // DISCONNECT first, so clients know it was the server (Socket.IO "close"), and give the
+    // packets a moment to leave before the transports are closed.
+    let _ = bridge.io.disconnect().await;
+    tokio::time::sleep(GOODBYE_GRACE).await;
+    bridge.io.close().await;
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    Ok(())
+}
+
+/// A long-polling socket upgrading to WebSocket (`?transport=websocket&sid=...`): from now
+/// on its bytes are counted on this connection.
+fn attach_upgrade<A: Adapter, B>(bridge: &Bridge<A>, req: &hyper::Request<B>, tap: &Tap) {
+    let Some(query) = req.uri().query() else { return };
+    if !req.uri().path().starts_with("/socket.io") || !query.contains("transport=websocket") {
+        return;
+    }
+    let sid = query.split('&').find_map(|pair| pair.strip_prefix("sid="));
+    if let Some(sid) = sid.and_then(|s| s.parse().ok()) {
+        bridge.attach_tap(sid, tap);
+    }
+}

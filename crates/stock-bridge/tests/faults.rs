@@ -1,0 +1,350 @@
+//! Faults no client may turn into an outage: each test reproduces one red-team finding
+//! against a bridge on 127.0.0.1:0 and checks that `/healthz` and `POST /broadcast` keep
+//! answering while it runs.
+//!
+//! The bridge runs on a runtime of its own, in its own thread: if it froze (as it did when
+//! a lock was held across socketioxide's `disconnect()`), the test's own runtime still
+//! runs its timeouts and fails instead of hanging.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stock_bridge::config::BridgeConfig;
+use stock_bridge::relay::Bridge;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+const WAIT: Duration = Duration::from_secs(10);
+/// How long `/healthz` may take while a fault runs.
+const HEALTHY: Duration = Duration::from_millis(500);
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// A bridge on its own runtime and thread; stopped when dropped.
+struct Isolated {
+    addr: SocketAddr,
+    bridge: Arc<Bridge>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn start(config: BridgeConfig) -> Isolated {
+    let config = Arc::new(BridgeConfig { rate_limit: 100_000, ..config }.validate().unwrap());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (router, bridge) = stock_bridge::http::app(config);
+            ready_tx.send((addr, bridge.clone())).unwrap();
+            let _ = stock_bridge::serve(listener, router, bridge, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+    });
+    let (addr, bridge) = ready_rx.recv_timeout(WAIT).expect("bridge did not start");
+    Isolated { addr, bridge, stop: Some(stop) }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(WAIT).build().unwrap()
+}
+
+/// `/healthz` answers 200 within [`HEALTHY`].
+async fn assert_healthy(addr: SocketAddr, during: &str) {
+    let started = Instant::now();
+    let answer = timeout(HEALTHY, http().get(format!("http://{addr}/healthz")).send()).await;
+    match answer {
+        Ok(Ok(r)) if r.status() == 200 => {}
+        Ok(other) => panic!("/healthz failed {during}: {other:?}"),
+        Err(_) => panic!("/healthz took over {HEALTHY:?} {during} ({:?} so far)", started.elapsed()),
+    }
+}
+
+async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
+    let res = timeout(WAIT, http().post(format!("http://{addr}/broadcast")).json(body).send())
+        .await
+        .expect("POST /broadcast got no answer: the bridge is frozen")
+        .expect("POST /broadcast failed");
+    (res.status().as_u16(), res.json().await.unwrap_or_default())
+}
+
+fn add_stock(product: i64) -> Value {
+    json!({"event": "add_stock", "data": {"product_id": product, "in_stock": 10, "discount_price": 120.5,
+        "peak_hour_price": 140, "mediboy_offer_price": 90, "sync_at": "2024-01-01T00:00:00.000Z"}})
+}
+
+/// A raw Engine.IO WebSocket client, connected to `/`, that reads only when told to.
+async fn raw_client(addr: SocketAddr) -> Ws {
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
+    let open = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with('0'), "engine.io open: {open:?}");
+    ws.send(Message::text("40")).await.unwrap();
+    loop {
+        let frame = timeout(WAIT, ws.next()).await.expect("no socket.io CONNECT").unwrap().unwrap();
+        match frame.to_text().unwrap() {
+            "2" => ws.send(Message::text("3")).await.unwrap(),
+            text if text.starts_with("40") => return ws,
+            other => panic!("unexpected frame during handshake: {other}"),
+        }
+    }
+}
+
+/// Reads `ws` until it closes, answering pings; returns the text frames seen.
+fn keep_reading(mut ws: Ws) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(Some(Ok(frame))) = timeout(WAIT, ws.next()).await {
+            if let Message::Text(text) = frame {
+                if text.as_str() == "2" {
+                    let _ = ws.send(Message::text("3")).await;
+                } else {
+                    seen.push(text.to_string());
+                }
+            }
+        }
+        seen
+    })
+}
+
+/// The red-team's freeze: a client stalls while broadcasts flow, its queue fills, the
+/// bridge marks it for disconnection, it reads again, and the next broadcast must not
+/// stop the bridge (it did: a lock held across socketioxide's `disconnect()`, whose
+/// handler took the same lock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
+    let bridge = start(BridgeConfig {
+        client_buffer: 16,
+        // Only the packet bound here, as in the red-team run; the byte bound has its own test.
+        client_buffer_bytes: usize::MAX / 2,
+        body_limit: 256 * 1024,
+        ping_interval: Duration::from_secs(30),
+        ping_timeout: Duration::from_secs(30),
+        ..Default::default()
+    });
+    let stalled = raw_client(bridge.addr).await;
+    let mut body = json!({"event": "sale_mode", "data": {"mode": "peak", "note": "x".repeat(30 * 1024)}});
+    let mut sent = 0;
+    // Stall: broadcasts until the bridge gives up on the client (bounded: 60 MB at most).
+    while bridge.bridge.connected_clients() == 1 {
+        assert!(sent < 2_000, "the stalled client was never found too slow");
+        assert_eq!(post(bridge.addr, &body).await.0, 200);
+        sent += 1;
+    }
+    // Resume: the client reads again, so its queue has room for the DISCONNECT now.
+    let reader = keep_reading(stalled);
+    body["data"]["note"] = json!("small");
+    for round in 0..20 {
+        assert_eq!(post(bridge.addr, &body).await.0, 200, "broadcast {round} after the client resumed");
+        assert_healthy(bridge.addr, &format!("after broadcast {round}")).await;
+    }
+    let seen = timeout(WAIT, reader).await.expect("the slow client was never disconnected").unwrap();
+    assert!(seen.iter().any(|f| f == "41"), "it got the Socket.IO DISCONNECT");
+    // And the bridge still serves new clients.
+    let fresh = raw_client(bridge.addr).await;
+    drop(fresh);
+}
+
+/// A client that reads too slowly is cut by bytes, long before its packet bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
+    let bridge = start(BridgeConfig {
+        client_buffer: 1_000_000,
+        client_buffer_bytes: 256 * 1024,
+        body_limit: 64 * 1024,
+        ping_interval: Duration::from_secs(30),
+        ping_timeout: Duration::from_secs(30),
+        ..Default::default()
+    });
+    let _stalled = raw_client(bridge.addr).await;
+    let reading = keep_reading(raw_client(bridge.addr).await);
+    let body = json!({"event": "sale_mode", "data": {"mode": "peak", "note": "x".repeat(60 * 1024)}});
+    let mut sent = 0;
+    // The kernel's socket buffers take some megabytes first; 3,000 × 60 KB = 180 MB is far
+    // more than they and the budget hold, and far less than the packet bound.
+    while bridge.bridge.connected_clients() == 2 {
+        assert!(sent < 3_000, "the stalled client was never cut by bytes");
+        assert_eq!(post(bridge.addr, &body).await.0, 200);
+        sent += 1;
+    }
+    let socket = bridge.bridge.io.sockets().into_iter().find(|s| {
+        stock_bridge::relay::outflow(s).is_some_and(|o| o.is_doomed())
+    });
+    if let Some(socket) = socket {
+        let queued = stock_bridge::relay::outflow(&socket).unwrap().queued().unwrap();
+        assert!(queued <= 256 * 1024, "at most the budget was queued: {queued}");
+    }
+    assert_healthy(bridge.addr, "after the cut").await;
+    drop(reading);
+}
+
+/// The byte count must not drift up for a client that keeps up: after every broadcast has
+/// arrived, nothing is counted as queued (or it would be cut one day for nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_up_has_nothing_counted_as_queued() {
+    let bridge = start(BridgeConfig::default());
+    let mut ws = raw_client(bridge.addr).await;
+    let socket = bridge.bridge.io.sockets().pop().unwrap();
+    let account = stock_bridge::relay::outflow(&socket).expect("every socket has an account");
+    assert!(account.is_metered(), "a WebSocket client is counted in bytes");
+    for (i, size) in [10usize, 200, 60_000, 5].iter().enumerate() {
+        let body = json!({"event": "sale_mode", "data": {"mode": "x".repeat(*size)}});
+        post(bridge.addr, &body).await;
+        let mut stock = add_stock(i as i64);
+        stock["data"]["note"] = json!("y".repeat(*size));
+        post(bridge.addr, &stock).await;
+    }
+    let mut events = 0;
+    while events < 8 {
+        let frame = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        if frame.to_text().unwrap().starts_with("42") {
+            events += 1;
+        }
+    }
+    assert_eq!(account.queued(), Some(0), "counted exactly what was written, not more");
+}
+
+/// Half-open requests (headers never finished) are closed after the header-read timeout,
+/// and new clients are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_requests_are_closed_and_do_not_block_others() {
+    let bridge = start(BridgeConfig { header_read_timeout: Duration::from_secs(1), ..Default::default() });
+    let mut half_open = Vec::new();
+    for _ in 0..500 {
+        let mut tcp = timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n").await.unwrap();
+        half_open.push(tcp);
+    }
+    assert_healthy(bridge.addr, "with 500 half-open requests").await;
+    let ws = raw_client(bridge.addr).await;
+    drop(ws);
+    let started = Instant::now();
+    for mut tcp in half_open {
+        let mut buf = [0u8; 512];
+        // Closed by the bridge: end of stream (possibly after a 408), never a hang.
+        loop {
+            match timeout(WAIT, tcp.read(&mut buf)).await.expect("a half-open request was kept open") {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    }
+    assert!(started.elapsed() < WAIT, "all closed within the timeout");
+}
+
+/// Beyond `max_connections`, new connections are closed at once; clients already
+/// connected keep receiving broadcasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_refused_and_existing_clients_are_unaffected() {
+    let bridge = start(BridgeConfig { max_connections: 20, ..Default::default() });
+    let reader = raw_client(bridge.addr).await;
+    let reader = keep_reading(reader);
+    let mut idle = Vec::new();
+    // 19 more fill the cap (the reader holds one place).
+    for _ in 0..19 {
+        idle.push(timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap());
+    }
+    let mut over = timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap();
+    let _ = over.write_all(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n").await;
+    let mut buf = [0u8; 64];
+    let read = timeout(WAIT, over.read(&mut buf)).await.expect("the connection over the cap was left open");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed without an answer: {read:?}");
+    // The connected client still gets broadcasts: free one place to post through.
+    drop(idle.pop());
+    let mut answered = None;
+    for _ in 0..50 {
+        // The freed place is released when the bridge sees the close: retry briefly.
+        if let Ok(Ok(r)) = timeout(Duration::from_secs(1), http().post(format!("http://{}/broadcast", bridge.addr)).json(&add_stock(1)).send()).await {
+            answered = Some(r.status().as_u16());
+            break;
+        }
+    }
+    assert_eq!(answered, Some(200));
+    drop(idle);
+    // The reader saw the broadcast.
+    let stop = bridge;
+    drop(stop);
+    let seen = timeout(WAIT, reader).await.unwrap().unwrap();
+    assert!(seen.iter().any(|f| f.starts_with("42[\"add_stock\"")), "{seen:?}");
+}
+
+/// SIGTERM stops listening before draining: the port can be bound again at once.
+#[tokio::test]
+async fn a_restart_right_after_sigterm_finds_the_port_free() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stock-bridge"))
+        .args(["serve", "--listen", &addr.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    timeout(WAIT, tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line)).await.unwrap().unwrap();
+    assert!(line.contains("listening"), "{line}");
+    // A connected client makes the drain take its goodbye grace.
+    let reader = keep_reading(raw_client(addr).await);
+    let pid = child.id().unwrap() as i32;
+    assert_eq!(send_signal(pid, 15), 0);
+    // The port is free before the old process has finished draining.
+    let rebound = timeout(WAIT, async {
+        loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => return listener,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+    })
+    .await
+    .expect("the port stayed bound");
+    let still_draining = child.try_wait().unwrap().is_none();
+    drop(rebound);
+    let status = timeout(WAIT, child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(still_draining, "the port was freed while the old bridge was still draining");
+    let seen = timeout(WAIT, reader).await.unwrap().unwrap();
+    assert!(seen.iter().any(|f| f == "41"), "the client was told goodbye");
+}
+
+fn send_signal(pid: i32, signal: i32) -> i32 {
+    std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .map_or(-1, |s| s.code().unwrap_or(-1))
+}
+
+/// A malformed chunked body is the client's mistake: 400, not 413.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunked_body_is_400() {
+    let bridge = start(BridgeConfig::default());
+    let mut tcp = timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap();
+    tcp.write_all(
+        b"POST /broadcast HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = timeout(WAIT, tcp.read_to_end(&mut answer)).await.expect("no answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("could not be read"), "{answer}");
+}
