@@ -162,7 +162,7 @@ async fn ours(bin: &PathBuf, cpu: Option<usize>, redis: Option<&str>, nodes: usi
     let mut server = Server { name: if redis.is_some() { format!("stock-bridge x{nodes} + Redis") } else { "stock-bridge".into() }, procs: vec![], addrs: vec![] };
     for _ in 0..nodes {
         let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "1000000", "--client-buffer", "4096"]).env("RUST_LOG", "error");
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "1000000", "--client-buffer", "4096", "--handshake-rate", "1000000"]).env("RUST_LOG", "error");
         if let Some(url) = redis {
             cmd.args(["--redis-url", url, "--redis-prefix", "bench"]);
         }

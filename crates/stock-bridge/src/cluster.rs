@@ -237,7 +237,7 @@ impl RedisLastValues {
     }
 
     /// As [`crate::lastvalue::LastValueCache::since`], from Redis.
-    pub async fn since(&self, req: &CatchUpRequest, max_bytes: usize) -> Result<CatchUp, RedisDown> {
+    pub async fn since(&self, req: &CatchUpRequest, max_bytes: usize) -> Result<CatchUp<Arc<RawValue>>, RedisDown> {
         let mut conn = self.conn.clone();
         let down = |e: redis::RedisError| {
             tracing::warn!("reading the catch-up from Redis failed: {e}");
@@ -278,11 +278,11 @@ impl RedisLastValues {
                 break;
             }
             bytes += data.len();
-            if let Ok(data) = serde_json::from_str(&data) {
-                items.push(CatchUpItem { seq: item_seq, data });
+            if let Ok(data) = RawValue::from_string(data) {
+                items.push(CatchUpItem { seq: item_seq, data: Arc::from(data) });
             }
         }
-        let seq = if more { items.last().map_or(seq, |i: &CatchUpItem| i.seq) } else { seq };
+        let seq = if more { items.last().map_or(seq, |i: &CatchUpItem<Arc<RawValue>>| i.seq) } else { seq };
         Ok(CatchUp { epoch, seq, full: after.is_none(), incomplete: evicted.unwrap_or(0) > after.unwrap_or(0), items, more })
     }
 }

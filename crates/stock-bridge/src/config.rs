@@ -32,7 +32,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 /// connection may sit idle.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Socket.IO handshakes per second from one source address (bursts of twice that).
-pub const DEFAULT_HANDSHAKE_RATE: u32 = 20;
+pub const DEFAULT_HANDSHAKE_RATE: u32 = 50;
 /// A transport whose handshake was refused (or never came) is closed after this.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `POST /broadcast` body must arrive within this.

@@ -83,7 +83,8 @@ impl LastValueCache {
 
     /// Everything a client at `req` has missed, in answers of at most about `max_bytes`
     /// of payload (at least one item each); a cut answer says `more`.
-    pub fn since(&mut self, req: &CatchUpRequest, now: Instant, max_bytes: usize) -> CatchUp {
+    /// Payloads are shared, not copied or parsed: the cache's lock is held only to pick them.
+    pub fn since(&mut self, req: &CatchUpRequest, now: Instant, max_bytes: usize) -> CatchUp<Arc<RawValue>> {
         self.expire(now);
         let after = req.resume_after(&self.epoch, self.seq);
         let from = after.map_or(0, |a| a + 1);
@@ -91,13 +92,13 @@ impl LastValueCache {
         let mut bytes = 0;
         let mut more = false;
         for (seq, product) in self.by_seq.range(from..) {
-            let raw = self.by_product[product].data.get();
-            if !items.is_empty() && bytes + raw.len() > max_bytes {
+            let data = &self.by_product[product].data;
+            if !items.is_empty() && bytes + data.get().len() > max_bytes {
                 more = true;
                 break;
             }
-            bytes += raw.len();
-            items.push(CatchUpItem { seq: *seq, data: serde_json::from_str(raw).unwrap_or_default() });
+            bytes += data.get().len();
+            items.push(CatchUpItem { seq: *seq, data: data.clone() });
         }
         CatchUp {
             epoch: self.epoch.clone(),
@@ -135,10 +136,13 @@ mod tests {
         RawValue::from_string(format!(r#"{{"product_id":{product},"in_stock":{stock}}}"#)).unwrap().into()
     }
 
-    fn stocks(c: &CatchUp) -> Vec<(u64, i64, i64)> {
+    fn stocks(c: &CatchUp<Arc<RawValue>>) -> Vec<(u64, i64, i64)> {
         c.items
             .iter()
-            .map(|i| (i.seq, i.data["product_id"].as_i64().unwrap(), i.data["in_stock"].as_i64().unwrap()))
+            .map(|i| {
+                let data: serde_json::Value = serde_json::from_str(i.data.get()).unwrap();
+                (i.seq, data["product_id"].as_i64().unwrap(), data["in_stock"].as_i64().unwrap())
+            })
             .collect()
     }
 

@@ -16,6 +16,7 @@
 //!
 //! No lock here is ever held across a call out of this module.
 
+use futures_util::task::AtomicWaker;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::io;
 use std::num::NonZeroU32;
@@ -25,17 +26,36 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Bytes the kernel accepted for one TCP connection so far (shared with its stream).
+/// One TCP connection seen from outside its stream: the bytes the kernel accepted so far,
+/// and a way to end it (a refused handshake's transport is closed at once).
 #[derive(Clone, Default, Debug)]
-pub struct Tap(Arc<AtomicU64>);
+pub struct Tap(Arc<TapState>);
+
+#[derive(Default, Debug)]
+struct TapState {
+    written: AtomicU64,
+    closing: AtomicBool,
+    reader: AtomicWaker,
+}
 
 impl Tap {
     pub fn written(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.written.load(Ordering::Relaxed)
     }
 
     fn add(&self, n: usize) {
-        self.0.fetch_add(n as u64, Ordering::Relaxed);
+        self.0.written.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Ends the connection: its reader sees the end of the stream, so whoever serves it
+    /// (hyper, the WebSocket transport) closes it.
+    pub fn close(&self) {
+        self.0.closing.store(true, Ordering::Release);
+        self.0.reader.wake();
+    }
+
+    fn is_closing(&self) -> bool {
+        self.0.closing.load(Ordering::Acquire)
     }
 }
 
@@ -57,6 +77,10 @@ impl<S> CountedStream<S> {
 
 impl<S: AsyncRead + Unpin> AsyncRead for CountedStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.tap.0.reader.register(cx.waker());
+        if self.tap.is_closing() {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }

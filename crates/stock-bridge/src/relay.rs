@@ -3,8 +3,12 @@
 //! Alone (the default), `relay` checks, numbers and enqueues a broadcast and returns at
 //! once (the HTTP answer does not wait for the fan-out); one worker task then queues it to
 //! each target socket in turn, in order, so a socket whose queue is full is known and dealt
-//! with. In cluster mode (Redis), the adapter fans it out to every node, and the last values
-//! live in Redis.
+//! with. In cluster mode (Redis), the same worker hands it to the adapter, which fans it out
+//! to every node (the HTTP answer waits for that, to report Redis trouble as 503), and the
+//! last values live in Redis.
+//!
+//! No lock is held across a call into socketioxide: its `disconnect()` runs our handlers
+//! inline, and a lock held there froze the bridge once.
 
 use crate::cluster::{RedisDown, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
@@ -19,7 +23,7 @@ use socketioxide::{extract::SocketRef, BroadcastError, SendError, SocketError, S
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Where the last values live.
 pub enum LastValues {
@@ -59,8 +63,8 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     values: LastValues,
     /// Serialises relays, so sequence order is emit order.
     order: tokio::sync::Mutex<()>,
-    /// To the fan-out worker (alone); it ends when the bridge is dropped.
-    fanout: Option<mpsc::Sender<Outgoing<A>>>,
+    /// To the fan-out worker; it ends when the bridge is dropped.
+    fanout: mpsc::Sender<Outgoing<A>>,
 }
 
 /// What one relay did.
@@ -81,10 +85,17 @@ struct Outgoing<A: Adapter> {
     event: String,
     data: Arc<RawValue>,
     meta: Option<DeliveryMeta>,
-    targets: Vec<SocketRef<A>>,
+    route: Route<A>,
     accepted: Instant,
-    /// Size of the WebSocket frame each target gets.
-    frame: u64,
+}
+
+/// Where the worker sends a broadcast.
+enum Route<A: Adapter> {
+    /// Alone: to these sockets, each a WebSocket frame of `frame` bytes.
+    Local { targets: Vec<SocketRef<A>>, frame: u64 },
+    /// Cluster: through the Redis adapter to these rooms (all when empty); the outcome goes
+    /// back to the waiting `relay`.
+    Cluster { rooms: Vec<String>, done: oneshot::Sender<Result<(), RedisDown>> },
 }
 
 impl Bridge<LocalAdapter> {
@@ -96,22 +107,19 @@ impl Bridge<LocalAdapter> {
 }
 
 impl<A: Adapter> Bridge<A> {
-    /// Must be called inside the tokio runtime (alone, it starts the fan-out worker).
+    /// Must be called inside the tokio runtime (it starts the fan-out worker).
     pub fn with_parts(config: Arc<BridgeConfig>, io: SocketIo<A>, values: LastValues, cluster: Option<Cluster>) -> Arc<Self> {
         Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {
-            let fanout = cluster.is_none().then(|| {
-                let (tx, mut rx) = mpsc::channel::<Outgoing<A>>(FANOUT_QUEUE);
-                let weak = weak.clone();
-                tokio::spawn(async move {
-                    // Sockets found too slow, owned by this task alone: no lock is needed,
-                    // so none can be held while socketioxide runs our disconnect handler.
-                    let mut doomed: Vec<SocketRef<A>> = Vec::new();
-                    while let Some(out) = rx.recv().await {
-                        let Some(bridge) = weak.upgrade() else { return };
-                        bridge.deliver(out, &mut doomed);
-                    }
-                });
-                tx
+            let (fanout, mut rx) = mpsc::channel::<Outgoing<A>>(FANOUT_QUEUE);
+            let weak = weak.clone();
+            tokio::spawn(async move {
+                // Sockets found too slow, owned by this task alone: no lock is needed, so
+                // none can be held while socketioxide runs our disconnect handler.
+                let mut doomed: Vec<SocketRef<A>> = Vec::new();
+                while let Some(out) = rx.recv().await {
+                    let Some(bridge) = weak.upgrade() else { return };
+                    bridge.send_out(out, &mut doomed).await;
+                }
             });
             Bridge {
                 verifier: crate::socket::auth::Verifier::new(config.client_auth.clone(), config.introspect_concurrency),
@@ -137,52 +145,72 @@ impl<A: Adapter> Bridge<A> {
 
     /// Sends `req` to its sockets. Alone, a socket whose queue is full is disconnected
     /// instead of being fed forever: it reconnects and catches up from the cache.
+    ///
+    /// The `order` lock covers numbering and queueing to the worker only (so the worker
+    /// sees broadcasts in sequence order); every call into socketioxide happens in the
+    /// worker, with no lock held.
     pub async fn relay(&self, req: BroadcastRequest) -> Result<Relayed, RedisDown> {
         let started = Instant::now();
         if !self.is_ready() {
             return Err(RedisDown);
         }
-        let _order = self.order.lock().await;
         let data: Arc<RawValue> = Arc::from(req.data);
-        let meta = match (&req.snapshot, req.to.is_empty()) {
-            (Some(snapshot), true) => Some(self.record(snapshot.product_id, &data, started).await?),
-            _ => None,
-        };
-        let relayed = match &self.cluster {
-            Some(cluster) => {
-                let rooms: Vec<String> = req.to.iter().map(|r| r.as_str().to_owned()).collect();
-                let operators = if rooms.is_empty() { self.io.broadcast() } else { self.io.to(rooms) };
-                let sent = match &meta {
-                    Some(meta) => operators.emit(req.event.as_str(), &(&*data, meta)).await,
-                    None => operators.emit(req.event.as_str(), &*data).await,
-                };
-                if let Err(BroadcastError::Adapter(e)) = sent {
-                    tracing::warn!("cluster fan-out failed: {e}");
-                    cluster.health.set(false);
-                    return Err(RedisDown);
-                }
-                metrics::histogram!(m::BROADCAST_LATENCY).record(started.elapsed().as_secs_f64());
-                Relayed { recipients: None, seq: meta.as_ref().map(|m| m.seq) }
-            }
-            None => {
-                let mut targets: Vec<SocketRef<A>> = if req.to.is_empty() {
-                    self.io.sockets()
-                } else {
-                    self.io.to(req.to.iter().map(|r| r.as_str().to_owned()).collect::<Vec<_>>()).sockets()
-                };
+        let rooms: Vec<String> = req.to.iter().map(|r| r.as_str().to_owned()).collect();
+        let (relayed, done) = {
+            let _order = self.order.lock().await;
+            let meta = match (&req.snapshot, rooms.is_empty()) {
+                (Some(snapshot), true) => Some(self.record(snapshot.product_id, &data, started).await?),
+                _ => None,
+            };
+            let seq = meta.as_ref().map(|m| m.seq);
+            let (route, relayed, done) = if self.cluster.is_some() {
+                let (tx, rx) = oneshot::channel();
+                (Route::Cluster { rooms, done: tx }, Relayed { recipients: None, seq }, Some(rx))
+            } else {
+                let mut targets: Vec<SocketRef<A>> =
+                    if rooms.is_empty() { self.io.sockets() } else { self.io.to(rooms).sockets() };
                 targets.retain(|s| !outflow(s).is_some_and(|o| o.is_doomed()));
-                let relayed = Relayed { recipients: Some(targets.len()), seq: meta.as_ref().map(|m| m.seq) };
                 let frame = event_frame_len(&req.event, &data, meta.as_ref());
-                let out = Outgoing { event: req.event.clone(), data, meta, targets, accepted: started, frame };
-                if let Some(fanout) = &self.fanout {
-                    // Still under the order lock: the worker sees broadcasts in sequence order.
-                    let _ = fanout.send(out).await;
-                }
-                relayed
-            }
+                let relayed = Relayed { recipients: Some(targets.len()), seq };
+                (Route::Local { targets, frame }, relayed, None)
+            };
+            let out = Outgoing { event: req.event.clone(), data, meta, route, accepted: started };
+            // The worker ends only with the bridge, which `self` keeps alive.
+            let _ = self.fanout.send(out).await;
+            (relayed, done)
         };
+        if let Some(done) = done {
+            done.await.unwrap_or(Err(RedisDown))?;
+        }
         metrics::counter!(m::BROADCASTS_ACCEPTED, "event" => req.event.clone()).increment(1);
         Ok(relayed)
+    }
+
+    /// The worker's job for one broadcast.
+    async fn send_out(&self, out: Outgoing<A>, doomed: &mut Vec<SocketRef<A>>) {
+        let Outgoing { event, data, meta, route, accepted } = out;
+        match route {
+            Route::Local { targets, frame } => self.deliver(&event, &data, meta.as_ref(), targets, frame, doomed),
+            Route::Cluster { rooms, done } => {
+                let operators = if rooms.is_empty() { self.io.broadcast() } else { self.io.to(rooms) };
+                let sent = match &meta {
+                    Some(meta) => operators.emit(event.as_str(), &(&*data, meta)).await,
+                    None => operators.emit(event.as_str(), &*data).await,
+                };
+                let outcome = match sent {
+                    Err(BroadcastError::Adapter(e)) => {
+                        tracing::warn!("cluster fan-out failed: {e}");
+                        if let Some(cluster) = &self.cluster {
+                            cluster.health.set(false);
+                        }
+                        Err(RedisDown)
+                    }
+                    _ => Ok(()),
+                };
+                let _ = done.send(outcome);
+            }
+        }
+        metrics::histogram!(m::BROADCAST_LATENCY).record(accepted.elapsed().as_secs_f64());
     }
 
     async fn record(&self, product_id: i64, data: &Arc<RawValue>, now: Instant) -> Result<DeliveryMeta, RedisDown> {
@@ -201,28 +229,36 @@ impl<A: Adapter> Bridge<A> {
         }
     }
 
-    /// The fan-out worker's job: queue one broadcast to each of its sockets. A socket
-    /// whose queue is full (in packets, or in bytes beyond `client_buffer_bytes`) gets
-    /// nothing more and is disconnected; `doomed` keeps those whose queue had no room for
-    /// the DISCONNECT either, to try again at the next broadcast.
-    fn deliver(&self, out: Outgoing<A>, doomed: &mut Vec<SocketRef<A>>) {
+    /// Alone: queue one broadcast to each of its sockets. A socket whose queue is full (in
+    /// packets, or in bytes beyond `client_buffer_bytes`) gets nothing more and is
+    /// disconnected; `doomed` keeps those whose queue had no room for the DISCONNECT
+    /// either, to try again at the next broadcast.
+    fn deliver(
+        &self,
+        event: &str,
+        data: &RawValue,
+        meta: Option<&DeliveryMeta>,
+        targets: Vec<SocketRef<A>>,
+        frame: u64,
+        doomed: &mut Vec<SocketRef<A>>,
+    ) {
         // Only here, with no lock held: socketioxide runs our disconnect handler inline.
         doomed.retain(|socket| socket.connected() && matches!(socket.clone().disconnect(), Err(SocketError::InternalChannelFull)));
         let budget = self.config.client_buffer_bytes as u64;
         let mut delivered = 0u64;
         let mut slow = Vec::new();
-        for socket in out.targets {
+        for socket in targets {
             let account = outflow(&socket);
             if account.as_ref().is_some_and(|o| o.is_doomed()) {
                 continue;
             }
-            if account.as_ref().is_some_and(|o| !o.reserve(out.frame, budget)) {
+            if account.as_ref().is_some_and(|o| !o.reserve(frame, budget)) {
                 slow.push(socket);
                 continue;
             }
-            let sent = match &out.meta {
-                Some(meta) => socket.emit(out.event.as_str(), &(&*out.data, meta)),
-                None => socket.emit(out.event.as_str(), &*out.data),
+            let sent = match meta {
+                Some(meta) => socket.emit(event, &(data, meta)),
+                None => socket.emit(event, data),
             };
             match sent {
                 Ok(()) => delivered += 1,
@@ -234,16 +270,14 @@ impl<A: Adapter> Bridge<A> {
             self.disconnect_slow(socket, doomed);
         }
         metrics::counter!(m::DELIVERIES).increment(delivered);
-        metrics::histogram!(m::BROADCAST_LATENCY).record(out.accepted.elapsed().as_secs_f64());
     }
 
-    /// Everything a client at `req` has missed (None when the store cannot be read).
-    pub async fn catch_up(&self, req: &CatchUpRequest) -> Option<CatchUp> {
+    /// Everything a client at `req` has missed, in an answer of about `max_bytes` at most
+    /// (None when the store cannot be read).
+    pub async fn catch_up(&self, req: &CatchUpRequest, max_bytes: usize) -> Option<CatchUp<Arc<RawValue>>> {
         match &self.values {
-            LastValues::Memory(cache) => {
-                Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now(), self.config.catch_up_max_bytes))
-            }
-            LastValues::Redis(store) => store.since(req, self.config.catch_up_max_bytes).await.ok(),
+            LastValues::Memory(cache) => Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now(), max_bytes)),
+            LastValues::Redis(store) => store.since(req, max_bytes).await.ok(),
         }
     }
 

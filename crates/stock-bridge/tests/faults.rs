@@ -24,6 +24,14 @@ const HEALTHY: Duration = Duration::from_millis(500);
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
+/// The tests here run one at a time: each measures the bridge's answers while a fault
+/// runs, and another test's load on this two-core machine would be counted as the bridge's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A bridge on its own runtime and thread; stopped when dropped.
 struct Isolated {
     addr: SocketAddr,
@@ -60,8 +68,11 @@ fn start(config: BridgeConfig) -> Isolated {
     Isolated { addr, bridge, stop: Some(stop) }
 }
 
+/// One client for the whole test binary (building one loads the system's certificates:
+/// tens of milliseconds that would count as the bridge's latency).
 fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(WAIT).build().unwrap()
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| reqwest::Client::builder().timeout(WAIT).build().unwrap()).clone()
 }
 
 /// `/healthz` answers 200 within [`HEALTHY`].
@@ -128,6 +139,7 @@ fn keep_reading(mut ws: Ws) -> tokio::task::JoinHandle<Vec<String>> {
 /// handler took the same lock).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
+    let _serial = one_at_a_time();
     let bridge = start(BridgeConfig {
         client_buffer: 16,
         // Only the packet bound here, as in the red-team run; the byte bound has its own test.
@@ -163,6 +175,7 @@ async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
 /// A client that reads too slowly is cut by bytes, long before its packet bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
+    let _serial = one_at_a_time();
     let bridge = start(BridgeConfig {
         client_buffer: 1_000_000,
         client_buffer_bytes: 256 * 1024,
@@ -197,6 +210,7 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
 /// arrived, nothing is counted as queued (or it would be cut one day for nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_keeps_up_has_nothing_counted_as_queued() {
+    let _serial = one_at_a_time();
     let bridge = start(BridgeConfig::default());
     let mut ws = raw_client(bridge.addr).await;
     let socket = bridge.bridge.io.sockets().pop().unwrap();
@@ -223,6 +237,7 @@ async fn a_client_that_keeps_up_has_nothing_counted_as_queued() {
 /// and new clients are served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_requests_are_closed_and_do_not_block_others() {
+    let _serial = one_at_a_time();
     let bridge = start(BridgeConfig { header_read_timeout: Duration::from_secs(1), ..Default::default() });
     let mut half_open = Vec::new();
     for _ in 0..500 {
@@ -251,6 +266,7 @@ async fn half_open_requests_are_closed_and_do_not_block_others() {
 /// connected keep receiving broadcasts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_are_refused_and_existing_clients_are_unaffected() {
+    let _serial = one_at_a_time();
     let bridge = start(BridgeConfig { max_connections: 20, ..Default::default() });
     let reader = raw_client(bridge.addr).await;
     let reader = keep_reading(reader);
@@ -286,6 +302,7 @@ async fn connections_beyond_the_cap_are_refused_and_existing_clients_are_unaffec
 /// SIGTERM stops listening before draining: the port can be bound again at once.
 #[tokio::test]
 async fn a_restart_right_after_sigterm_finds_the_port_free() {
+    let _serial = one_at_a_time();
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
@@ -335,6 +352,7 @@ fn send_signal(pid: i32, signal: i32) -> i32 {
 /// A malformed chunked body is the client's mistake: 400, not 413.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_chunked_body_is_400() {
+    let _serial = one_at_a_time();
     let bridge = start(BridgeConfig::default());
     let mut tcp = timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap();
     tcp.write_all(
@@ -347,4 +365,168 @@ async fn a_malformed_chunked_body_is_400() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("could not be read"), "{answer}");
+}
+
+/// Time from posting an `add_stock` until `ws` has it.
+async fn delivery_delay(addr: SocketAddr, ws: &mut Ws, product: i64) -> Duration {
+    let started = Instant::now();
+    assert_eq!(post(addr, &add_stock(product)).await.0, 200);
+    let needle = format!("\"product_id\":{product},");
+    loop {
+        let frame = timeout(WAIT, ws.next()).await.expect("broadcast never arrived").unwrap().unwrap();
+        let text = frame.into_text().unwrap();
+        if text.as_str() == "2" {
+            ws.send(Message::text("3")).await.unwrap();
+        } else if text.starts_with("42[\"add_stock\"") && text.contains(&needle) {
+            return started.elapsed();
+        }
+    }
+}
+
+/// One socket sending 1,000 catch-ups in a burst (10,000 products cached) does not delay
+/// other clients' events: it gets one answer at a time and refusals for the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_catch_ups_from_one_socket_does_not_delay_others() {
+    let _serial = one_at_a_time();
+    let bridge = start(BridgeConfig::default());
+    let policy = stock_protocol::EventPolicy::default();
+    for product in 0..10_000 {
+        let req = stock_protocol::BroadcastRequest::parse(add_stock(100_000 + product).to_string().as_bytes(), &policy).unwrap();
+        bridge.bridge.relay(req).await.unwrap();
+    }
+    let mut other = raw_client(bridge.addr).await;
+    delivery_delay(bridge.addr, &mut other, 0).await;
+    let before = delivery_delay(bridge.addr, &mut other, 1).await;
+    let mut burster = raw_client(bridge.addr).await;
+    for id in 0..1_000 {
+        burster.feed(Message::text(format!("42{id}[\"stock:catch_up\",{{}}]"))).await.unwrap();
+    }
+    burster.flush().await.unwrap();
+    let reader = keep_reading(burster);
+    let mut worst = Duration::ZERO;
+    for product in 2..12 {
+        let delay = delivery_delay(bridge.addr, &mut other, product).await;
+        eprintln!("delivery {product} during the burst: {delay:?} (before: {before:?})");
+        worst = worst.max(delay);
+        assert_healthy(bridge.addr, "during the catch-up burst").await;
+    }
+    assert!(worst < before + Duration::from_millis(100), "delayed by {worst:?} (before the burst: {before:?})");
+    drop(bridge);
+    let seen = timeout(WAIT, reader).await.unwrap().unwrap();
+    let answers = seen.iter().filter(|f| f.starts_with("43")).count();
+    let refused = seen.iter().filter(|f| f.contains("catch_up_pending") || f.contains("rate_limited")).count();
+    assert!(answers >= 1 && refused >= 900, "{answers} answers, {refused} refusals");
+}
+
+/// A refused handshake's WebSocket is closed at once (it stayed open for 45 s, and floods
+/// of them took hundreds of megabytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_handshake_is_closed_at_once() {
+    let _serial = one_at_a_time();
+    let bridge = start(BridgeConfig {
+        client_auth: stock_bridge::config::ClientAuth::Jwt { secret: stock_bridge::secret::Secret::new("jwt-secret-for-tests-only") },
+        ..Default::default()
+    });
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", bridge.addr);
+    let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
+    timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    ws.send(Message::text(r#"40{"token":"not-a-jwt"}"#)).await.unwrap();
+    let started = Instant::now();
+    let mut refused = false;
+    // Bounded well below the 10 s connect timeout that would also close it.
+    while let Ok(Some(Ok(frame))) = timeout(Duration::from_secs(3), ws.next()).await {
+        refused |= frame.to_text().is_ok_and(|t| t.starts_with("44"));
+    }
+    assert!(refused, "the refusal arrived before the close");
+    assert!(started.elapsed() < Duration::from_secs(3), "closed after {:?}", started.elapsed());
+}
+
+/// Every fault above at once, while a watcher asks `/healthz` every 50 ms and a
+/// well-behaved client must receive every broadcast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_keeps_answering_while_every_fault_runs_at_once() {
+    let _serial = one_at_a_time();
+    let bridge = start(BridgeConfig {
+        client_buffer: 64,
+        client_buffer_bytes: 512 * 1024,
+        body_limit: 64 * 1024,
+        header_read_timeout: Duration::from_secs(1),
+        handshake_rate: std::num::NonZeroU32::new(100_000).unwrap(),
+        ping_interval: Duration::from_secs(30),
+        ping_timeout: Duration::from_secs(30),
+        ..Default::default()
+    });
+    let addr = bridge.addr;
+    let policy = stock_protocol::EventPolicy::default();
+    for product in 0..2_000 {
+        let req = stock_protocol::BroadcastRequest::parse(add_stock(product).to_string().as_bytes(), &policy).unwrap();
+        bridge.bridge.relay(req).await.unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut checks = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_healthy(addr, "while the faults run").await;
+                checks += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            checks
+        })
+    };
+    let mut good = raw_client(addr).await;
+    // Faults: a stalled reader (resumed later), catch-up spammers that never read, 200
+    // half-open requests, clients that connect and drop, a malformed body.
+    let stalled = raw_client(addr).await;
+    let mut spammers = Vec::new();
+    for _ in 0..2 {
+        let mut ws = raw_client(addr).await;
+        for id in 0..500 {
+            ws.feed(Message::text(format!("42{id}[\"stock:catch_up\",{{}}]"))).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        spammers.push(ws);
+    }
+    let mut half_open = Vec::new();
+    for _ in 0..200 {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"POST /broadcast HTTP/1.1\r\nHost: b\r\n").await.unwrap();
+        half_open.push(tcp);
+    }
+    let churn = tokio::spawn(async move {
+        for _ in 0..30 {
+            drop(raw_client(addr).await);
+        }
+    });
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"POST /broadcast HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").await.unwrap();
+
+    let big = json!({"event": "sale_mode", "data": {"mode": "peak", "note": "x".repeat(30 * 1024)}});
+    let mut sent = 0;
+    for round in 0..100 {
+        assert_eq!(post(addr, &big).await.0, 200);
+        assert_eq!(post(addr, &add_stock(5_000 + round)).await.0, 200);
+        sent += 2;
+    }
+    let reader = keep_reading(stalled);
+    for round in 0..20 {
+        assert_eq!(post(addr, &add_stock(6_000 + round)).await.0, 200);
+        sent += 1;
+    }
+    let mut received = 0;
+    while received < sent {
+        let frame = timeout(WAIT, good.next()).await.expect("the good client stopped receiving").unwrap().unwrap();
+        let text = frame.into_text().unwrap();
+        if text.as_str() == "2" {
+            good.send(Message::text("3")).await.unwrap();
+        } else if text.starts_with("42[\"") {
+            received += 1;
+        }
+    }
+    timeout(WAIT, churn).await.unwrap().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let checks = timeout(WAIT, watcher).await.unwrap().unwrap();
+    assert!(checks >= 5, "the watcher ran ({checks} checks)");
+    drop((spammers, half_open, tcp, reader));
 }

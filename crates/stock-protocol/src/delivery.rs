@@ -23,8 +23,13 @@ pub struct CatchUpRequest {
 
 /// Bridge → client: the latest snapshot of every product changed after the requested
 /// position (or all of them when `full`), oldest first, and the position to resume from.
+///
+/// `D` is how a payload is held: the bridge sends the bytes it was posted
+/// (`Arc<RawValue>`, never parsed again), clients read a [`Value`]. One type, so the two
+/// sides cannot drift.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CatchUp {
+#[serde(bound(deserialize = "D: serde::de::DeserializeOwned"))]
+pub struct CatchUp<D = Value> {
     pub epoch: String,
     /// Highest sequence number the bridge has assigned.
     pub seq: u64,
@@ -33,7 +38,7 @@ pub struct CatchUp {
     /// True when the bridge could not vouch that nothing is missing (its cache evicted
     /// entries newer than the requested position).
     pub incomplete: bool,
-    pub items: Vec<CatchUpItem>,
+    pub items: Vec<CatchUpItem<D>>,
     /// True when the answer was cut to keep it small: `seq` is then the last item's, and
     /// the client asks again from there for the rest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -54,7 +59,33 @@ impl CatchUpRequest {
 
 /// One entry of a [`CatchUp`]: a payload exactly as it was posted, and its sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CatchUpItem {
+#[serde(bound(deserialize = "D: serde::de::DeserializeOwned"))]
+pub struct CatchUpItem<D = Value> {
     pub seq: u64,
-    pub data: Value,
+    pub data: D,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_bridge_form_reads_back_as_the_client_form() {
+        let raw: Arc<RawValue> = RawValue::from_string(r#"{"product_id":5,"zz":1,"aa":[2]}"#.into()).unwrap().into();
+        let sent = CatchUp {
+            epoch: "e".into(),
+            seq: 9,
+            full: false,
+            incomplete: true,
+            items: vec![CatchUpItem { seq: 9, data: raw.clone() }],
+            more: true,
+        };
+        let wire = serde_json::to_string(&sent).unwrap();
+        assert!(wire.contains(raw.get()), "the payload travels byte for byte: {wire}");
+        let read: CatchUp = serde_json::from_str(&wire).unwrap();
+        assert_eq!((read.seq, read.incomplete, read.more), (9, true, true));
+        assert_eq!(read.items[0].data, serde_json::from_str::<Value>(raw.get()).unwrap());
+    }
 }

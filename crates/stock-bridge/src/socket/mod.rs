@@ -36,6 +36,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
             if let Some(peer) = peer {
                 if bridge.handshakes.check_key(&peer).is_err() {
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => "rate_limited").increment(1);
+                    close_refused(&s);
                     return Err(Refusal::Unavailable("too many connection attempts from this address; try again shortly"));
                 }
                 if bridge.handshakes.len() > HANDSHAKE_KEYS_MAX {
@@ -53,6 +54,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
                 Err(refusal) => {
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => refusal.label()).increment(1);
                     tracing::info!(sid = %s.id, "connection refused: {refusal}");
+                    close_refused(&s);
                     Err::<(), Refusal>(refusal)
                 }
             }
@@ -63,6 +65,24 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
         async move { connected(s, bridge).await }
     };
     io.ns("/", on_connect.with(check))
+}
+
+/// Time for a refusal (CONNECT_ERROR) to leave before its transport is closed.
+pub const REFUSED_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Closes a refused WebSocket's connection once the refusal has had time to leave (it would
+/// otherwise stay open until the connect timeout, holding its buffers). A refused
+/// long-polling session ends at the connect timeout.
+fn close_refused<A: Adapter>(s: &SocketRef<A>) {
+    if s.transport_type() != socketioxide::TransportType::Websocket {
+        return;
+    }
+    if let Some(tap) = s.req_parts().extensions.get::<Tap>().cloned() {
+        tokio::spawn(async move {
+            tokio::time::sleep(REFUSED_GRACE).await;
+            tap.close();
+        });
+    }
 }
 
 /// A new socket's account, counting bytes on its connection when it is a WebSocket.
@@ -114,7 +134,7 @@ async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
             };
             let req = req.unwrap_or_default();
             // No answer when the store cannot be read: the client reports the gap.
-            let Some(answer) = bridge.catch_up(&req).await else { return };
+            let Some(answer) = bridge.catch_up(&req, bridge.config.catch_up_max_bytes).await else { return };
             let Ok(raw) = serde_json::to_string(&answer).map(RawValue::from_string) else { return };
             let Ok(raw) = raw else { return };
             // `43<id>[answer]`: at least one digit of ack id.
