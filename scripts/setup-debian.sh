@@ -28,6 +28,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "Rust is missing: install it with rustup (https://rustup.rs), then run this again." >&2
   exit 1
 fi
+if command -v rustup >/dev/null 2>&1; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
 if ! command -v tauri-driver >/dev/null 2>&1; then
   echo "==> installing tauri-driver (WebDriver for the real app window)"
   cargo install tauri-driver --locked --version '^2' -q

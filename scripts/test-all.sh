@@ -10,6 +10,10 @@ bash scripts/setup-debian.sh
 echo "==> npm ci (reference peers, socket.io-client, playwright-core)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
+echo "==> cargo fmt --check and clippy -D warnings (before any test)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 echo "==> cargo build --workspace (binaries the cross-process tests start)"
 cargo build --workspace --locked
 

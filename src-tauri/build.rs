@@ -10,8 +10,6 @@ fn main() {
         "dashboard",
         "diagnostics",
     ]);
-    tauri_build::try_build(
-        tauri_build::Attributes::new().config_path("../tauri.conf.json").app_manifest(manifest),
-    )
-    .expect("failed to run the Tauri build script");
+    tauri_build::try_build(tauri_build::Attributes::new().config_path("../tauri.conf.json").app_manifest(manifest))
+        .expect("failed to run the Tauri build script");
 }

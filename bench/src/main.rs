@@ -17,8 +17,8 @@ use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -120,7 +120,8 @@ fn proc_cpu(pid: u32) -> Duration {
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
     Duration::from_secs_f64(ticks as f64 / 100.0)
 }
 
@@ -154,15 +155,35 @@ async fn spawn_listening(mut cmd: Command, cpu: Option<usize>) -> Result<(Child,
     .ok()
     .flatten()
     .ok_or("server did not start listening")?;
-    let port: u16 = line.rsplit(':').next().and_then(|p| p.trim().trim_end_matches('/').parse().ok()).or_else(|| line.rsplit(' ').next()?.trim().parse().ok()).ok_or(format!("no port in {line:?}"))?;
+    let port: u16 = line
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim().trim_end_matches('/').parse().ok())
+        .or_else(|| line.rsplit(' ').next()?.trim().parse().ok())
+        .ok_or(format!("no port in {line:?}"))?;
     Ok((child, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
 async fn ours(bin: &PathBuf, cpu: Option<usize>, redis: Option<&str>, nodes: usize) -> Result<Server, String> {
-    let mut server = Server { name: if redis.is_some() { format!("stock-bridge x{nodes} + Redis") } else { "stock-bridge".into() }, procs: vec![], addrs: vec![] };
+    let mut server = Server {
+        name: if redis.is_some() { format!("stock-bridge x{nodes} + Redis") } else { "stock-bridge".into() },
+        procs: vec![],
+        addrs: vec![],
+    };
     for _ in 0..nodes {
         let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "1000000", "--client-buffer", "4096", "--handshake-rate", "1000000"]).env("RUST_LOG", "error");
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit",
+            "1000000",
+            "--client-buffer",
+            "4096",
+            "--handshake-rate",
+            "1000000",
+        ])
+        .env("RUST_LOG", "error");
         if let Some(url) = redis {
             cmd.args(["--redis-url", url, "--redis-prefix", "bench"]);
         }
@@ -181,9 +202,15 @@ async fn node(script: &PathBuf, cpu: Option<usize>) -> Result<Server, String> {
 }
 
 /// A cheap Socket.IO client: returns (bench_seq, receipt time) for every add_stock.
-async fn client(addr: SocketAddr, received: Arc<AtomicU64>, ready: tokio::sync::mpsc::Sender<()>, stop: tokio::sync::watch::Receiver<bool>) -> Vec<(u64, Instant)> {
+async fn client(
+    addr: SocketAddr,
+    received: Arc<AtomicU64>,
+    ready: tokio::sync::mpsc::Sender<()>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<(u64, Instant)> {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let Ok(Ok((ws, _))) = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url)).await else {
+    let Ok(Ok((ws, _))) = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url)).await
+    else {
         return Vec::new();
     };
     let (mut tx, mut rx) = ws.split();
@@ -196,7 +223,9 @@ async fn client(addr: SocketAddr, received: Arc<AtomicU64>, ready: tokio::sync::
             _ = stop.changed() => break,
         };
         let Some(Ok(Message::Text(text))) = frame else {
-            if matches!(frame, Some(Ok(_))) { continue; }
+            if matches!(frame, Some(Ok(_))) {
+                continue;
+            }
             break;
         };
         let t = text.as_str();
@@ -285,7 +314,11 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
     let rss_idle = server.rss_kib();
     let cpu_before = server.cpu();
 
-    let http = reqwest::Client::builder().tcp_nodelay(true).timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
     let url = format!("http://{}/broadcast", server.addrs[0]);
     let mut sent_at = Vec::with_capacity(case.events);
     let mut rss_peak = rss_idle;
@@ -393,11 +426,7 @@ fn row(name: &str, o: &Outcome) -> String {
 }
 
 fn ratio(ours: f64, theirs: f64) -> String {
-    if theirs > 0.0 && ours.is_finite() && theirs.is_finite() {
-        format!("{:.2}", ours / theirs)
-    } else {
-        "n/a".into()
-    }
+    if theirs > 0.0 && ours.is_finite() && theirs.is_finite() { format!("{:.2}", ours / theirs) } else { "n/a".into() }
 }
 
 async fn redis_server(port: u16) -> Result<Child, String> {
@@ -432,7 +461,9 @@ async fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> Result<bool, String> {
     let cases = parse_cases(&args.cases)?;
     let mut clean = true;
-    println!("| server | clients connected | p50 ms | p99 ms | max ms | lost | dup | POST/s | POST p50 ms | RSS idle MiB | RSS peak MiB | CPU µs/delivery |");
+    println!(
+        "| server | clients connected | p50 ms | p99 ms | max ms | lost | dup | POST/s | POST p50 ms | RSS idle MiB | RSS peak MiB | CPU µs/delivery |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
     for case in &cases {
@@ -461,7 +492,12 @@ async fn run(args: Args) -> Result<bool, String> {
     }
     if args.redis {
         let case = cases[cases.len() / 2];
-        let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?.local_addr().map_err(|e| e.to_string())?.port();
+        let port = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?
+            .local_addr()
+            .map_err(|e| e.to_string())?
+            .port();
         let redis = redis_server(port).await?;
         let url = format!("redis://127.0.0.1:{port}");
         let server = ours(&args.bridge, args.server_cpu, Some(&url), 2).await?;

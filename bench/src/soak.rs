@@ -77,28 +77,32 @@ async fn connect(addr: SocketAddr) -> Result<Ws, String> {
 }
 
 /// Applies one frame to `values`; answers pings. False when the connection is over.
-async fn handle(ws: &mut Ws, frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>, values: &Values) -> bool {
+async fn handle(
+    ws: &mut Ws,
+    frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    values: &Values,
+) -> bool {
     let Some(Ok(Message::Text(text))) = frame else { return matches!(frame, Some(Ok(_))) };
     if text.as_str() == "2" {
         return ws.send(Message::text("3")).await.is_ok();
     }
     if let Some(rest) = text.strip_prefix("42") {
-        if let Ok(serde_json::Value::Array(args)) = serde_json::from_str::<serde_json::Value>(rest) {
-            if args.first().and_then(|e| e.as_str()) == Some("add_stock") {
-                let data = &args[1];
-                if let (Some(p), Some(s)) = (data["product_id"].as_i64(), data["in_stock"].as_i64()) {
-                    values.lock().unwrap().insert(p, s);
-                }
+        if let Ok(serde_json::Value::Array(args)) = serde_json::from_str::<serde_json::Value>(rest)
+            && args.first().and_then(|e| e.as_str()) == Some("add_stock")
+        {
+            let data = &args[1];
+            if let (Some(p), Some(s)) = (data["product_id"].as_i64(), data["in_stock"].as_i64()) {
+                values.lock().unwrap().insert(p, s);
             }
         }
     } else if text.starts_with("43") {
         // A catch-up answer: latest values of what changed.
-        if let Some(start) = text.find('[') {
-            if let Ok(serde_json::Value::Array(args)) = serde_json::from_str::<serde_json::Value>(&text[start..]) {
-                for item in args.first().and_then(|a| a["items"].as_array()).into_iter().flatten() {
-                    if let (Some(p), Some(s)) = (item["data"]["product_id"].as_i64(), item["data"]["in_stock"].as_i64()) {
-                        values.lock().unwrap().insert(p, s);
-                    }
+        if let Some(start) = text.find('[')
+            && let Ok(serde_json::Value::Array(args)) = serde_json::from_str::<serde_json::Value>(&text[start..])
+        {
+            for item in args.first().and_then(|a| a["items"].as_array()).into_iter().flatten() {
+                if let (Some(p), Some(s)) = (item["data"]["product_id"].as_i64(), item["data"]["in_stock"].as_i64()) {
+                    values.lock().unwrap().insert(p, s);
                 }
             }
         }
@@ -114,14 +118,11 @@ async fn good(addr: SocketAddr, until: Instant, values: Values, lost: Arc<Atomic
     };
     while Instant::now() < until {
         let left = until.saturating_duration_since(Instant::now());
-        match timeout(left.min(WAIT), ws.next()).await {
-            Ok(frame) => {
-                if !handle(&mut ws, frame, &values).await {
-                    lost.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-            Err(_) => {}
+        if let Ok(frame) = timeout(left.min(WAIT), ws.next()).await
+            && !handle(&mut ws, frame, &values).await
+        {
+            lost.fetch_add(1, Ordering::Relaxed);
+            return;
         }
     }
     // Drain what is already on its way (the last broadcasts), bounded.
@@ -153,13 +154,10 @@ async fn rogue(addr: SocketAddr, until: Instant, seed: u64, faults: Arc<AtomicU6
                 tokio::time::sleep(pause).await;
                 let resume_until = Instant::now() + pause;
                 while Instant::now() < resume_until.min(until) {
-                    match timeout(Duration::from_millis(200), ws.next()).await {
-                        Ok(frame) => {
-                            if !handle(&mut ws, frame, &scratch).await {
-                                break;
-                            }
-                        }
-                        Err(_) => {}
+                    if let Ok(frame) = timeout(Duration::from_millis(200), ws.next()).await
+                        && !handle(&mut ws, frame, &scratch).await
+                    {
+                        break;
                     }
                 }
             }
@@ -214,7 +212,10 @@ async fn run(args: Args) -> Result<bool, String> {
     let pid = child.id().ok_or("the bridge exited at once")?;
     let mut stdout = tokio::io::BufReader::new(child.stdout.take().ok_or("no stdout")?);
     let mut line = String::new();
-    timeout(WAIT, stdout.read_line(&mut line)).await.map_err(|_| "the bridge did not say where it listens")?.map_err(|e| e.to_string())?;
+    timeout(WAIT, stdout.read_line(&mut line))
+        .await
+        .map_err(|_| "the bridge did not say where it listens")?
+        .map_err(|e| e.to_string())?;
     let addr: SocketAddr = line
         .trim()
         .rsplit("http://")
@@ -263,9 +264,10 @@ async fn run(args: Args) -> Result<bool, String> {
             _ => failed_posts += 1,
         }
         posted += 1;
-        if posted % args.rate == 0 {
+        if posted.is_multiple_of(args.rate) {
             let t = Instant::now();
-            let ok = matches!(http.get(format!("http://{addr}/healthz")).send().await, Ok(r) if r.status().is_success());
+            let ok =
+                matches!(http.get(format!("http://{addr}/healthz")).send().await, Ok(r) if r.status().is_success());
             slowest_health = slowest_health.max(if ok { t.elapsed() } else { WAIT });
             rss_peak = rss_peak.max(rss_kib(pid));
         }
@@ -281,13 +283,32 @@ async fn run(args: Args) -> Result<bool, String> {
     let rss_end = rss_kib(pid);
     let _ = child.kill().await;
 
-    println!("soak: {} s, {} clients ({} well-behaved, {} misbehaving, {} faults played), {} broadcasts at {}/s over {} products",
-        args.secs, args.clients, goods, rogues, faults.load(Ordering::Relaxed), posted, args.rate, args.products);
-    println!("  bridge answers at the end: {healthy}; slowest /healthz during the run: {:.1} ms", slowest_health.as_secs_f64() * 1e3);
+    println!(
+        "soak: {} s, {} clients ({} well-behaved, {} misbehaving, {} faults played), {} broadcasts at {}/s over {} products",
+        args.secs,
+        args.clients,
+        goods,
+        rogues,
+        faults.load(Ordering::Relaxed),
+        posted,
+        args.rate,
+        args.products
+    );
+    println!(
+        "  bridge answers at the end: {healthy}; slowest /healthz during the run: {:.1} ms",
+        slowest_health.as_secs_f64() * 1e3
+    );
     println!("  POST /broadcast failures: {failed_posts}");
-    println!("  well-behaved clients holding exactly the latest value of every product: {exact} / {goods} (dropped: {lost})");
-    println!("  bridge RSS: start {} MiB, with the crowd starting {} MiB, peak {} MiB, end {} MiB",
-        rss_start / 1024, rss_connected / 1024, rss_peak / 1024, rss_end / 1024);
+    println!(
+        "  well-behaved clients holding exactly the latest value of every product: {exact} / {goods} (dropped: {lost})"
+    );
+    println!(
+        "  bridge RSS: start {} MiB, with the crowd starting {} MiB, peak {} MiB, end {} MiB",
+        rss_start / 1024,
+        rss_connected / 1024,
+        rss_peak / 1024,
+        rss_end / 1024
+    );
     let ok = healthy && failed_posts == 0 && exact == goods && lost == 0;
     println!("soak: {}", if ok { "passed" } else { "FAILED" });
     Ok(ok)

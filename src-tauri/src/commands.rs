@@ -4,7 +4,7 @@
 use crate::error::CommandError;
 use crate::feed::Feed;
 use crate::outlet::Batch;
-use crate::settings::{Settings, StoredSession, SESSION_KEY, SETTINGS_KEY};
+use crate::settings::{SESSION_KEY, SETTINGS_KEY, Settings, StoredSession};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -30,12 +30,20 @@ fn session_view(state: &AppState) -> SessionView {
 }
 
 #[tauri::command]
-pub async fn login(state: AppStateRef<'_>, email: String, password: String, remember: bool) -> Result<SessionView, CommandError> {
+pub async fn login(
+    state: AppStateRef<'_>,
+    email: String,
+    password: String,
+    remember: bool,
+) -> Result<SessionView, CommandError> {
     let settings = state.settings();
     let session = stock_client::login(&LoginTarget::new(settings.api_base_url.clone()), &email, &password).await?;
     let stored = StoredSession { token: session.token, user: session.user };
     let remembered = remember.then(|| serde_json::to_value(&stored).unwrap_or_default());
-    state.vault.save(SESSION_KEY, remembered).map_err(|e| CommandError::new("storage", format!("could not save the session: {e}")))?;
+    state
+        .vault
+        .save(SESSION_KEY, remembered)
+        .map_err(|e| CommandError::new("storage", format!("could not save the session: {e}")))?;
     *state.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(stored.clone());
     start_feed(state.inner().clone(), &settings.socket_url, stored.token.expose()).await;
     Ok(session_view(&state))
@@ -64,7 +72,10 @@ pub async fn logout(state: AppStateRef<'_>) -> Result<(), CommandError> {
         feed.stop().await;
     }
     *state.session.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    state.vault.save(SESSION_KEY, None).map_err(|e| CommandError::new("storage", format!("could not forget the session: {e}")))?;
+    state
+        .vault
+        .save(SESSION_KEY, None)
+        .map_err(|e| CommandError::new("storage", format!("could not forget the session: {e}")))?;
     state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).clear();
     state.outlet.publish(ClientEvent::State(StateChange {
         state: ConnectionState::Offline,
@@ -97,14 +108,16 @@ pub fn get_settings(state: AppStateRef<'_>) -> Settings {
 pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result<Settings, CommandError> {
     let settings = settings.validated()?;
     let value = serde_json::to_value(&settings).unwrap_or_default();
-    state.vault.save(SETTINGS_KEY, Some(value)).map_err(|e| CommandError::new("storage", format!("could not save the settings: {e}")))?;
+    state
+        .vault
+        .save(SETTINGS_KEY, Some(value))
+        .map_err(|e| CommandError::new("storage", format!("could not save the settings: {e}")))?;
     let previous = std::mem::replace(&mut *state.settings.lock().unwrap_or_else(|e| e.into_inner()), settings.clone());
-    if previous.socket_url != settings.socket_url {
-        if let Some(session) = state.session() {
-            if state.feed.lock().await.is_some() {
-                start_feed(state.inner().clone(), &settings.socket_url, session.token.expose()).await;
-            }
-        }
+    if previous.socket_url != settings.socket_url
+        && let Some(session) = state.session()
+        && state.feed.lock().await.is_some()
+    {
+        start_feed(state.inner().clone(), &settings.socket_url, session.token.expose()).await;
     }
     Ok(settings)
 }

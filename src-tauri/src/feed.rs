@@ -3,7 +3,7 @@
 //! for the connection to be torn down. Must be started inside the async runtime.
 
 use crate::outlet::Outlet;
-use stock_client::{connect, ClientConfig, ClientEvent, LiveClient, SocketTarget, StatsSnapshot};
+use stock_client::{ClientConfig, ClientEvent, LiveClient, SocketTarget, StatsSnapshot, connect};
 use tokio::task::JoinHandle;
 
 pub struct Feed {
@@ -15,17 +15,21 @@ pub struct Feed {
 impl Feed {
     /// Connects to `socket_url` with `token` and forwards everything to `outlet`.
     /// `on_unauthorized` runs once if the server refuses the token.
-    pub fn start(socket_url: &str, token: &str, outlet: Outlet, on_unauthorized: impl FnOnce() + Send + 'static) -> Feed {
-        let (client, mut events) = connect(SocketTarget::new(socket_url, Some(token.to_owned())), ClientConfig::default());
+    pub fn start(
+        socket_url: &str,
+        token: &str,
+        outlet: Outlet,
+        on_unauthorized: impl FnOnce() + Send + 'static,
+    ) -> Feed {
+        let (client, mut events) =
+            connect(SocketTarget::new(socket_url, Some(token.to_owned())), ClientConfig::default());
         let forwarder = tokio::spawn(async move {
             let mut on_unauthorized = Some(on_unauthorized);
             while let Some(event) = events.recv().await {
                 let refused = matches!(event, ClientEvent::Unauthorized { .. });
                 outlet.publish(event);
-                if refused {
-                    if let Some(f) = on_unauthorized.take() {
-                        f();
-                    }
+                if refused && let Some(f) = on_unauthorized.take() {
+                    f();
                 }
             }
         });

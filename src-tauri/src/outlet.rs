@@ -25,8 +25,8 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stock_client::dashboard::{Dashboard, UiUpdate};
 use stock_client::ClientEvent;
+use stock_client::dashboard::{Dashboard, UiUpdate};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -197,7 +197,10 @@ mod tests {
     }
 
     async fn pull(outlet: &Outlet, generation: u64) -> Batch {
-        tokio::time::timeout(POLL_WAIT * 2, outlet.next_updates(generation)).await.expect("an answer in time").expect("current page")
+        tokio::time::timeout(POLL_WAIT * 2, outlet.next_updates(generation))
+            .await
+            .expect("an answer in time")
+            .expect("current page")
     }
 
     #[tokio::test(start_paused = true)]

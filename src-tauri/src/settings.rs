@@ -34,10 +34,16 @@ impl Settings {
             let url = url.trim().trim_end_matches('/').to_owned();
             match url.split_once("://") {
                 Some(("http" | "https", rest)) if !rest.is_empty() && !rest.contains(char::is_whitespace) => Ok(url),
-                _ => Err(CommandError::new("invalid_settings", format!("{what} must be an http:// or https:// address, got {url:?}"))),
+                _ => Err(CommandError::new(
+                    "invalid_settings",
+                    format!("{what} must be an http:// or https:// address, got {url:?}"),
+                )),
             }
         };
-        Ok(Settings { api_base_url: check("The API address", self.api_base_url)?, socket_url: check("The socket address", self.socket_url)? })
+        Ok(Settings {
+            api_base_url: check("The API address", self.api_base_url)?,
+            socket_url: check("The socket address", self.socket_url)?,
+        })
     }
 }
 
@@ -100,7 +106,9 @@ mod tests {
 
     #[test]
     fn only_http_addresses_are_accepted() {
-        let ok = Settings { api_base_url: " http://api.local/ ".into(), socket_url: "https://ws.local".into() }.validated().unwrap();
+        let ok = Settings { api_base_url: " http://api.local/ ".into(), socket_url: "https://ws.local".into() }
+            .validated()
+            .unwrap();
         assert_eq!(ok.api_base_url, "http://api.local");
         for bad in ["", "ftp://x", "http://", "api.local", "http://a b"] {
             let err = Settings { api_base_url: bad.into(), socket_url: DEMO_URL.into() }.validated().unwrap_err();

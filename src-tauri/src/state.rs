@@ -2,7 +2,7 @@
 
 use crate::feed::Feed;
 use crate::outlet::Outlet;
-use crate::settings::{Settings, StoredSession, Vault, SESSION_KEY, SETTINGS_KEY};
+use crate::settings::{SESSION_KEY, SETTINGS_KEY, Settings, StoredSession, Vault};
 use std::sync::{Arc, Mutex};
 
 pub struct AppState {

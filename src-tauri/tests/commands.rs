@@ -1,14 +1,14 @@
 //! The app's commands through Tauri's mock runtime (`tauri::test::mock_builder`), against
 //! a real `stock-bridge demo` served in process on 127.0.0.1:0.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stock_dashboard::settings::{MemoryVault, Settings, Vault, SESSION_KEY};
+use stock_dashboard::settings::{MemoryVault, SESSION_KEY, Settings, Vault};
 use stock_dashboard::state::AppState;
-use tauri::test::{get_ipc_response, mock_builder, INVOKE_KEY};
-use tauri::webview::InvokeRequest;
 use tauri::Manager;
+use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder};
+use tauri::webview::InvokeRequest;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -85,7 +85,8 @@ fn login_starts_the_feed_remembers_the_session_and_logout_forgets_it() {
     let app = app_with(Arc::new(MemoryVault::default()), &url);
     assert_eq!(call(&app, "current_session", json!({})).unwrap()["logged_in"], false);
 
-    let session = call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": true})).unwrap();
+    let session =
+        call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": true})).unwrap();
     assert_eq!(session["logged_in"], true);
     assert_eq!(session["user"]["id"], "1");
     assert!(session.get("token").is_none() && !session.to_string().contains("eyJ"), "the page never sees the token");
@@ -117,10 +118,12 @@ fn a_login_without_remember_me_is_not_kept() {
 fn errors_have_a_kind_the_page_can_match() {
     let url = demo_bridge();
     let app = app_with(Arc::new(MemoryVault::default()), &url);
-    let err = call(&app, "login", json!({"email": "demo@mediboy.local", "password": "nope", "remember": true})).unwrap_err();
+    let err =
+        call(&app, "login", json!({"email": "demo@mediboy.local", "password": "nope", "remember": true})).unwrap_err();
     assert_eq!(err["kind"], "wrong_credentials");
     assert!(!err.to_string().contains("nope"));
-    let err = call(&app, "save_settings", json!({"settings": {"api_base_url": "ftp://x", "socket_url": url}})).unwrap_err();
+    let err =
+        call(&app, "save_settings", json!({"settings": {"api_base_url": "ftp://x", "socket_url": url}})).unwrap_err();
     assert_eq!(err["kind"], "invalid_settings");
     assert_eq!(call(&app, "get_settings", json!({})).unwrap()["api_base_url"], url, "a refused change changes nothing");
     let unreachable = "http://127.0.0.1:9";

@@ -139,7 +139,8 @@ impl ServeArgs {
             ClientAuthMode::None => ClientAuth::None,
             ClientAuthMode::Jwt => ClientAuth::Jwt {
                 secret: Secret::new(
-                    self.jwt_secret.ok_or_else(|| invalid("STOCK_BRIDGE_JWT_SECRET", "required with --client-auth jwt".into()))?,
+                    self.jwt_secret
+                        .ok_or_else(|| invalid("STOCK_BRIDGE_JWT_SECRET", "required with --client-auth jwt".into()))?,
                 ),
             },
             ClientAuthMode::Introspect => {

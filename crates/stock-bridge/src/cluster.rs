@@ -13,8 +13,8 @@
 
 use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::value::RawValue;
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use std::collections::HashMap;
@@ -80,13 +80,15 @@ fn deliver(msg: redis::PushInfo, handlers: &Handlers) {
     }
     let mut data = msg.data.into_iter();
     let (Some(chan), Some(payload)) = (data.next(), data.next()) else { return };
-    let (Ok(chan), Ok(payload)) = (redis::from_redis_value::<String>(chan), redis::from_redis_value::<Vec<u8>>(payload)) else {
+    let (Ok(chan), Ok(payload)) =
+        (redis::from_redis_value::<String>(chan), redis::from_redis_value::<Vec<u8>>(payload))
+    else {
         return;
     };
-    if let Some(tx) = handlers.read().unwrap_or_else(|e| e.into_inner()).get(&chan) {
-        if tx.try_send((chan, payload)).is_err() {
-            tracing::warn!("redis pub/sub queue full: a cluster message was dropped");
-        }
+    if let Some(tx) = handlers.read().unwrap_or_else(|e| e.into_inner()).get(&chan)
+        && tx.try_send((chan, payload)).is_err()
+    {
+        tracing::warn!("redis pub/sub queue full: a cluster message was dropped");
     }
 }
 
@@ -148,7 +150,11 @@ impl RedisHealth {
                 let Some(health) = weak.upgrade() else { return };
                 let mut up = true;
                 for conn in &conns {
-                    let pong = tokio::time::timeout(REDIS_TIMEOUT, redis::cmd("PING").query_async::<redis::Value>(&mut conn.clone())).await;
+                    let pong = tokio::time::timeout(
+                        REDIS_TIMEOUT,
+                        redis::cmd("PING").query_async::<redis::Value>(&mut conn.clone()),
+                    )
+                    .await;
                     up &= matches!(pong, Ok(Ok(_)));
                 }
                 health.set(up);
@@ -167,7 +173,9 @@ impl RedisHealth {
             if up {
                 tracing::info!("Redis is reachable again: cluster broadcasts resume");
             } else {
-                tracing::error!("Redis is unreachable: refusing broadcasts until it is back; local clients stay connected");
+                tracing::error!(
+                    "Redis is unreachable: refusing broadcasts until it is back; local clients stay connected"
+                );
             }
         }
         metrics::gauge!(m::REDIS_UP).set(if up { 1.0 } else { 0.0 });
@@ -283,6 +291,13 @@ impl RedisLastValues {
             }
         }
         let seq = if more { items.last().map_or(seq, |i: &CatchUpItem<Arc<RawValue>>| i.seq) } else { seq };
-        Ok(CatchUp { epoch, seq, full: after.is_none(), incomplete: evicted.unwrap_or(0) > after.unwrap_or(0), items, more })
+        Ok(CatchUp {
+            epoch,
+            seq,
+            full: after.is_none(),
+            incomplete: evicted.unwrap_or(0) > after.unwrap_or(0),
+            items,
+            more,
+        })
     }
 }

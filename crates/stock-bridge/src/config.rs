@@ -146,11 +146,7 @@ impl BridgeConfig {
             return Err(ConfigError::NoKeyOnPublicAddress(self.listen));
         }
         let positive = |what: &'static str, v: usize| {
-            if v == 0 {
-                Err(ConfigError::Invalid { what, why: "must be greater than 0".into() })
-            } else {
-                Ok(())
-            }
+            if v == 0 { Err(ConfigError::Invalid { what, why: "must be greater than 0".into() }) } else { Ok(()) }
         };
         positive("body limit", self.body_limit)?;
         positive("rate limit", self.rate_limit as usize)?;
@@ -160,13 +156,13 @@ impl BridgeConfig {
         positive("STOCK_BRIDGE_CATCH_UP_MAX_BYTES", self.catch_up_max_bytes)?;
         positive("STOCK_BRIDGE_MAX_CONNECTIONS", self.max_connections)?;
         positive("STOCK_BRIDGE_HEADER_READ_TIMEOUT_SECS", self.header_read_timeout.as_millis() as usize)?;
-        if let ClientAuth::Jwt { secret } = &self.client_auth {
-            if secret.expose().len() < 16 {
-                return Err(ConfigError::Invalid {
-                    what: "STOCK_BRIDGE_JWT_SECRET",
-                    why: "must be at least 16 characters long".into(),
-                });
-            }
+        if let ClientAuth::Jwt { secret } = &self.client_auth
+            && secret.expose().len() < 16
+        {
+            return Err(ConfigError::Invalid {
+                what: "STOCK_BRIDGE_JWT_SECRET",
+                why: "must be at least 16 characters long".into(),
+            });
         }
         Ok(self)
     }

@@ -12,13 +12,13 @@ use crate::config::{BridgeConfig, ClientAuth};
 use crate::relay::Bridge;
 use crate::secret::Secret;
 use crate::socket::auth::{sign_hs256, verify_hs256};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Args;
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,13 +35,42 @@ const DEMO_JWT_SECRET: &str = "demo-jwt-secret-not-for-production";
 
 /// Product names the feed cycles through (product ids start at 5480).
 const PRODUCTS: [&str; 36] = [
-    "Napa 500mg", "Seclo 20mg", "Ace Plus", "Fexo 120mg", "Monas 10mg", "Maxpro 20mg",
-    "Losectil 20mg", "Alatrol 10mg", "Azithrocin 500mg", "Ciprocin 500mg", "Flagyl 400mg",
-    "Histacin 4mg", "Tusca Syrup", "Orsaline-N", "Ceevit 250mg", "Calbo-D", "Neuro-B",
-    "Bextram Gold", "Rivotril 0.5mg", "Amdocal 5mg", "Osartil 50mg", "Bizoran 5/20",
-    "Rosuva 10mg", "Ecosprin 75mg", "Comet 500mg", "Gliclid 80mg", "Insulet N",
-    "Montene 10mg", "Doxiva 200mg", "Entacyd Plus", "Sergel 20mg", "Famotack 20mg",
-    "Xinc 20mg", "Filwel Kids", "Deslor 5mg", "Esoral 20mg",
+    "Napa 500mg",
+    "Seclo 20mg",
+    "Ace Plus",
+    "Fexo 120mg",
+    "Monas 10mg",
+    "Maxpro 20mg",
+    "Losectil 20mg",
+    "Alatrol 10mg",
+    "Azithrocin 500mg",
+    "Ciprocin 500mg",
+    "Flagyl 400mg",
+    "Histacin 4mg",
+    "Tusca Syrup",
+    "Orsaline-N",
+    "Ceevit 250mg",
+    "Calbo-D",
+    "Neuro-B",
+    "Bextram Gold",
+    "Rivotril 0.5mg",
+    "Amdocal 5mg",
+    "Osartil 50mg",
+    "Bizoran 5/20",
+    "Rosuva 10mg",
+    "Ecosprin 75mg",
+    "Comet 500mg",
+    "Gliclid 80mg",
+    "Insulet N",
+    "Montene 10mg",
+    "Doxiva 200mg",
+    "Entacyd Plus",
+    "Sergel 20mg",
+    "Famotack 20mg",
+    "Xinc 20mg",
+    "Filwel Kids",
+    "Deslor 5mg",
+    "Esoral 20mg",
 ];
 pub const FIRST_PRODUCT_ID: i64 = 5480;
 
@@ -89,7 +118,8 @@ impl Drop for Feed {
 pub fn start_feed(bridge: Arc<Bridge>, interval: Duration) -> Feed {
     Feed(tokio::spawn(async move {
         let policy = EventPolicy::default();
-        let mut state: Vec<(i64, f64)> = (0..PRODUCTS.len()).map(|i| (20 + (i as i64 * 7) % 90, 40.0 + i as f64 * 12.5)).collect();
+        let mut state: Vec<(i64, f64)> =
+            (0..PRODUCTS.len()).map(|i| (20 + (i as i64 * 7) % 90, 40.0 + i as f64 * 12.5)).collect();
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tick: u64 = 0;
@@ -98,7 +128,7 @@ pub fn start_feed(bridge: Arc<Bridge>, interval: Duration) -> Feed {
             tick += 1;
             let body = {
                 let mut rng = rand::rng();
-                if tick % 40 == 0 {
+                if tick.is_multiple_of(40) {
                     let mode = ["regular", "peak_hour", "discount"][rng.random_range(0..3)];
                     json!({"event": "sale_mode", "data": {"mode": mode, "changed_at": now()}})
                 } else {
@@ -156,10 +186,8 @@ async fn login(body: Option<Json<Value>>) -> impl IntoResponse {
 }
 
 async fn user(headers: HeaderMap) -> impl IntoResponse {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let token =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match token.map(|t| verify_hs256(t, DEMO_JWT_SECRET.as_bytes(), chrono::Utc::now().timestamp())) {
         Some(Ok(_)) => (StatusCode::OK, Json(demo_user())),
         _ => (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthenticated."}))),
@@ -177,8 +205,13 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     let _feed = (args.interval_ms > 0).then(|| start_feed(bridge.clone(), Duration::from_millis(args.interval_ms)));
     println!("stock-bridge demo listening on http://{addr}");
     println!("  Socket.IO:      http://{addr}  (VITE_SOCKET_URL)");
-    println!("  demo login:     POST http://{addr}/login  email {DEMO_EMAIL}  password {DEMO_PASSWORD}  (MEDIBOY_API_BASE_URL=http://{addr})");
+    println!(
+        "  demo login:     POST http://{addr}/login  email {DEMO_EMAIL}  password {DEMO_PASSWORD}  (MEDIBOY_API_BASE_URL=http://{addr})"
+    );
     println!("  broadcast key:  {}", args.api_key);
-    println!("  try:            stock-bridge send --url http://{addr}/broadcast --api-key {} --product-id 5486 --in-stock 10 --discount-price 120 --peak-hour-price 140 --mediboy-offer-price 90", args.api_key);
+    println!(
+        "  try:            stock-bridge send --url http://{addr}/broadcast --api-key {} --product-id 5486 --in-stock 10 --discount-price 120 --peak-hour-price 140 --mediboy-offer-price 90",
+        args.api_key
+    );
     crate::serve(listener, router, bridge, crate::shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
 }

@@ -14,12 +14,12 @@ use crate::cluster::{RedisDown, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
 use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
-use crate::outflow::{ws_frame_len, Outflow, Tap};
+use crate::outflow::{Outflow, Tap, ws_frame_len};
 use crate::ratelimit::RateLimiter;
 use serde_json::value::RawValue;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::socket::Sid;
-use socketioxide::{extract::SocketRef, BroadcastError, SendError, SocketError, SocketIo};
+use socketioxide::{BroadcastError, SendError, SocketError, SocketIo, extract::SocketRef};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta};
@@ -108,7 +108,12 @@ impl Bridge<LocalAdapter> {
 
 impl<A: Adapter> Bridge<A> {
     /// Must be called inside the tokio runtime (it starts the fan-out worker).
-    pub fn with_parts(config: Arc<BridgeConfig>, io: SocketIo<A>, values: LastValues, cluster: Option<Cluster>) -> Arc<Self> {
+    pub fn with_parts(
+        config: Arc<BridgeConfig>,
+        io: SocketIo<A>,
+        values: LastValues,
+        cluster: Option<Cluster>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {
             let (fanout, mut rx) = mpsc::channel::<Outgoing<A>>(FANOUT_QUEUE);
             let weak = weak.clone();
@@ -124,8 +129,9 @@ impl<A: Adapter> Bridge<A> {
             Bridge {
                 verifier: crate::socket::auth::Verifier::new(config.client_auth.clone(), config.introspect_concurrency),
                 handshakes: governor::RateLimiter::keyed(
-                    governor::Quota::per_second(config.handshake_rate)
-                        .allow_burst(config.handshake_rate.saturating_mul(std::num::NonZeroU32::new(2).expect("not zero"))),
+                    governor::Quota::per_second(config.handshake_rate).allow_burst(
+                        config.handshake_rate.saturating_mul(std::num::NonZeroU32::new(2).expect("not zero")),
+                    ),
                 ),
                 rate: RateLimiter::new(config.rate_limit),
                 config,
@@ -243,7 +249,9 @@ impl<A: Adapter> Bridge<A> {
         doomed: &mut Vec<SocketRef<A>>,
     ) {
         // Only here, with no lock held: socketioxide runs our disconnect handler inline.
-        doomed.retain(|socket| socket.connected() && matches!(socket.clone().disconnect(), Err(SocketError::InternalChannelFull)));
+        doomed.retain(|socket| {
+            socket.connected() && matches!(socket.clone().disconnect(), Err(SocketError::InternalChannelFull))
+        });
         let budget = self.config.client_buffer_bytes as u64;
         let mut delivered = 0u64;
         let mut slow = Vec::new();
@@ -276,7 +284,9 @@ impl<A: Adapter> Bridge<A> {
     /// (None when the store cannot be read).
     pub async fn catch_up(&self, req: &CatchUpRequest, max_bytes: usize) -> Option<CatchUp<Arc<RawValue>>> {
         match &self.values {
-            LastValues::Memory(cache) => Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now(), max_bytes)),
+            LastValues::Memory(cache) => {
+                Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now(), max_bytes))
+            }
             LastValues::Redis(store) => store.since(req, max_bytes).await.ok(),
         }
     }

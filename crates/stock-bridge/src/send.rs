@@ -3,7 +3,7 @@
 //! connect), prints the answer and fails with the reason on anything but a 2xx.
 
 use clap::Args;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::time::Duration;
 
 /// Where `send` posts unless told otherwise.
@@ -63,9 +63,10 @@ impl SendArgs {
                 if !missing.is_empty() {
                     return Err(format!("give --data '{{...}}' or all of: {}", missing.join(", ")));
                 }
-                let sync_at = self.sync_at.clone().unwrap_or_else(|| {
-                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                });
+                let sync_at = self
+                    .sync_at
+                    .clone()
+                    .unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
                 data.insert("sync_at".into(), sync_at.into());
                 Value::Object(data)
             }
@@ -128,8 +129,16 @@ mod tests {
     #[test]
     fn builds_add_stock_from_flags_with_sync_at_now() {
         let body = args(&[
-            "--product-id", "5486", "--in-stock", "10", "--discount-price", "120",
-            "--peak-hour-price", "140", "--mediboy-offer-price", "90.5",
+            "--product-id",
+            "5486",
+            "--in-stock",
+            "10",
+            "--discount-price",
+            "120",
+            "--peak-hour-price",
+            "140",
+            "--mediboy-offer-price",
+            "90.5",
         ])
         .body()
         .unwrap();

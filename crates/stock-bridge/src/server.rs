@@ -8,8 +8,8 @@
 
 use crate::outflow::{CountedStream, Tap};
 use crate::relay::Bridge;
-use axum::extract::ConnectInfo;
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;

@@ -46,7 +46,11 @@ async fn assert_healthy(addr: SocketAddr, during: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_spamming_catch_ups_without_reading_cannot_take_the_memory() {
-    let config = Arc::new(BridgeConfig { ping_interval: Duration::from_secs(60), ping_timeout: Duration::from_secs(60), ..Default::default() });
+    let config = Arc::new(BridgeConfig {
+        ping_interval: Duration::from_secs(60),
+        ping_timeout: Duration::from_secs(60),
+        ..Default::default()
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (router, bridge) = stock_bridge::http::app(config);

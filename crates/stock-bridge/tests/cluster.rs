@@ -4,7 +4,7 @@
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -62,9 +62,10 @@ async fn node(redis: &str, prefix: &str) -> SocketAddr {
         redis_prefix: prefix.to_owned(),
         ..BridgeConfig::default()
     };
-    let (router, bridge) = stock_bridge::http::cluster_app(Arc::new(config.validate().unwrap()), redis, axum::Router::new())
-        .await
-        .expect("cluster node");
+    let (router, bridge) =
+        stock_bridge::http::cluster_app(Arc::new(config.validate().unwrap()), redis, axum::Router::new())
+            .await
+            .expect("cluster node");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(stock_bridge::serve(listener, router, bridge, std::future::pending()));
@@ -72,7 +73,13 @@ async fn node(redis: &str, prefix: &str) -> SocketAddr {
 }
 
 async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
-    let res = reqwest::Client::new().post(format!("http://{addr}/broadcast")).bearer_auth(KEY).json(body).send().await.unwrap();
+    let res = reqwest::Client::new()
+        .post(format!("http://{addr}/broadcast"))
+        .bearer_auth(KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     (res.status().as_u16(), res.json().await.unwrap_or_default())
 }
 
@@ -95,7 +102,10 @@ type Events = mpsc::UnboundedReceiver<(String, Vec<Value>)>;
 async fn client(addr: SocketAddr, user: u64) -> (Client, Events) {
     let token = sign_hs256(&json!({"sub": user}), JWT_SECRET.as_bytes());
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut builder = ClientBuilder::new(format!("http://{addr}")).transport_type(TransportType::Websocket).reconnect(false).auth(json!({"token": token}));
+    let mut builder = ClientBuilder::new(format!("http://{addr}"))
+        .transport_type(TransportType::Websocket)
+        .reconnect(false)
+        .auth(json!({"token": token}));
     for name in ["add_stock", "sale_mode", "open"] {
         let tx = tx.clone();
         builder = builder.on(name, move |payload, _| {
@@ -164,10 +174,15 @@ async fn catch_up_works_whichever_node_the_client_reconnects_to() {
     }
     let (c2, _on_b) = client(b, 1).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    c2.emit_with_ack("stock:catch_up", json!({"epoch": meta["epoch"], "after": meta["seq"]}), WAIT, move |payload, _| {
-        let _ = tx.send(payload);
-        async {}.boxed()
-    })
+    c2.emit_with_ack(
+        "stock:catch_up",
+        json!({"epoch": meta["epoch"], "after": meta["seq"]}),
+        WAIT,
+        move |payload, _| {
+            let _ = tx.send(payload);
+            async {}.boxed()
+        },
+    )
     .await
     .unwrap();
     let Payload::Text(args) = timeout(WAIT, rx.recv()).await.unwrap().unwrap() else { panic!("binary ack") };
@@ -209,11 +224,12 @@ async fn redis_going_away_is_reported_refused_and_recovered_from() {
     for _ in 0..50 {
         let (status, body) = post(a, &stock(6, 6)).await;
         assert!(status == 200 || status == 503, "{status} {body}");
-        if let Ok(Some((name, args))) = timeout(Duration::from_millis(300), on_b.recv()).await {
-            if name == "add_stock" && args[0]["product_id"] == 6 {
-                delivered = true;
-                break;
-            }
+        if let Ok(Some((name, args))) = timeout(Duration::from_millis(300), on_b.recv()).await
+            && name == "add_stock"
+            && args[0]["product_id"] == 6
+        {
+            delivered = true;
+            break;
         }
     }
     assert!(delivered, "a broadcast to A reached B after Redis came back");

@@ -7,7 +7,7 @@
 //! runs its timeouts and fails instead of hanging.
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,10 +26,10 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<T
 
 /// The tests here run one at a time: each measures the bridge's answers while a fault
 /// runs, and another test's load on this two-core machine would be counted as the bridge's.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
 }
 
 /// A bridge on its own runtime and thread; stopped when dropped.
@@ -139,7 +139,7 @@ fn keep_reading(mut ws: Ws) -> tokio::task::JoinHandle<Vec<String>> {
 /// handler took the same lock).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig {
         client_buffer: 16,
         // Only the packet bound here, as in the red-team run; the byte bound has its own test.
@@ -175,7 +175,7 @@ async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
 /// A client that reads too slowly is cut by bytes, long before its packet bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig {
         client_buffer: 1_000_000,
         client_buffer_bytes: 256 * 1024,
@@ -195,9 +195,8 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
         assert_eq!(post(bridge.addr, &body).await.0, 200);
         sent += 1;
     }
-    let socket = bridge.bridge.io.sockets().into_iter().find(|s| {
-        stock_bridge::relay::outflow(s).is_some_and(|o| o.is_doomed())
-    });
+    let socket =
+        bridge.bridge.io.sockets().into_iter().find(|s| stock_bridge::relay::outflow(s).is_some_and(|o| o.is_doomed()));
     if let Some(socket) = socket {
         let queued = stock_bridge::relay::outflow(&socket).unwrap().queued().unwrap();
         assert!(queued <= 256 * 1024, "at most the budget was queued: {queued}");
@@ -210,7 +209,7 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
 /// arrived, nothing is counted as queued (or it would be cut one day for nothing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_keeps_up_has_nothing_counted_as_queued() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig::default());
     let mut ws = raw_client(bridge.addr).await;
     let socket = bridge.bridge.io.sockets().pop().unwrap();
@@ -237,7 +236,7 @@ async fn a_client_that_keeps_up_has_nothing_counted_as_queued() {
 /// and new clients are served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_requests_are_closed_and_do_not_block_others() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig { header_read_timeout: Duration::from_secs(1), ..Default::default() });
     let mut half_open = Vec::new();
     for _ in 0..500 {
@@ -266,7 +265,7 @@ async fn half_open_requests_are_closed_and_do_not_block_others() {
 /// connected keep receiving broadcasts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_are_refused_and_existing_clients_are_unaffected() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig { max_connections: 20, ..Default::default() });
     let reader = raw_client(bridge.addr).await;
     let reader = keep_reading(reader);
@@ -285,7 +284,12 @@ async fn connections_beyond_the_cap_are_refused_and_existing_clients_are_unaffec
     let mut answered = None;
     for _ in 0..50 {
         // The freed place is released when the bridge sees the close: retry briefly.
-        if let Ok(Ok(r)) = timeout(Duration::from_secs(1), http().post(format!("http://{}/broadcast", bridge.addr)).json(&add_stock(1)).send()).await {
+        if let Ok(Ok(r)) = timeout(
+            Duration::from_secs(1),
+            http().post(format!("http://{}/broadcast", bridge.addr)).json(&add_stock(1)).send(),
+        )
+        .await
+        {
             answered = Some(r.status().as_u16());
             break;
         }
@@ -302,7 +306,7 @@ async fn connections_beyond_the_cap_are_refused_and_existing_clients_are_unaffec
 /// SIGTERM stops listening before draining: the port can be bound again at once.
 #[tokio::test]
 async fn a_restart_right_after_sigterm_finds_the_port_free() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
@@ -352,7 +356,7 @@ fn send_signal(pid: i32, signal: i32) -> i32 {
 /// A malformed chunked body is the client's mistake: 400, not 413.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_chunked_body_is_400() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig::default());
     let mut tcp = timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap();
     tcp.write_all(
@@ -387,11 +391,12 @@ async fn delivery_delay(addr: SocketAddr, ws: &mut Ws, product: i64) -> Duration
 /// other clients' events: it gets one answer at a time and refusals for the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_catch_ups_from_one_socket_does_not_delay_others() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig::default());
     let policy = stock_protocol::EventPolicy::default();
     for product in 0..10_000 {
-        let req = stock_protocol::BroadcastRequest::parse(add_stock(100_000 + product).to_string().as_bytes(), &policy).unwrap();
+        let req = stock_protocol::BroadcastRequest::parse(add_stock(100_000 + product).to_string().as_bytes(), &policy)
+            .unwrap();
         bridge.bridge.relay(req).await.unwrap();
     }
     let mut other = raw_client(bridge.addr).await;
@@ -422,9 +427,11 @@ async fn a_burst_of_catch_ups_from_one_socket_does_not_delay_others() {
 /// of them took hundreds of megabytes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_handshake_is_closed_at_once() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig {
-        client_auth: stock_bridge::config::ClientAuth::Jwt { secret: stock_bridge::secret::Secret::new("jwt-secret-for-tests-only") },
+        client_auth: stock_bridge::config::ClientAuth::Jwt {
+            secret: stock_bridge::secret::Secret::new("jwt-secret-for-tests-only"),
+        },
         ..Default::default()
     });
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", bridge.addr);
@@ -445,7 +452,7 @@ async fn a_refused_handshake_is_closed_at_once() {
 /// well-behaved client must receive every broadcast.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_keeps_answering_while_every_fault_runs_at_once() {
-    let _serial = one_at_a_time();
+    let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig {
         client_buffer: 64,
         client_buffer_bytes: 512 * 1024,

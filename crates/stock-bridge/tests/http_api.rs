@@ -1,10 +1,10 @@
 //! The HTTP API driven in process through `app()`: every answer of the wire contract.
 
-use axum::body::{to_bytes, Body};
+use axum::Router;
+use axum::body::{Body, to_bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use axum::Router;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use stock_bridge::config::BridgeConfig;
@@ -61,7 +61,12 @@ async fn accepts_a_valid_broadcast_with_either_key_header() {
 #[tokio::test]
 async fn refuses_missing_and_wrong_keys_with_401() {
     let r = router(config());
-    for auth in [None, Some(("authorization", "Bearer wrong-key-0123456789")), Some(("x-api-key", "nope")), Some(("authorization", KEY))] {
+    for auth in [
+        None,
+        Some(("authorization", "Bearer wrong-key-0123456789")),
+        Some(("x-api-key", "nope")),
+        Some(("authorization", KEY)),
+    ] {
         let mut req = post();
         if let Some((h, v)) = auth {
             req = req.header(h, v);
@@ -182,10 +187,8 @@ async fn a_burst_over_the_rate_limit_gets_429_then_recovers() {
 async fn source_allow_list_answers_403_to_others() {
     let r = router(BridgeConfig { allow_sources: vec!["10.1.0.0/16".parse().unwrap()], ..config() });
     let from = |ip: &str| {
-        let mut req = post()
-            .header("authorization", format!("Bearer {KEY}"))
-            .body(Body::from(add_stock().to_string()))
-            .unwrap();
+        let mut req =
+            post().header("authorization", format!("Bearer {KEY}")).body(Body::from(add_stock().to_string())).unwrap();
         req.extensions_mut().insert(ConnectInfo(format!("{ip}:5000").parse::<SocketAddr>().unwrap()));
         req
     };

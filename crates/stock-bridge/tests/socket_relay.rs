@@ -3,7 +3,7 @@
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,10 @@ struct Running {
 }
 
 async fn start(config: BridgeConfig) -> Running {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let config = Arc::new(BridgeConfig { api_key: Some(Secret::new(KEY)), ..config }.validate().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -50,7 +53,11 @@ async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
 }
 
 /// A Socket.IO client whose events and errors arrive on a channel as (name, args).
-async fn client(addr: SocketAddr, transport: TransportType, token: Option<String>) -> (Client, mpsc::UnboundedReceiver<(String, Vec<Value>)>) {
+async fn client(
+    addr: SocketAddr,
+    transport: TransportType,
+    token: Option<String>,
+) -> (Client, mpsc::UnboundedReceiver<(String, Vec<Value>)>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut builder = ClientBuilder::new(format!("http://{addr}")).transport_type(transport).reconnect(false);
     if let Some(token) = token {
@@ -118,7 +125,8 @@ fn token(sub: u64, exp_in: i64) -> String {
 
 #[tokio::test]
 async fn private_broadcasts_reach_only_their_user() {
-    let config = BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) }, ..Default::default() };
+    let config =
+        BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) }, ..Default::default() };
     let bridge = start(config).await;
     let (_a, mut rx_a) = client(bridge.addr, TransportType::Websocket, Some(token(41, 600))).await;
     let (_b, mut rx_b) = client(bridge.addr, TransportType::Websocket, Some(token(42, 600))).await;
@@ -140,7 +148,8 @@ async fn private_broadcasts_reach_only_their_user() {
 
 #[tokio::test]
 async fn forged_expired_and_missing_tokens_are_refused_with_connect_error() {
-    let config = BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) }, ..Default::default() };
+    let config =
+        BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) }, ..Default::default() };
     let bridge = start(config).await;
     let forged = sign_hs256(&json!({"sub": 1}), b"not-the-shared-secret-at-all");
     for (tok, why) in [
@@ -157,7 +166,9 @@ async fn forged_expired_and_missing_tokens_are_refused_with_connect_error() {
 }
 
 /// A raw Engine.IO WebSocket client that connects to `/` and then never reads again.
-async fn stalled_client(addr: SocketAddr) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn stalled_client(
+    addr: SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
     let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
     let open = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
@@ -247,7 +258,9 @@ async fn user_service() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
                 hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 match headers.get("authorization").and_then(|v| v.to_str().ok()) {
                     Some("Bearer good-7") => (StatusCode::OK, axum::Json(json!({"data": {"id": 7, "name": "Ann"}}))),
-                    Some("Bearer broken") => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"message": "boom"}))),
+                    Some("Bearer broken") => {
+                        (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"message": "boom"})))
+                    }
                     _ => (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Unauthenticated."}))),
                 }
             }
@@ -260,7 +273,10 @@ async fn user_service() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
 }
 
 fn introspecting(url: String) -> BridgeConfig {
-    BridgeConfig { client_auth: ClientAuth::Introspect { url, cache_for: Duration::from_secs(60) }, ..Default::default() }
+    BridgeConfig {
+        client_auth: ClientAuth::Introspect { url, cache_for: Duration::from_secs(60) },
+        ..Default::default()
+    }
 }
 
 async fn refusal(addr: SocketAddr, token: &str) -> String {
@@ -334,7 +350,12 @@ async fn a_flood_of_handshakes_with_one_bogus_token_makes_a_handful_of_user_serv
     let calls = hits.load(std::sync::atomic::Ordering::SeqCst);
     assert!(calls <= 3, "{calls} calls to the user service for one token");
     // And /snapshot with that token shares the same cache.
-    let res = reqwest::Client::new().get(format!("http://{}/snapshot", bridge.addr)).bearer_auth("stolen").send().await.unwrap();
+    let res = reqwest::Client::new()
+        .get(format!("http://{}/snapshot", bridge.addr))
+        .bearer_auth("stolen")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), calls);
 }
@@ -382,6 +403,11 @@ async fn tokens_that_cannot_be_tokens_are_refused_as_unauthorized_without_asking
 async fn snapshot_with_a_user_token_while_the_user_service_is_down_is_503_not_401() {
     let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
     let bridge = start(introspecting(format!("http://127.0.0.1:{port}/user"))).await;
-    let res = reqwest::Client::new().get(format!("http://{}/snapshot", bridge.addr)).bearer_auth("good-7").send().await.unwrap();
+    let res = reqwest::Client::new()
+        .get(format!("http://{}/snapshot", bridge.addr))
+        .bearer_auth("good-7")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 503);
 }

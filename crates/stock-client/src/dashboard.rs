@@ -79,7 +79,12 @@ pub struct Dashboard {
 
 impl Default for Dashboard {
     fn default() -> Self {
-        let state = StateChange { state: ConnectionState::Offline, reason: Some("not logged in".into()), since: Utc::now(), attempt: 0 };
+        let state = StateChange {
+            state: ConnectionState::Offline,
+            reason: Some("not logged in".into()),
+            since: Utc::now(),
+            attempt: 0,
+        };
         Dashboard {
             products: HashMap::new(),
             latest: None,
@@ -116,10 +121,11 @@ impl Dashboard {
                     seq: meta.map(|m| m.seq),
                     received_at: now,
                 };
-                if !self.products.contains_key(&row.product_id) && self.products.len() >= MAX_PRODUCTS {
-                    if let Some(oldest) = self.products.values().min_by_key(|r| r.received_at).map(|r| r.product_id) {
-                        self.products.remove(&oldest);
-                    }
+                if !self.products.contains_key(&row.product_id)
+                    && self.products.len() >= MAX_PRODUCTS
+                    && let Some(oldest) = self.products.values().min_by_key(|r| r.received_at).map(|r| r.product_id)
+                {
+                    self.products.remove(&oldest);
                 }
                 self.products.insert(row.product_id, row.clone());
                 self.latest = Some(row.product_id);

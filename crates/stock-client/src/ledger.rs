@@ -41,14 +41,14 @@ impl Ledger {
 
     /// Records `snapshot` if it is newer than what was passed on for its product.
     pub fn admit(&mut self, snapshot: &StockSnapshot, meta: Option<&DeliveryMeta>) -> Result<(), Skip> {
-        if let Some(meta) = meta {
-            if self.epoch.as_deref() != Some(meta.epoch.as_str()) {
-                // A new bridge memory: earlier sequence numbers mean nothing any more.
-                self.epoch = Some(meta.epoch.clone());
-                self.seq = 0;
-                for seen in self.products.values_mut() {
-                    seen.seq = None;
-                }
+        if let Some(meta) = meta
+            && self.epoch.as_deref() != Some(meta.epoch.as_str())
+        {
+            // A new bridge memory: earlier sequence numbers mean nothing any more.
+            self.epoch = Some(meta.epoch.clone());
+            self.seq = 0;
+            for seen in self.products.values_mut() {
+                seen.seq = None;
             }
         }
         let seq = meta.map(|m| m.seq);

@@ -23,7 +23,7 @@ pub mod supervisor;
 pub mod watch;
 
 pub use link::{Connector, SocketIoConnector, SocketTarget};
-pub use login::{login, LoginError, LoginTarget, Session, Token, User};
+pub use login::{LoginError, LoginTarget, Session, Token, User, login};
 pub use supervisor::{ClientConfig, ClientEvent, LiveClient, StateChange, StatsSnapshot};
 
 use std::sync::Arc;

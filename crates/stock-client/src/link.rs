@@ -37,9 +37,9 @@ impl From<Transport> for TransportType {
         }
     }
 }
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::Duration;
-use stock_protocol::{events, CatchUpRequest};
+use stock_protocol::{CatchUpRequest, events};
 use tokio::sync::mpsc;
 
 /// What a link reports to the supervisor.
@@ -163,7 +163,11 @@ impl Link for SocketIoLink {
     }
 }
 
-async fn drive(target: SocketTarget, signals: mpsc::UnboundedSender<LinkSignal>, mut commands: mpsc::UnboundedReceiver<Command>) {
+async fn drive(
+    target: SocketTarget,
+    signals: mpsc::UnboundedSender<LinkSignal>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
     let mut builder = ClientBuilder::new(target.url.clone())
         .transport_type(target.transport.into())
         .reconnect(false)
@@ -292,7 +296,10 @@ mod tests {
 
     #[test]
     fn reads_connect_error_messages() {
-        assert_eq!(connect_error_message(r#"{"message":"unauthorized: the token has expired"}"#), "unauthorized: the token has expired");
+        assert_eq!(
+            connect_error_message(r#"{"message":"unauthorized: the token has expired"}"#),
+            "unauthorized: the token has expired"
+        );
         assert_eq!(connect_error_message(r#""nope""#), "nope");
         assert_eq!(connect_error_message("garbage"), "garbage");
     }

@@ -6,7 +6,7 @@
 //! request has a timeout; the password is never logged or echoed in an error.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::fmt;
 use std::time::Duration;
 
@@ -106,7 +106,10 @@ impl LoginTarget {
         let url = reqwest::Url::parse(&joined)
             .map_err(|e| LoginError::InvalidUrl { url: self.base_url.clone(), reason: e.to_string() })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(LoginError::InvalidUrl { url: self.base_url.clone(), reason: "must start with http:// or https://".into() });
+            return Err(LoginError::InvalidUrl {
+                url: self.base_url.clone(),
+                reason: "must start with http:// or https://".into(),
+            });
         }
         Ok(url)
     }
@@ -178,11 +181,7 @@ fn describe(e: reqwest::Error, timeout: Duration) -> String {
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(max).collect::<String>())
-    }
+    if s.chars().count() <= max { s.to_owned() } else { format!("{}…", s.chars().take(max).collect::<String>()) }
 }
 
 #[cfg(test)]

@@ -32,14 +32,14 @@ use crate::backoff::Backoff;
 use crate::ledger::Ledger;
 use crate::link::{Connector, Link, LinkSignal};
 use chrono::{DateTime, Utc};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stock_protocol::{events, CatchUp, CatchUpRequest, ConnectionState, DeliveryMeta, StockSnapshot};
+use stock_protocol::{CatchUp, CatchUpRequest, ConnectionState, DeliveryMeta, StockSnapshot, events};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -92,15 +92,24 @@ pub struct StateChange {
 pub enum ClientEvent {
     State(StateChange),
     /// A new `add_stock`; `raw` is the payload exactly as received.
-    Stock { snapshot: StockSnapshot, meta: Option<DeliveryMeta>, raw: Value },
+    Stock {
+        snapshot: StockSnapshot,
+        meta: Option<DeliveryMeta>,
+        raw: Value,
+    },
     /// A `sale_mode` payload.
     SaleMode(Value),
     /// Updates since `since` may be missing; shown until [`ClientEvent::GapClosed`].
-    Gap { since: DateTime<Utc>, reason: String },
+    Gap {
+        since: DateTime<Utc>,
+        reason: String,
+    },
     /// A catch-up closed the last gap.
     GapClosed,
     /// The server refused our credentials; the supervisor has stopped trying.
-    Unauthorized { message: String },
+    Unauthorized {
+        message: String,
+    },
 }
 
 /// Counters for diagnostics.
@@ -337,7 +346,8 @@ impl Supervisor {
         let mut held_back: Vec<(String, Vec<Value>)> = Vec::new();
         let mut answers_probes = false;
         let mut last_life = Instant::now();
-        let mut probes = tokio::time::interval_at(Instant::now() + self.config.probe_interval, self.config.probe_interval);
+        let mut probes =
+            tokio::time::interval_at(Instant::now() + self.config.probe_interval, self.config.probe_interval);
         probes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let watchdog_at = last_life + self.config.watchdog;

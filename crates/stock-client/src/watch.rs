@@ -4,12 +4,12 @@
 //! `--once`); exits 1 with a readable message when login fails, 3 when the server
 //! refuses the token.
 
-use crate::supervisor::{ClientConfig, ClientEvent, DEFAULT_WATCHDOG};
 use crate::link::Transport;
-use crate::{connect, login, LoginTarget, SocketTarget};
+use crate::supervisor::{ClientConfig, ClientEvent, DEFAULT_WATCHDOG};
+use crate::{LoginTarget, SocketTarget, connect, login};
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -84,7 +84,9 @@ async fn run(args: WatchArgs) -> ExitCode {
             }
         }
         _ => {
-            eprintln!("stock-watch: give --email and --password (or STOCK_WATCH_EMAIL/STOCK_WATCH_PASSWORD), or --token");
+            eprintln!(
+                "stock-watch: give --email and --password (or STOCK_WATCH_EMAIL/STOCK_WATCH_PASSWORD), or --token"
+            );
             return ExitCode::from(2);
         }
     };

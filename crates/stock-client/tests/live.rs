@@ -9,7 +9,7 @@ use std::time::Duration;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
 use stock_bridge::secret::Secret;
 use stock_client::backoff::Backoff;
-use stock_client::{connect, ClientConfig, ClientEvent, SocketTarget};
+use stock_client::{ClientConfig, ClientEvent, SocketTarget, connect};
 use stock_protocol::ConnectionState::{Connected, Connecting, Offline};
 
 fn fast() -> ClientConfig {
@@ -69,7 +69,9 @@ async fn our_bridge_killed_with_sigkill_and_restarted() {
     // old epoch).
     post(addr, &add_stock(1, 11)).await;
     let next = next_stock_event(&mut events).await;
-    let ClientEvent::Stock { snapshot, meta: Some(meta), .. } = next else { panic!("expected add_stock with meta, got {next:?}") };
+    let ClientEvent::Stock { snapshot, meta: Some(meta), .. } = next else {
+        panic!("expected add_stock with meta, got {next:?}")
+    };
     assert_eq!((snapshot.product_id, snapshot.in_stock, meta.seq), (1, 11, 1));
     assert_ne!(meta.epoch, first_meta.epoch);
     client.stop().await;
@@ -82,7 +84,8 @@ async fn a_server_never_reachable_at_start_is_retried_until_it_comes() {
     state(&mut events, Offline).await;
     state(&mut events, Connecting).await;
     state(&mut events, Offline).await;
-    let bridge = InProcessBridge::start_on(tokio::net::TcpListener::bind(addr).await.unwrap(), BridgeConfig::default()).await;
+    let bridge =
+        InProcessBridge::start_on(tokio::net::TcpListener::bind(addr).await.unwrap(), BridgeConfig::default()).await;
     state(&mut events, Connected).await;
     assert!(client.stats().attempts >= 3);
     client.stop().await;
@@ -101,7 +104,10 @@ async fn a_graceful_server_stop_is_reported_as_closed_by_the_server() {
 
 #[tokio::test]
 async fn an_auth_rejection_is_offline_unauthorized() {
-    let config = BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new("jwt-secret-0123456789") }, ..BridgeConfig::default() };
+    let config = BridgeConfig {
+        client_auth: ClientAuth::Jwt { secret: Secret::new("jwt-secret-0123456789") },
+        ..BridgeConfig::default()
+    };
     let bridge = InProcessBridge::start(config).await;
     let (client, mut events) = connect(SocketTarget::new(bridge.url(), Some("forged".into())), fast());
     let offline = state(&mut events, Offline).await;
@@ -119,7 +125,8 @@ async fn an_auth_rejection_is_offline_unauthorized() {
 async fn a_silent_network_cut_is_offline_within_the_watchdog_then_recovers() {
     let bridge = InProcessBridge::start(BridgeConfig::default()).await;
     let proxy = Proxy::start(bridge.addr).await;
-    let config = ClientConfig { probe_interval: Duration::from_millis(200), watchdog: Duration::from_millis(1500), ..fast() };
+    let config =
+        ClientConfig { probe_interval: Duration::from_millis(200), watchdog: Duration::from_millis(1500), ..fast() };
     let mut target = SocketTarget::new(proxy.url(), None);
     target.transport = stock_client::link::Transport::Websocket;
     let (client, mut events) = connect(target, config);
@@ -188,7 +195,9 @@ async fn offline_while_100_products_change_then_exactly_the_latest_of_each_in_or
     let mut got = Vec::new();
     while got.len() < 100 {
         match data(&mut events).await {
-            ClientEvent::Stock { snapshot, meta, .. } => got.push((snapshot.product_id, snapshot.in_stock, meta.unwrap().seq)),
+            ClientEvent::Stock { snapshot, meta, .. } => {
+                got.push((snapshot.product_id, snapshot.in_stock, meta.unwrap().seq))
+            }
             ClientEvent::GapClosed | ClientEvent::Gap { .. } => {}
             other => panic!("unexpected {other:?}"),
         }
@@ -206,7 +215,8 @@ async fn offline_while_100_products_change_then_exactly_the_latest_of_each_in_or
 async fn against_the_node_reference_bridge_receive_kill_restart_receive() {
     let (node, addr) = node_bridge(0).await;
     let config = ClientConfig { catch_up_timeout: Duration::from_secs(1), ..fast() };
-    let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), Some("ignored-by-node".into())), config);
+    let (client, mut events) =
+        connect(SocketTarget::new(format!("http://{addr}"), Some("ignored-by-node".into())), config);
     state(&mut events, Connected).await;
     post(addr, &add_stock(1, 10)).await;
     assert_eq!(stock_of(&data(&mut events).await), (1, 10));

@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::Duration;
-use stock_client::{login, LoginError, LoginTarget};
+use stock_client::{LoginError, LoginTarget, login};
 
 /// Serves `router` on 127.0.0.1:0 and returns its base URL.
 async fn serve(router: Router) -> String {
@@ -18,7 +18,10 @@ async fn serve(router: Router) -> String {
 }
 
 fn answering(status: StatusCode, body: &'static str) -> Router {
-    Router::new().route("/login", post(move || async move { (status, [("content-type", "application/json")], body).into_response() }))
+    Router::new().route(
+        "/login",
+        post(move || async move { (status, [("content-type", "application/json")], body).into_response() }),
+    )
 }
 
 #[tokio::test]
@@ -41,7 +44,10 @@ async fn wrong_credentials_are_401_and_422() {
     for status in [StatusCode::UNAUTHORIZED, StatusCode::UNPROCESSABLE_ENTITY] {
         let base = serve(answering(status, r#"{"message":"These credentials do not match our records."}"#)).await;
         let err = login(&LoginTarget::new(base), "a@b.c", "wrong-password").await.unwrap_err();
-        assert_eq!(err, LoginError::WrongCredentials { message: Some("These credentials do not match our records.".into()) });
+        assert_eq!(
+            err,
+            LoginError::WrongCredentials { message: Some("These credentials do not match our records.".into()) }
+        );
         assert_eq!(err.kind(), "wrong_credentials");
         assert!(!err.to_string().contains("wrong-password"), "the password never appears");
     }
@@ -70,7 +76,10 @@ async fn a_server_that_never_answers_times_out() {
     let router = Router::new().route("/login", post(|| async { std::future::pending::<()>().await }));
     let base = serve(router).await;
     let target = LoginTarget { timeout: Duration::from_millis(500), ..LoginTarget::new(base) };
-    let err = tokio::time::timeout(Duration::from_secs(10), login(&target, "a@b.c", "pw")).await.expect("login hung").unwrap_err();
+    let err = tokio::time::timeout(Duration::from_secs(10), login(&target, "a@b.c", "pw"))
+        .await
+        .expect("login hung")
+        .unwrap_err();
     assert_eq!(err, LoginError::Unreachable { reason: "no answer within 0.5 s".into() });
 }
 
@@ -79,6 +88,9 @@ async fn nothing_listening_is_unreachable_and_bad_input_is_refused_before_sendin
     let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
     let err = login(&LoginTarget::new(format!("http://127.0.0.1:{port}")), "a@b.c", "pw").await.unwrap_err();
     assert_eq!(err.kind(), "unreachable");
-    assert_eq!(login(&LoginTarget::new("http://x"), "", "pw").await.unwrap_err(), LoginError::MissingInput("enter your email address"));
+    assert_eq!(
+        login(&LoginTarget::new("http://x"), "", "pw").await.unwrap_err(),
+        LoginError::MissingInput("enter your email address")
+    );
     assert_eq!(login(&LoginTarget::new("mailto:x"), "a@b.c", "pw").await.unwrap_err().kind(), "invalid_url");
 }

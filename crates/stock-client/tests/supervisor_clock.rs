@@ -1,9 +1,9 @@
 //! The supervisor's state machine on tokio's paused clock, with a scripted connector
 //! standing in for the network (backoff, timeouts and watchdogs are about time, not I/O).
 
-use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde_json::{json, Value};
+use rand::rngs::StdRng;
+use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +20,9 @@ enum Attempt {
     Refuse(&'static str),
     Hang,
     /// Opens; answers probes if `pongs`.
-    Open { pongs: bool },
+    Open {
+        pongs: bool,
+    },
 }
 
 #[derive(Default)]
@@ -138,7 +140,10 @@ async fn retries_forever_with_capped_jittered_backoff() {
     let expected: Vec<Duration> = (0..gaps.len() as u32).map(|a| config().backoff.delay(a, &mut rng)).collect();
     // The paused clock sleeps in whole milliseconds.
     for (gap, want) in gaps.iter().zip(&expected) {
-        assert!(gap.abs_diff(*want) < Duration::from_millis(1), "each wait is the backoff's delay: {gaps:?} vs {expected:?}");
+        assert!(
+            gap.abs_diff(*want) < Duration::from_millis(1),
+            "each wait is the backoff's delay: {gaps:?} vs {expected:?}"
+        );
     }
     assert!(gaps.iter().all(|g| *g <= Duration::from_secs(5)), "{gaps:?}");
     assert!(gaps[0] >= Duration::from_millis(500) && gaps[0] <= Duration::from_millis(1500));
@@ -203,7 +208,10 @@ async fn an_auth_rejection_is_offline_unauthorized_and_stops_trying() {
 
 #[tokio::test(start_paused = true)]
 async fn a_passing_refusal_is_retried() {
-    let connector = Scripted::new(vec![Attempt::Refuse("auth unavailable: the user service could not be reached"), Attempt::Open { pongs: false }]);
+    let connector = Scripted::new(vec![
+        Attempt::Refuse("auth unavailable: the user service could not be reached"),
+        Attempt::Open { pongs: false },
+    ]);
     let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
     let reason = state(&mut events, ConnectionState::Offline).await.unwrap();
     assert!(reason.starts_with("refused: auth unavailable"), "{reason}");
@@ -257,7 +265,10 @@ fn stock(product: i64, stock: i64) -> Value {
 }
 
 fn live(product: i64, stock_: i64, seq: u64) -> LinkSignal {
-    LinkSignal::Event { name: "add_stock".into(), args: vec![stock(product, stock_), json!({"seq": seq, "epoch": "e"})] }
+    LinkSignal::Event {
+        name: "add_stock".into(),
+        args: vec![stock(product, stock_), json!({"seq": seq, "epoch": "e"})],
+    }
 }
 
 fn product_and_seq(e: &ClientEvent) -> (i64, u64) {
@@ -299,7 +310,9 @@ async fn reconnecting_asks_from_the_last_position_and_reports_unclosable_gaps() 
     let connector = Scripted::new(vec![Attempt::Open { pongs: true }, Attempt::Open { pongs: false }]);
     let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
     state(&mut events, ConnectionState::Connected).await;
-    connector.inject(LinkSignal::CatchUp(vec![json!({"epoch": "e", "seq": 7, "full": true, "incomplete": false, "items": []})]));
+    connector.inject(LinkSignal::CatchUp(vec![
+        json!({"epoch": "e", "seq": 7, "full": true, "incomplete": false, "items": []}),
+    ]));
     connector.inject(live(1, 1, 8));
     next_data(&mut events).await;
     connector.inject(LinkSignal::Failed("connection reset".into()));
@@ -322,7 +335,9 @@ async fn a_slow_embedder_never_stalls_the_supervisor() {
     let cfg = ClientConfig { events_capacity: 8, ..config() };
     let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), cfg);
     state(&mut events, ConnectionState::Connected).await;
-    connector.inject(LinkSignal::CatchUp(vec![json!({"epoch": "e", "seq": 0, "full": true, "incomplete": false, "items": []})]));
+    connector.inject(LinkSignal::CatchUp(vec![
+        json!({"epoch": "e", "seq": 0, "full": true, "incomplete": false, "items": []}),
+    ]));
     for i in 0..100 {
         connector.inject(live(i, i, i as u64 + 1));
     }

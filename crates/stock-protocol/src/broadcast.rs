@@ -4,10 +4,10 @@
 //! clients receive it byte for byte; it is parsed separately only to be checked.
 
 use crate::events::{self, ADD_STOCK};
-use crate::snapshot::{kind, truncate, StockSnapshot};
+use crate::snapshot::{StockSnapshot, kind, truncate};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeSet;
 
 /// The longest event name accepted.
@@ -40,9 +40,7 @@ impl Recipient {
     /// Parses `user:<id>` where id is 1–64 characters of `[A-Za-z0-9_.-]`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let valid = s.strip_prefix("user:").is_some_and(|id| {
-            !id.is_empty()
-                && id.len() <= 64
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         });
         if valid {
             Ok(Recipient(s.to_owned()))
@@ -142,7 +140,7 @@ impl BroadcastRequest {
         if !text.trim_start().starts_with('{') {
             return Err(InvalidPayload::one("body is not a valid JSON object: it must start with '{'"));
         }
-        let envelope: Envelope = serde_json::from_str(text)
+        let envelope: Envelope<'_> = serde_json::from_str(text)
             .map_err(|e| InvalidPayload::one(format!("body is not a valid JSON object: {e}")))?;
 
         let mut errors = Vec::new();
@@ -278,7 +276,10 @@ mod tests {
         for (body, want) in [
             (r#"{"event":"connect","data":{}}"#, "event \"connect\" is reserved by Socket.IO"),
             (r#"{"event":"disconnecting","data":{}}"#, "event \"disconnecting\" is reserved by Socket.IO"),
-            (r#"{"event":"shutdown","data":{}}"#, "event \"shutdown\" is not relayed by this bridge (relayed: add_stock, sale_mode)"),
+            (
+                r#"{"event":"shutdown","data":{}}"#,
+                "event \"shutdown\" is not relayed by this bridge (relayed: add_stock, sale_mode)",
+            ),
             (r#"{"data":{}}"#, "event is missing"),
             (r#"{"event":"","data":{}}"#, "event is missing"),
             (r#"{"event":7,"data":{}}"#, "event must be a string, got a number"),
@@ -302,8 +303,10 @@ mod tests {
 
     #[test]
     fn malformed_bodies_get_one_clear_line() {
-        assert!(BroadcastRequest::parse(b"{\"event\":\"\xff\"}", &EventPolicy::default()).unwrap_err().errors[0]
-            .starts_with("body is not valid UTF-8"));
+        assert!(
+            BroadcastRequest::parse(b"{\"event\":\"\xff\"}", &EventPolicy::default()).unwrap_err().errors[0]
+                .starts_with("body is not valid UTF-8")
+        );
         assert!(parse("not json").unwrap_err().errors[0].starts_with("body is not a valid JSON object"));
         assert!(parse("[1]").unwrap_err().errors[0].starts_with("body is not a valid JSON object"));
         let deep = format!(r#"{{"event":"sale_mode","data":{{"a":{}1{}}}}}"#, "[".repeat(200), "]".repeat(200));

@@ -14,14 +14,8 @@ pub const PING: &str = "stock:ping";
 pub const CATCH_UP: &str = "stock:catch_up";
 
 /// Names Socket.IO reserves; a broadcast may never use them.
-pub const RESERVED: [&str; 6] = [
-    "connect",
-    "disconnect",
-    "connect_error",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
+pub const RESERVED: [&str; 6] =
+    ["connect", "disconnect", "connect_error", "disconnecting", "newListener", "removeListener"];
 
 /// Events relayed when nothing else is configured.
 pub const DEFAULT_ALLOWED: [&str; 2] = [ADD_STOCK, SALE_MODE];

@@ -77,14 +77,8 @@ impl StockSnapshot {
 }
 
 /// The six fields every `add_stock` carries.
-pub const KNOWN_FIELDS: [&str; 6] = [
-    "product_id",
-    "in_stock",
-    "discount_price",
-    "peak_hour_price",
-    "mediboy_offer_price",
-    "sync_at",
-];
+pub const KNOWN_FIELDS: [&str; 6] =
+    ["product_id", "in_stock", "discount_price", "peak_hour_price", "mediboy_offer_price", "sync_at"];
 
 fn integer(obj: &Map<String, Value>, field: &str, errors: &mut Vec<String>) -> Option<i64> {
     match obj.get(field) {
@@ -125,11 +119,7 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 /// Caps echoed input in error texts.
 pub(crate) fn truncate(s: &str) -> String {
     const MAX: usize = 64;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(MAX).collect::<String>())
-    }
+    if s.chars().count() <= MAX { s.to_owned() } else { format!("{}…", s.chars().take(MAX).collect::<String>()) }
 }
 
 #[cfg(test)]
@@ -175,10 +165,7 @@ mod tests {
 
     #[test]
     fn refuses_non_objects_and_huge_integers() {
-        assert_eq!(
-            StockSnapshot::from_value(&json!([1])).unwrap_err(),
-            vec!["data must be an object, got an array"]
-        );
+        assert_eq!(StockSnapshot::from_value(&json!([1])).unwrap_err(), vec!["data must be an object, got an array"]);
         let mut v = valid();
         v["product_id"] = serde_json::from_str("123456789012345678901234567890").unwrap();
         assert!(StockSnapshot::from_value(&v).unwrap_err()[0].starts_with("data.product_id must be an integer"));

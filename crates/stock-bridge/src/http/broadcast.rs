@@ -5,13 +5,13 @@
 use super::error::ApiError;
 use crate::metrics as m;
 use crate::relay::Bridge;
-use axum::body::{to_bytes, Body};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap};
-use axum::response::IntoResponse;
 use axum::Json;
-use socketioxide::adapter::Adapter;
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
 use serde_json::json;
+use socketioxide::adapter::Adapter;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use stock_protocol::BroadcastRequest;
@@ -48,10 +48,10 @@ async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<Broa
             return Err(ApiError::Forbidden);
         }
     }
-    if let Some(key) = &config.api_key {
-        if !presented_key(request.headers()).is_some_and(|k| key.matches(k)) {
-            return Err(ApiError::Unauthorized);
-        }
+    if let Some(key) = &config.api_key
+        && !presented_key(request.headers()).is_some_and(|k| key.matches(k))
+    {
+        return Err(ApiError::Unauthorized);
     }
     if !bridge.rate.try_acquire() {
         return Err(ApiError::RateLimited(config.rate_limit));
@@ -60,10 +60,7 @@ async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<Broa
         return Err(ApiError::UnsupportedMediaType);
     }
     let limit = config.body_limit;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::TooLarge(limit));
     }
@@ -72,11 +69,7 @@ async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<Broa
         .await
         .map_err(|_| ApiError::BodyTimeout(config.body_read_timeout.as_secs()))?;
     let bytes = read.map_err(|e| {
-        if is_over_limit(&e) {
-            ApiError::TooLarge(limit)
-        } else {
-            ApiError::UnreadableBody(e.to_string())
-        }
+        if is_over_limit(&e) { ApiError::TooLarge(limit) } else { ApiError::UnreadableBody(e.to_string()) }
     })?;
     Ok(BroadcastRequest::parse(&bytes, &config.events)?)
 }
@@ -104,12 +97,10 @@ pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(
+        |mime| {
             let mime = mime.trim().to_ascii_lowercase();
             mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-        })
+        },
+    )
 }

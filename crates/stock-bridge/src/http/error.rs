@@ -1,8 +1,8 @@
 //! [`ApiError`]: every refusal the HTTP API gives, as `{"message": ..., "errors": [...]}`.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use stock_protocol::InvalidPayload;
 

@@ -10,9 +10,9 @@ use crate::cluster::{self, ClusterAdapter, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
 use crate::relay::{Bridge, Cluster, LastValues};
 use crate::socket;
+use axum::Router;
 use axum::http::HeaderValue;
 use axum::routing::{get, post};
-use axum::Router;
 use socketioxide::adapter::Adapter;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, SocketIoBuilder};
@@ -33,7 +33,11 @@ pub fn app_with(config: Arc<BridgeConfig>, extra: Router) -> (Router, Arc<Bridge
 }
 
 /// Cluster mode: broadcasts, rooms and last values shared through Redis at `url`.
-pub async fn cluster_app(config: Arc<BridgeConfig>, url: &str, extra: Router) -> Result<(Router, Arc<Bridge<ClusterAdapter>>), String> {
+pub async fn cluster_app(
+    config: Arc<BridgeConfig>,
+    url: &str,
+    extra: Router,
+) -> Result<(Router, Arc<Bridge<ClusterAdapter>>), String> {
     let unreachable = |e: &dyn std::fmt::Display| format!("cannot use Redis at {}: {e}", redact(url));
     let (driver, commands) = tokio::time::timeout(cluster::REDIS_TIMEOUT * 5, cluster::connect(url))
         .await

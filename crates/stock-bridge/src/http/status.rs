@@ -5,12 +5,12 @@ use super::broadcast::presented_key;
 use super::error::ApiError;
 use crate::metrics as m;
 use crate::relay::Bridge;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use socketioxide::adapter::Adapter;
-use axum::response::IntoResponse;
 use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
 use serde_json::json;
+use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 use stock_protocol::CatchUpRequest;
 
@@ -24,7 +24,10 @@ pub async fn readyz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl In
     if bridge.is_ready() {
         (StatusCode::OK, Json(json!({"status": "ready", "clients": clients})))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "reason": "Redis is unreachable", "clients": clients})))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": "Redis is unreachable", "clients": clients})),
+        )
     }
 }
 
@@ -36,17 +39,24 @@ pub async fn metrics<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl I
 
 /// The current last-value set, for support staff and clients starting cold. Needs the API
 /// key (when one is configured) or, with client auth on, a client token the bridge accepts.
-pub async fn snapshot<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+pub async fn snapshot<A: Adapter>(
+    State(bridge): State<Arc<Bridge<A>>>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
     if let Some(key) = &bridge.config.api_key {
         let presented = presented_key(&headers);
         let by_key = presented.is_some_and(|k| key.matches(k));
         let by_token = match presented.and_then(|t| std::str::from_utf8(t).ok()) {
-            Some(token) if !by_key && bridge.verifier.identifies_users() => match bridge.verifier.verify(Some(token)).await {
-                Ok(_) => true,
-                // Not the client's fault: say so, so it tries again rather than signing out.
-                Err(crate::socket::auth::Refusal::Unavailable(why)) => return Err(ApiError::Unavailable(why.into())),
-                Err(_) => false,
-            },
+            Some(token) if !by_key && bridge.verifier.identifies_users() => {
+                match bridge.verifier.verify(Some(token)).await {
+                    Ok(_) => true,
+                    // Not the client's fault: say so, so it tries again rather than signing out.
+                    Err(crate::socket::auth::Refusal::Unavailable(why)) => {
+                        return Err(ApiError::Unavailable(why.into()));
+                    }
+                    Err(_) => false,
+                }
+            }
             _ => false,
         };
         if !by_key && !by_token {

@@ -15,8 +15,8 @@
 //! `introspect_concurrency` calls run at once.
 
 use crate::config::ClientAuth;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -132,10 +132,10 @@ impl Verifier {
         use sha2::Digest;
         let digest: TokenDigest = Sha256::digest(token.as_bytes()).into();
         let now = Instant::now();
-        if let Some((verdict, until)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
-            if *until > now {
-                return verdict.clone();
-            }
+        if let Some((verdict, until)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&digest)
+            && *until > now
+        {
+            return verdict.clone();
         }
         let cell = self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).entry(digest).or_default().clone();
         let verdict = cell
@@ -217,17 +217,15 @@ pub fn verify_hs256(token: &str, secret: &[u8], now: i64) -> Result<String, Refu
     else {
         return Err(BAD);
     };
-    let header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).map_err(|_| BAD)?).map_err(|_| BAD)?;
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).map_err(|_| BAD)?).map_err(|_| BAD)?;
     if header["alg"] != "HS256" {
         return Err(Refusal::Unauthorized("the token is not signed with HS256"));
     }
     let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| BAD)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| BAD)?;
-    mac.update(token[..header_and_payload_len(token)].as_bytes());
+    mac.update(&token.as_bytes()[..header_and_payload_len(token)]);
     mac.verify_slice(&signature).map_err(|_| Refusal::Unauthorized("the token signature is wrong"))?;
-    let claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| BAD)?).map_err(|_| BAD)?;
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).map_err(|_| BAD)?).map_err(|_| BAD)?;
     if let Some(exp) = claims.get("exp") {
         match exp.as_i64() {
             Some(exp) if exp > now => {}
@@ -272,7 +270,10 @@ mod tests {
     #[test]
     fn refuses_forged_expired_and_malformed_tokens() {
         let t = sign_hs256(&json!({"sub": 42, "exp": 2000}), SECRET);
-        assert_eq!(verify_hs256(&t, b"another-secret-entirely", 1000), Err(Refusal::Unauthorized("the token signature is wrong")));
+        assert_eq!(
+            verify_hs256(&t, b"another-secret-entirely", 1000),
+            Err(Refusal::Unauthorized("the token signature is wrong"))
+        );
         assert_eq!(verify_hs256(&t, SECRET, 2000), Err(Refusal::Unauthorized("the token has expired")));
         // Payload swapped for another user, signature kept.
         let forged_payload = URL_SAFE_NO_PAD.encode(json!({"sub": 1, "exp": 2000}).to_string());
@@ -283,7 +284,10 @@ mod tests {
             assert!(verify_hs256(bad, SECRET, 1000).is_err(), "{bad}");
         }
         let none_alg = format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#), forged_payload);
-        assert_eq!(verify_hs256(&none_alg, SECRET, 1000), Err(Refusal::Unauthorized("the token is not signed with HS256")));
+        assert_eq!(
+            verify_hs256(&none_alg, SECRET, 1000),
+            Err(Refusal::Unauthorized("the token is not signed with HS256"))
+        );
         let no_sub = sign_hs256(&json!({"exp": 2000}), SECRET);
         assert_eq!(verify_hs256(&no_sub, SECRET, 1000), Err(Refusal::Unauthorized("the token names no subject")));
     }

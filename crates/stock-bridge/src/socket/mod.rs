@@ -13,14 +13,14 @@ use crate::outflow::{Outflow, Refused, Tap};
 use crate::relay::Bridge;
 use auth::{ClientIdentity, Refusal};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::SocketIo;
+use socketioxide_core::adapter::DefinedAdapter;
 use std::sync::Arc;
-use stock_protocol::{events, CatchUpRequest};
+use stock_protocol::{CatchUpRequest, events};
 
 /// Source addresses the handshake limiter remembers before it forgets idle ones.
 const HANDSHAKE_KEYS_MAX: usize = 10_000;
@@ -32,12 +32,15 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
     let check = move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
         let bridge = checker.clone();
         async move {
-            let peer = s.req_parts().extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+            let peer =
+                s.req_parts().extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
             if let Some(peer) = peer {
                 if bridge.handshakes.check_key(&peer).is_err() {
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => "rate_limited").increment(1);
                     close_refused(&s);
-                    return Err(Refusal::Unavailable("too many connection attempts from this address; try again shortly"));
+                    return Err(Refusal::Unavailable(
+                        "too many connection attempts from this address; try again shortly",
+                    ));
                 }
                 if bridge.handshakes.len() > HANDSHAKE_KEYS_MAX {
                     bridge.handshakes.retain_recent();
@@ -88,10 +91,10 @@ fn close_refused<A: Adapter>(s: &SocketRef<A>) {
 /// A new socket's account, counting bytes on its connection when it is a WebSocket.
 fn account_for<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Arc<Outflow> {
     let account = Arc::new(Outflow::new(bridge.config.client_event_rate));
-    if s.transport_type() == socketioxide::TransportType::Websocket {
-        if let Some(tap) = s.req_parts().extensions.get::<Tap>() {
-            account.attach(tap);
-        }
+    if s.transport_type() == socketioxide::TransportType::Websocket
+        && let Some(tap) = s.req_parts().extensions.get::<Tap>()
+    {
+        account.attach(tap);
     }
     account
 }

@@ -2,12 +2,12 @@
 //! bridge, a TCP proxy under the test's control, bounded waits.
 #![allow(dead_code)]
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use stock_bridge::config::BridgeConfig;
 use stock_bridge::secret::Secret;
@@ -208,9 +208,15 @@ impl Proxy {
                 let (ri, wi) = inbound.into_split();
                 let (ro, wo) = outbound.into_split();
                 let generation = *generation_rx.borrow();
-                for (r, w) in [(Box::new(ri) as Box<dyn tokio::io::AsyncRead + Unpin + Send>, Box::new(wo) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>), (Box::new(ro), Box::new(wi))] {
+                for (r, w) in [
+                    (
+                        Box::new(ri) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+                        Box::new(wo) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+                    ),
+                    (Box::new(ro), Box::new(wi)),
+                ] {
                     let mut paused = paused_rx.clone();
-                    let mut gen = generation_rx.clone();
+                    let mut generations = generation_rx.clone();
                     tokio::spawn(async move {
                         let (mut r, mut w) = (r, w);
                         let mut buf = vec![0u8; 64 * 1024];
@@ -219,12 +225,12 @@ impl Proxy {
                             while *paused.borrow() {
                                 tokio::select! {
                                     _ = paused.changed() => {}
-                                    _ = gen.wait_for(|g| *g != generation) => return,
+                                    _ = generations.wait_for(|g| *g != generation) => return,
                                 }
                             }
                             let n = tokio::select! {
                                 n = r.read(&mut buf) => match n { Ok(0) | Err(_) => return, Ok(n) => n },
-                                _ = gen.wait_for(|g| *g != generation) => return,
+                                _ = generations.wait_for(|g| *g != generation) => return,
                                 _ = paused.wait_for(|p| *p) => continue,
                             };
                             if w.write_all(&buf[..n]).await.is_err() {
