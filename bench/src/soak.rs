@@ -41,6 +41,9 @@ struct Args {
     /// Distinct products updated.
     #[arg(long, default_value_t = 500)]
     products: i64,
+    /// Crowds one after the other against the same bridge (memory must settle, not grow).
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
 }
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -198,8 +201,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<bool, String> {
-    if args.clients < 5 || args.rate == 0 || args.secs == 0 || args.products < 1 {
-        return Err("--clients must be at least 5, --rate, --secs and --products at least 1".into());
+    if args.clients < 5 || args.rate == 0 || args.secs < 20 || args.products < 1 || args.rounds == 0 {
+        return Err("--clients must be at least 5, --secs at least 20 (every product is updated in a round), --rate, --products and --rounds at least 1".into());
     }
     let mut child = Command::new(&args.bridge)
         // Every client comes from 127.0.0.1: the per-address handshake limit would refuse most.
@@ -224,11 +227,65 @@ async fn run(args: Args) -> Result<bool, String> {
         .ok_or_else(|| format!("unexpected first line: {line}"))?;
     let http = reqwest::Client::builder().timeout(WAIT).build().map_err(|e| e.to_string())?;
     let rss_start = rss_kib(pid);
+    println!(
+        "soak: {} round(s) of {} s, {} clients each ({} misbehaving), add_stock at {}/s over {} products; bridge RSS at start {} MiB",
+        args.rounds,
+        args.secs,
+        args.clients,
+        args.clients / 5,
+        args.rate,
+        args.products,
+        rss_start / 1024
+    );
+    let mut truth: HashMap<i64, i64> = HashMap::new();
+    let mut posted = 0u64;
+    let mut all_ok = true;
+    let mut ends = Vec::new();
+    for round in 1..=args.rounds {
+        let outcome = crowd_round(&args, addr, pid, &http, &mut truth, &mut posted).await;
+        all_ok &= outcome.ok;
+        ends.push(outcome.rss_end);
+        println!("round {round}: {}", outcome.summary);
+    }
+    // Memory is back near where it was after the first crowd left: later rounds must not
+    // keep what earlier ones used (a leak grows round after round; an allocator keeping
+    // its pages does not).
+    let first = ends[0];
+    let last = *ends.last().unwrap_or(&first);
+    let settled = last <= first + first / 4 + 8 * 1024;
+    if args.rounds > 1 {
+        println!(
+            "  bridge RSS after each round's crowd left: {} MiB: {}",
+            ends.iter().map(|k| (k / 1024).to_string()).collect::<Vec<_>>().join(", "),
+            if settled { "settled" } else { "GROWING" }
+        );
+    }
+    let _ = child.kill().await;
+    let ok = all_ok && settled;
+    println!("soak: {}", if ok { "passed" } else { "FAILED" });
+    Ok(ok)
+}
 
+/// What one round found.
+struct RoundOutcome {
+    ok: bool,
+    rss_end: u64,
+    summary: String,
+}
+
+/// One crowd: connects, misbehaves and broadcasts for `--secs`, then leaves.
+async fn crowd_round(
+    args: &Args,
+    addr: SocketAddr,
+    pid: u32,
+    http: &reqwest::Client,
+    truth: &mut HashMap<i64, i64>,
+    posted: &mut u64,
+) -> RoundOutcome {
+    let rss_before = rss_kib(pid);
     let rogues = args.clients / 5;
     let goods = args.clients - rogues;
-    let started = Instant::now();
-    let until = started + Duration::from_secs(args.secs);
+    let until = Instant::now() + Duration::from_secs(args.secs);
     let lost = Arc::new(AtomicU64::new(0));
     let faults = Arc::new(AtomicU64::new(0));
     let mut good_values = Vec::new();
@@ -242,19 +299,16 @@ async fn run(args: Args) -> Result<bool, String> {
             tasks.push(tokio::spawn(good(addr, until + Duration::from_secs(1), values, lost.clone())));
         }
     }
-    let rss_connected = rss_kib(pid);
-
     // Broadcasts at the rate, each a new stock for a product in turn; `truth` is the latest.
-    let mut truth: HashMap<i64, i64> = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate));
-    let mut posted = 0u64;
+    let mut sent = 0u64;
     let mut failed_posts = 0u64;
     let mut slowest_health = Duration::ZERO;
-    let mut rss_peak = rss_connected;
+    let mut rss_peak = rss_before;
     while Instant::now() < until {
         ticker.tick().await;
-        let product = (posted as i64) % args.products;
-        let stock = posted as i64;
+        let product = (*posted as i64) % args.products;
+        let stock = *posted as i64;
         let body = serde_json::json!({"event": "add_stock", "data": {"product_id": product, "in_stock": stock,
             "discount_price": 1, "peak_hour_price": 2, "mediboy_offer_price": 3, "sync_at": "2024-01-01T00:00:00.000Z"}});
         match http.post(format!("http://{addr}/broadcast")).json(&body).send().await {
@@ -263,8 +317,9 @@ async fn run(args: Args) -> Result<bool, String> {
             }
             _ => failed_posts += 1,
         }
-        posted += 1;
-        if posted.is_multiple_of(args.rate) {
+        *posted += 1;
+        sent += 1;
+        if sent.is_multiple_of(args.rate) {
             let t = Instant::now();
             let ok =
                 matches!(http.get(format!("http://{addr}/healthz")).send().await, Ok(r) if r.status().is_success());
@@ -276,40 +331,27 @@ async fn run(args: Args) -> Result<bool, String> {
         let _ = timeout(Duration::from_secs(30), task).await;
     }
     let healthy = matches!(http.get(format!("http://{addr}/healthz")).send().await, Ok(r) if r.status().is_success());
-    let exact = good_values.iter().filter(|v| *v.lock().unwrap() == truth).count();
+    let exact = good_values.iter().filter(|v| *v.lock().unwrap() == *truth).count();
     let lost = lost.load(Ordering::Relaxed);
-    // Give the allocator a moment after the crowd has gone, then read the memory.
+    // Give the bridge a moment to let the sockets go, then read the memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_end = rss_kib(pid);
-    let _ = child.kill().await;
-
-    println!(
-        "soak: {} s, {} clients ({} well-behaved, {} misbehaving, {} faults played), {} broadcasts at {}/s over {} products",
-        args.secs,
-        args.clients,
-        goods,
-        rogues,
+    let clients_left = match http.get(format!("http://{addr}/readyz")).send().await {
+        Ok(r) => r.json::<serde_json::Value>().await.ok().and_then(|v| v["clients"].as_u64()),
+        Err(_) => None,
+    };
+    let ok = healthy && failed_posts == 0 && exact == goods && lost == 0 && clients_left == Some(0);
+    let summary = format!(
+        "{} faults played, {sent} broadcasts; bridge answers at the end: {healthy}; slowest /healthz {:.1} ms; \
+         POST failures {failed_posts}; well-behaved clients with exactly the latest value of every product: \
+         {exact} / {goods} (dropped {lost}); bridge RSS {} -> peak {} -> {} MiB after the crowd left \
+         (clients still connected: {})",
         faults.load(Ordering::Relaxed),
-        posted,
-        args.rate,
-        args.products
-    );
-    println!(
-        "  bridge answers at the end: {healthy}; slowest /healthz during the run: {:.1} ms",
-        slowest_health.as_secs_f64() * 1e3
-    );
-    println!("  POST /broadcast failures: {failed_posts}");
-    println!(
-        "  well-behaved clients holding exactly the latest value of every product: {exact} / {goods} (dropped: {lost})"
-    );
-    println!(
-        "  bridge RSS: start {} MiB, with the crowd starting {} MiB, peak {} MiB, end {} MiB",
-        rss_start / 1024,
-        rss_connected / 1024,
+        slowest_health.as_secs_f64() * 1e3,
+        rss_before / 1024,
         rss_peak / 1024,
-        rss_end / 1024
+        rss_end / 1024,
+        clients_left.map_or("?".to_owned(), |n| n.to_string())
     );
-    let ok = healthy && failed_posts == 0 && exact == goods && lost == 0;
-    println!("soak: {}", if ok { "passed" } else { "FAILED" });
-    Ok(ok)
+    RoundOutcome { ok, rss_end, summary }
 }

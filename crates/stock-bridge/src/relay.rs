@@ -121,9 +121,19 @@ impl<A: Adapter> Bridge<A> {
                 // Sockets found too slow, owned by this task alone: no lock is needed, so
                 // none can be held while socketioxide runs our disconnect handler.
                 let mut doomed: Vec<SocketRef<A>> = Vec::new();
-                while let Some(out) = rx.recv().await {
-                    let Some(bridge) = weak.upgrade() else { return };
-                    bridge.send_out(out, &mut doomed).await;
+                let mut retry = tokio::time::interval(DOOMED_RETRY);
+                retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        out = rx.recv() => {
+                            let Some(out) = out else { return };
+                            let Some(bridge) = weak.upgrade() else { return };
+                            bridge.send_out(out, &mut doomed).await;
+                        }
+                        // Also when no broadcast comes: a doomed socket's queue is freed
+                        // only when socketioxide lets it go.
+                        _ = retry.tick(), if !doomed.is_empty() => retry_doomed(&mut doomed),
+                    }
                 }
             });
             Bridge {
@@ -248,10 +258,7 @@ impl<A: Adapter> Bridge<A> {
         frame: u64,
         doomed: &mut Vec<SocketRef<A>>,
     ) {
-        // Only here, with no lock held: socketioxide runs our disconnect handler inline.
-        doomed.retain(|socket| {
-            socket.connected() && matches!(socket.clone().disconnect(), Err(SocketError::InternalChannelFull))
-        });
+        retry_doomed(doomed);
         let budget = self.config.client_buffer_bytes as u64;
         let mut delivered = 0u64;
         let mut slow = Vec::new();
@@ -315,6 +322,18 @@ impl<A: Adapter> Bridge<A> {
             doomed.push(socket);
         }
     }
+}
+
+/// How often sockets waiting to be disconnected are tried again when no broadcast comes.
+pub const DOOMED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Tries again to disconnect each socket found too slow; keeps those whose queue still has
+/// no room for the DISCONNECT. Only from the fan-out task, with no lock held: socketioxide
+/// runs our disconnect handler inline.
+fn retry_doomed<A: Adapter>(doomed: &mut Vec<SocketRef<A>>) {
+    doomed.retain(|socket| {
+        socket.connected() && matches!(socket.clone().disconnect(), Err(SocketError::InternalChannelFull))
+    });
 }
 
 /// The socket's account (set when it connected).
