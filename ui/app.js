@@ -13,6 +13,10 @@
     unexpected_answer: 'The server gave an answer this app does not understand.',
     invalid_url: 'The server address is not valid. Fix it in Settings.',
     missing_input: null,
+    invalid_settings: null,
+    not_logged_in: 'Please sign in.',
+    storage: null,
+    superseded: null, // a newer page took over: never shown
   };
   const FIELDS = ['product_id', 'name', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price', 'sync_at'];
   const NUMERIC = new Set(['product_id', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price']);
@@ -77,7 +81,7 @@
       case 'sale_mode': setSaleMode(u.data); break;
       case 'gap': setGap(u); break;
       case 'gap_closed': setGap(null); break;
-      case 'unauthorized': showLogin('Your session is no longer accepted by the server. Please sign in again.'); break;
+      case 'unauthorized': showLogin(u.message || 'Your session was refused by the server — please sign in again'); break;
       default: break;
     }
   }

@@ -1,7 +1,7 @@
 //! The commands the page may call (and nothing else: see `capabilities/default.json`).
 //! The token never leaves Rust: the page learns who is logged in, not how.
 
-use crate::error::CommandError;
+use crate::error::{CommandError, ErrorKind};
 use crate::feed::Feed;
 use crate::outlet::Batch;
 use crate::settings::{SESSION_KEY, SETTINGS_KEY, Settings, StoredSession};
@@ -43,7 +43,7 @@ pub async fn login(
     state
         .vault
         .save(SESSION_KEY, remembered)
-        .map_err(|e| CommandError::new("storage", format!("could not save the session: {e}")))?;
+        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the session: {e}")))?;
     *state.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(stored.clone());
     start_feed(state.inner().clone(), &settings.socket_url, stored.token.expose()).await;
     Ok(session_view(&state))
@@ -75,7 +75,7 @@ pub async fn logout(state: AppStateRef<'_>) -> Result<(), CommandError> {
     state
         .vault
         .save(SESSION_KEY, None)
-        .map_err(|e| CommandError::new("storage", format!("could not forget the session: {e}")))?;
+        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not forget the session: {e}")))?;
     state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).clear();
     state.outlet.publish(ClientEvent::State(StateChange {
         state: ConnectionState::Offline,
@@ -111,7 +111,7 @@ pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result
     state
         .vault
         .save(SETTINGS_KEY, Some(value))
-        .map_err(|e| CommandError::new("storage", format!("could not save the settings: {e}")))?;
+        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the settings: {e}")))?;
     let previous = std::mem::replace(&mut *state.settings.lock().unwrap_or_else(|e| e.into_inner()), settings.clone());
     if previous.socket_url != settings.socket_url
         && let Some(session) = state.session()

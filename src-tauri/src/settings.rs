@@ -3,7 +3,7 @@
 //! Precedence: settings saved in the app, then `MEDIBOY_API_BASE_URL` / `VITE_SOCKET_URL`,
 //! then [`DEMO_URL`] (a local `stock-bridge demo`).
 
-use crate::error::CommandError;
+use crate::error::{CommandError, ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stock_client::{Token, User};
@@ -28,17 +28,24 @@ impl Settings {
         }
     }
 
-    /// Trims and checks both URLs; refuses anything but http(s).
+    /// Trims and checks both URLs (with the `url` crate); refuses anything but an
+    /// http(s) address with a host.
     pub fn validated(self) -> Result<Self, CommandError> {
-        let check = |what: &str, url: String| -> Result<String, CommandError> {
-            let url = url.trim().trim_end_matches('/').to_owned();
-            match url.split_once("://") {
-                Some(("http" | "https", rest)) if !rest.is_empty() && !rest.contains(char::is_whitespace) => Ok(url),
-                _ => Err(CommandError::new(
-                    "invalid_settings",
-                    format!("{what} must be an http:// or https:// address, got {url:?}"),
-                )),
+        let check = |what: &str, raw: String| -> Result<String, CommandError> {
+            let trimmed = raw.trim().trim_end_matches('/').to_owned();
+            let invalid =
+                |why: &str| CommandError::new(ErrorKind::InvalidSettings, format!("{what} {why}, got {trimmed:?}"));
+            if trimmed.contains(char::is_whitespace) {
+                return Err(invalid("must not contain spaces"));
             }
+            let url = url::Url::parse(&trimmed).map_err(|_| invalid("must be an http:// or https:// address"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid("must be an http:// or https:// address"));
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(invalid("must name a host"));
+            }
+            Ok(trimmed)
         };
         Ok(Settings {
             api_base_url: check("The API address", self.api_base_url)?,
@@ -110,9 +117,9 @@ mod tests {
             .validated()
             .unwrap();
         assert_eq!(ok.api_base_url, "http://api.local");
-        for bad in ["", "ftp://x", "http://", "api.local", "http://a b"] {
+        for bad in ["", "ftp://x", "http://", "api.local", "http://a b", "https://:80", "http://[::1"] {
             let err = Settings { api_base_url: bad.into(), socket_url: DEMO_URL.into() }.validated().unwrap_err();
-            assert_eq!(err.kind, "invalid_settings", "{bad}");
+            assert_eq!(err.kind, ErrorKind::InvalidSettings, "{bad}");
         }
     }
 }

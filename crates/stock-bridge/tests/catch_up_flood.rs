@@ -4,6 +4,9 @@
 //! queue bounded in bytes, client events rate-limited. Alone in its test binary, so the
 //! process's memory is the bridge's.
 
+mod common;
+
+use common::{HEALTHY, WAIT, raw_client, rss_bytes, spam_catch_ups};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -14,33 +17,10 @@ use stock_protocol::{BroadcastRequest, EventPolicy};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
-const WAIT: Duration = Duration::from_secs(10);
-const HEALTHY: Duration = Duration::from_millis(500);
 const PRODUCTS: i64 = 10_000;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
-}
-
-async fn raw_client(addr: SocketAddr) -> Ws {
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
-    timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
-    ws.send(Message::text("40")).await.unwrap();
-    loop {
-        let frame = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
-        if frame.to_text().unwrap().starts_with("40") {
-            return ws;
-        }
-    }
-}
-
 async fn assert_healthy(addr: SocketAddr, during: &str) {
-    let answer = timeout(HEALTHY, reqwest::get(format!("http://{addr}/healthz"))).await;
+    let answer = timeout(HEALTHY, common::http().get(format!("http://{addr}/healthz")).send()).await;
     assert!(matches!(answer, Ok(Ok(ref r)) if r.status() == 200), "/healthz slow or failing {during}: {answer:?}");
 }
 
@@ -70,10 +50,7 @@ async fn clients_spamming_catch_ups_without_reading_cannot_take_the_memory() {
     let mut spammers = Vec::new();
     for _ in 0..2 {
         let mut ws = raw_client(addr).await;
-        for id in 0..1_100 {
-            ws.feed(Message::text(format!("42{id}[\"stock:catch_up\",{{}}]"))).await.unwrap();
-        }
-        ws.flush().await.unwrap();
+        spam_catch_ups(&mut ws, 1_100).await;
         spammers.push(ws);
         assert_healthy(addr, "while the spam arrives").await;
     }

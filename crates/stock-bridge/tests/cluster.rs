@@ -1,6 +1,8 @@
 //! Cluster mode with a real `redis-server` (started by each test on a free port): two
 //! bridge nodes, clients on each, Redis stopped and started during the test.
 
+mod common;
+
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
@@ -73,14 +75,7 @@ async fn node(redis: &str, prefix: &str) -> SocketAddr {
 }
 
 async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("http://{addr}/broadcast"))
-        .bearer_auth(KEY)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap_or_default())
+    common::post_with(addr, Some(KEY), body).await
 }
 
 async fn ready(addr: SocketAddr) -> u16 {

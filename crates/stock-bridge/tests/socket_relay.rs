@@ -1,5 +1,7 @@
 //! The bridge on a real port (127.0.0.1:0) with real Socket.IO clients (rust_socketio).
 
+mod common;
+
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
@@ -42,14 +44,7 @@ async fn start(config: BridgeConfig) -> Running {
 }
 
 async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
-    let res = reqwest::Client::new()
-        .post(format!("http://{addr}/broadcast"))
-        .bearer_auth(KEY)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.json().await.unwrap_or_default())
+    common::post_with(addr, Some(KEY), body).await
 }
 
 /// A Socket.IO client whose events and errors arrive on a channel as (name, args).
@@ -165,25 +160,6 @@ async fn forged_expired_and_missing_tokens_are_refused_with_connect_error() {
     assert_eq!(bridge.bridge.connected_clients(), 0);
 }
 
-/// A raw Engine.IO WebSocket client that connects to `/` and then never reads again.
-async fn stalled_client(
-    addr: SocketAddr,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
-    let open = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
-    assert!(open.to_text().unwrap().starts_with('0'), "engine.io open: {open:?}");
-    ws.send(tokio_tungstenite::tungstenite::Message::text("40")).await.unwrap();
-    loop {
-        let frame = timeout(WAIT, ws.next()).await.expect("no socket.io CONNECT").unwrap().unwrap();
-        match frame.to_text().unwrap() {
-            "2" => ws.send(tokio_tungstenite::tungstenite::Message::text("3")).await.unwrap(),
-            text if text.starts_with("40") => return ws,
-            other => panic!("unexpected frame during handshake: {other}"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected_while_others_keep_up() {
     let config = BridgeConfig {
@@ -198,7 +174,7 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_up() {
     let bridge = start(config).await;
     let (_fast, mut fast_rx) = client(bridge.addr, TransportType::Websocket, None).await;
     next(&mut fast_rx, "open").await;
-    let _stalled = stalled_client(bridge.addr).await;
+    let _stalled = common::raw_client(bridge.addr).await;
     assert_eq!(bridge.bridge.connected_clients(), 2);
 
     let mut body = add_stock(7);

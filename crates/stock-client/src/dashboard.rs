@@ -146,7 +146,9 @@ impl Dashboard {
                 self.gap = None;
                 UiUpdate::GapClosed
             }
-            ClientEvent::Unauthorized { message } => UiUpdate::Unauthorized { message },
+            ClientEvent::Unauthorized { code, .. } => {
+                UiUpdate::Unauthorized { message: crate::session_ended_text(code).to_owned() }
+            }
         }
     }
 

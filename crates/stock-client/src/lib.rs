@@ -32,3 +32,11 @@ use std::sync::Arc;
 pub fn connect(target: SocketTarget, config: ClientConfig) -> (LiveClient, tokio::sync::mpsc::Receiver<ClientEvent>) {
     LiveClient::start(Arc::new(SocketIoConnector { target }), config)
 }
+
+/// What the operator is told when the bridge refused the session's token.
+pub fn session_ended_text(code: stock_protocol::RefusalCode) -> &'static str {
+    match code {
+        stock_protocol::RefusalCode::TokenExpired => "Your session has expired — please sign in again",
+        _ => "Your session was refused by the server — please sign in again",
+    }
+}

@@ -17,6 +17,7 @@
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
+use stock_protocol::Refused;
 
 /// Which Engine.IO transport to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,8 +48,9 @@ use tokio::sync::mpsc;
 pub enum LinkSignal {
     /// The server accepted the Socket.IO connection (its CONNECT arrived).
     Opened,
-    /// The server refused the connection (CONNECT_ERROR) with this message.
-    Refused(String),
+    /// The server refused the connection (CONNECT_ERROR): its code (when it follows our
+    /// contract) and message.
+    Refused(Refused),
     /// The transport failed (could not connect, ping timeout, reset, write error…).
     Failed(String),
     /// The server closed the connection (DISCONNECT).
@@ -189,7 +191,7 @@ async fn drive(
     builder = builder.on("error", move |payload, _| {
         let text = payload_text(&payload);
         let signal = match text.strip_prefix(CONNECT_ERROR_PREFIX) {
-            Some(data) => LinkSignal::Refused(connect_error_message(data)),
+            Some(data) => LinkSignal::Refused(Refused::from_data(data)),
             None => LinkSignal::Failed(text),
         };
         let _ = tx.send(signal);
@@ -275,14 +277,6 @@ fn payload_text(payload: &Payload) -> String {
 }
 
 /// The human message in a CONNECT_ERROR's data (`{"message": "..."}` or a bare string).
-fn connect_error_message(data: &str) -> String {
-    match serde_json::from_str::<Value>(data) {
-        Ok(Value::Object(o)) => o.get("message").and_then(Value::as_str).unwrap_or(data).to_owned(),
-        Ok(Value::String(s)) => s,
-        _ => data.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,11 +290,10 @@ mod tests {
 
     #[test]
     fn reads_connect_error_messages() {
-        assert_eq!(
-            connect_error_message(r#"{"message":"unauthorized: the token has expired"}"#),
-            "unauthorized: the token has expired"
-        );
-        assert_eq!(connect_error_message(r#""nope""#), "nope");
-        assert_eq!(connect_error_message("garbage"), "garbage");
+        let r = Refused::from_data(r#"{"message":"unauthorized: the token has expired"}"#);
+        assert_eq!(r.message, "unauthorized: the token has expired");
+        assert_eq!(r.code, Some(stock_protocol::RefusalCode::TokenExpired));
+        assert_eq!(Refused::from_data(r#""nope""#).message, "nope");
+        assert_eq!(Refused::from_data("garbage").message, "garbage");
     }
 }

@@ -39,7 +39,9 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stock_protocol::{CatchUp, CatchUpRequest, ConnectionState, DeliveryMeta, StockSnapshot, events};
+use stock_protocol::{
+    CatchUp, CatchUpRequest, ConnectionState, DeliveryMeta, RefusalCode, Refused, StockSnapshot, events,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -108,6 +110,8 @@ pub enum ClientEvent {
     GapClosed,
     /// The server refused our credentials; the supervisor has stopped trying.
     Unauthorized {
+        /// Unauthorized or token expired.
+        code: RefusalCode,
         message: String,
     },
 }
@@ -222,19 +226,9 @@ impl Drop for LiveClient {
 /// Reason given when the server refused our credentials.
 pub const UNAUTHORIZED: &str = "unauthorized";
 
-/// Does a CONNECT_ERROR message mean our credentials were refused (as opposed to a
-/// passing problem such as "auth unavailable")?
-pub fn is_auth_refusal(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    if m.starts_with("auth unavailable") {
-        return false;
-    }
-    ["unauthor", "auth", "token", "forbidden", "credential", "jwt"].iter().any(|w| m.contains(w))
-}
-
 enum Opening {
     Opened,
-    Refused(String),
+    Refused(Refused),
     Failed(String),
     TimedOut,
     Stop,
@@ -242,7 +236,7 @@ enum Opening {
 
 enum Ended {
     Lost(String),
-    Unauthorized(String),
+    Unauthorized(Refused),
     Stop,
 }
 
@@ -284,18 +278,18 @@ impl Supervisor {
                     ever_connected = true;
                     match ended {
                         Ended::Lost(why) => why,
-                        Ended::Unauthorized(message) => {
+                        Ended::Unauthorized(refusal) => {
                             drop(link);
-                            return self.refused(message, stop).await;
+                            return self.refused(refusal, stop).await;
                         }
                         Ended::Stop => return self.stopped(link),
                     }
                 }
-                Opening::Refused(message) if is_auth_refusal(&message) => {
+                Opening::Refused(refusal) if refusal.is_final() => {
                     drop(link);
-                    return self.refused(message, stop).await;
+                    return self.refused(refusal, stop).await;
                 }
-                Opening::Refused(message) => format!("refused: {message}"),
+                Opening::Refused(refusal) => format!("refused: {}", refusal.message),
                 Opening::Failed(message) => message,
                 Opening::TimedOut => format!("no answer within {} s", self.config.attempt_timeout.as_secs_f64()),
                 Opening::Stop => return self.stopped(link),
@@ -324,10 +318,12 @@ impl Supervisor {
         self.set_state(ConnectionState::Offline, Some("stopped".into()), 0);
     }
 
-    async fn refused(&mut self, message: String, stop: oneshot::Receiver<()>) {
+    async fn refused(&mut self, refusal: Refused, stop: oneshot::Receiver<()>) {
+        let Refused { code, message } = refusal;
         tracing::warn!("socket offline: the server refused our credentials ({message})");
         self.set_state(ConnectionState::Offline, Some(UNAUTHORIZED.into()), 0);
-        self.emit(ClientEvent::Unauthorized { message });
+        let code = code.unwrap_or(RefusalCode::Unauthorized);
+        self.emit(ClientEvent::Unauthorized { code, message });
         // No retrying with credentials the server refused: wait to be stopped.
         let _ = stop.await;
     }
@@ -385,8 +381,8 @@ impl Supervisor {
                     }
                     Some(LinkSignal::Failed(why)) => return Ended::Lost(why),
                     Some(LinkSignal::Closed) => return Ended::Lost("server closed the connection".into()),
-                    Some(LinkSignal::Refused(m)) if is_auth_refusal(&m) => return Ended::Unauthorized(m),
-                    Some(LinkSignal::Refused(m)) => return Ended::Lost(format!("refused: {m}")),
+                    Some(LinkSignal::Refused(r)) if r.is_final() => return Ended::Unauthorized(r),
+                    Some(LinkSignal::Refused(r)) => return Ended::Lost(format!("refused: {}", r.message)),
                     Some(LinkSignal::Opened) => {}
                 },
                 _ = tokio::time::sleep_until(watchdog_at), if answers_probes => {

@@ -107,10 +107,13 @@ async fn run(args: WatchArgs) -> ExitCode {
             event = events.recv() => {
                 let Some(event) = event else { break ExitCode::SUCCESS };
                 let is_data = matches!(event, ClientEvent::Stock { .. } | ClientEvent::SaleMode(_));
-                let unauthorized = matches!(event, ClientEvent::Unauthorized { .. });
+                let refused = match &event {
+                    ClientEvent::Unauthorized { code, .. } => Some(*code),
+                    _ => None,
+                };
                 printer.event(&event);
-                if unauthorized {
-                    eprintln!("stock-watch: the server refused the token; log in again");
+                if let Some(code) = refused {
+                    eprintln!("stock-watch: {}", crate::session_ended_text(code));
                     break ExitCode::from(3);
                 }
                 if is_data && args.once {
@@ -186,9 +189,9 @@ impl Printer {
                     self.line(format!("{at}  caught up: no updates missing"));
                 }
             }
-            ClientEvent::Unauthorized { message } => {
+            ClientEvent::Unauthorized { code, message } => {
                 if self.json {
-                    self.line(json!({"type": "unauthorized", "message": message, "at": at}).to_string());
+                    self.line(json!({"type": "unauthorized", "code": code, "message": message, "at": at}).to_string());
                 }
             }
         }

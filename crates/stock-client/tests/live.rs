@@ -113,7 +113,7 @@ async fn an_auth_rejection_is_offline_unauthorized() {
     let offline = state(&mut events, Offline).await;
     assert_eq!(offline.reason.as_deref(), Some("unauthorized"));
     match data(&mut events).await {
-        ClientEvent::Unauthorized { message } => assert!(message.starts_with("unauthorized"), "{message}"),
+        ClientEvent::Unauthorized { message, .. } => assert!(message.starts_with("unauthorized"), "{message}"),
         other => panic!("expected Unauthorized, got {other:?}"),
     }
     assert_eq!(client.stats().attempts, 1);

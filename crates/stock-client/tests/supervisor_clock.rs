@@ -74,7 +74,7 @@ impl Connector for Scripted {
         let pongs = matches!(attempt, Attempt::Open { pongs: true });
         match attempt {
             Attempt::Fail(why) => signals.send(LinkSignal::Failed(why.into())).unwrap(),
-            Attempt::Refuse(why) => signals.send(LinkSignal::Refused(why.into())).unwrap(),
+            Attempt::Refuse(why) => signals.send(LinkSignal::Refused(stock_protocol::Refused::from_data(why))).unwrap(),
             Attempt::Hang => {}
             Attempt::Open { .. } => signals.send(LinkSignal::Opened).unwrap(),
         }
@@ -198,7 +198,10 @@ async fn an_auth_rejection_is_offline_unauthorized_and_stops_trying() {
     assert_eq!(state(&mut events, ConnectionState::Offline).await.as_deref(), Some("unauthorized"));
     assert_eq!(
         next_data(&mut events).await,
-        ClientEvent::Unauthorized { message: "unauthorized: the token has expired".into() }
+        ClientEvent::Unauthorized {
+            code: stock_protocol::RefusalCode::TokenExpired,
+            message: "unauthorized: the token has expired".into()
+        }
     );
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!(connector.attempts(), 1, "no hammering with refused credentials");
@@ -216,6 +219,23 @@ async fn a_passing_refusal_is_retried() {
     let reason = state(&mut events, ConnectionState::Offline).await.unwrap();
     assert!(reason.starts_with("refused: auth unavailable"), "{reason}");
     state(&mut events, ConnectionState::Connected).await;
+    client.stop().await;
+}
+
+/// "Never retry" is decided by the refusal's code, not by words in its text: a passing
+/// refusal that mentions a token is retried (it once stopped reconnecting for good).
+#[tokio::test(start_paused = true)]
+async fn a_passing_refusal_that_mentions_the_token_is_retried() {
+    let connector = Scripted::new(vec![
+        Attempt::Refuse(r#"{"message":"auth unavailable: the token service is down"}"#),
+        Attempt::Refuse(r#"{"code":"auth_unavailable","message":"JWT keys are being rotated"}"#),
+        Attempt::Open { pongs: false },
+    ]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    let reason = state(&mut events, ConnectionState::Offline).await.unwrap();
+    assert!(reason.contains("token service is down"), "{reason}");
+    state(&mut events, ConnectionState::Connected).await;
+    assert_eq!(connector.attempts(), 3);
     client.stop().await;
 }
 

@@ -11,14 +11,17 @@
 //! - [`state`]: [`ConnectionState`], the three words the operator sees.
 //! - [`delivery`]: [`DeliveryMeta`], the sequence/epoch travelling beside a payload, and
 //!   the catch-up request/answer shapes.
+//! - [`refusal`]: [`RefusalCode`], why a handshake was refused, as bridge and clients read it.
 
 pub mod broadcast;
 pub mod delivery;
 pub mod events;
+pub mod refusal;
 pub mod snapshot;
 pub mod state;
 
 pub use broadcast::{BroadcastRequest, EventPolicy, InvalidPayload, Recipient};
 pub use delivery::{CatchUp, CatchUpRequest, DeliveryMeta};
+pub use refusal::{RefusalCode, Refused};
 pub use snapshot::StockSnapshot;
 pub use state::ConnectionState;

@@ -24,6 +24,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use stock_protocol::RefusalCode;
+use stock_protocol::refusal::{EXPIRED_MESSAGE, UNAUTHORIZED_PREFIX, UNAVAILABLE_PREFIX};
 use tokio::sync::{OnceCell, Semaphore};
 
 /// Who a connected socket is.
@@ -33,17 +35,30 @@ pub enum ClientIdentity {
     User(String),
 }
 
-/// Why a connection was refused. The text is what the client sees.
+/// Why a connection was refused. The text is what the client sees; it starts with the
+/// prefix [`stock_protocol::refusal`] gives its [`RefusalCode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     Unauthorized(&'static str),
+    /// The token was good but its `exp` has passed.
+    Expired,
     Unavailable(&'static str),
 }
 
 impl Refusal {
+    /// The stable code clients decide by.
+    pub fn code(&self) -> RefusalCode {
+        match self {
+            Refusal::Unauthorized(_) => RefusalCode::Unauthorized,
+            Refusal::Expired => RefusalCode::TokenExpired,
+            Refusal::Unavailable(_) => RefusalCode::AuthUnavailable,
+        }
+    }
+
     pub fn label(&self) -> &'static str {
         match self {
             Refusal::Unauthorized(_) => "unauthorized",
+            Refusal::Expired => "token_expired",
             Refusal::Unavailable(_) => "auth_unavailable",
         }
     }
@@ -52,8 +67,9 @@ impl Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Refusal::Unauthorized(why) => write!(f, "unauthorized: {why}"),
-            Refusal::Unavailable(why) => write!(f, "auth unavailable: {why}"),
+            Refusal::Unauthorized(why) => write!(f, "{UNAUTHORIZED_PREFIX}{why}"),
+            Refusal::Expired => f.write_str(EXPIRED_MESSAGE),
+            Refusal::Unavailable(why) => write!(f, "{UNAVAILABLE_PREFIX}{why}"),
         }
     }
 }
@@ -146,7 +162,7 @@ impl Verifier {
                 };
                 let keep = match &verdict {
                     Ok(_) => cache_for,
-                    Err(Refusal::Unauthorized(_)) => REFUSAL_CACHE,
+                    Err(Refusal::Unauthorized(_) | Refusal::Expired) => REFUSAL_CACHE,
                     Err(Refusal::Unavailable(_)) => UNAVAILABLE_CACHE,
                 };
                 self.remember(digest, verdict.clone(), Instant::now() + keep);
@@ -229,7 +245,7 @@ pub fn verify_hs256(token: &str, secret: &[u8], now: i64) -> Result<String, Refu
     if let Some(exp) = claims.get("exp") {
         match exp.as_i64() {
             Some(exp) if exp > now => {}
-            _ => return Err(Refusal::Unauthorized("the token has expired")),
+            _ => return Err(Refusal::Expired),
         }
     }
     if claims.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now) {
@@ -274,7 +290,7 @@ mod tests {
             verify_hs256(&t, b"another-secret-entirely", 1000),
             Err(Refusal::Unauthorized("the token signature is wrong"))
         );
-        assert_eq!(verify_hs256(&t, SECRET, 2000), Err(Refusal::Unauthorized("the token has expired")));
+        assert_eq!(verify_hs256(&t, SECRET, 2000), Err(Refusal::Expired));
         // Payload swapped for another user, signature kept.
         let forged_payload = URL_SAFE_NO_PAD.encode(json!({"sub": 1, "exp": 2000}).to_string());
         let parts: Vec<&str> = t.split('.').collect();
@@ -290,6 +306,16 @@ mod tests {
         );
         let no_sub = sign_hs256(&json!({"exp": 2000}), SECRET);
         assert_eq!(verify_hs256(&no_sub, SECRET, 1000), Err(Refusal::Unauthorized("the token names no subject")));
+    }
+
+    #[test]
+    fn every_refusal_reads_back_as_its_own_code() {
+        for refusal in [Refusal::Unauthorized("x"), Refusal::Expired, Refusal::Unavailable("y")] {
+            let read =
+                stock_protocol::Refused::from_data(&serde_json::json!({"message": refusal.to_string()}).to_string());
+            assert_eq!(read.code, Some(refusal.code()), "{refusal}");
+            assert_eq!(serde_json::to_value(refusal.code()).unwrap(), refusal.label());
+        }
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! What the bridge's test binaries share: a bridge on its own runtime, raw Engine.IO
+//! WebSocket clients, and the HTTP calls the back office and operators make.
+//!
+//! Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stock_bridge::config::BridgeConfig;
+use stock_bridge::relay::Bridge;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long any single step may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// How long `/healthz` may take while a fault runs.
+pub const HEALTHY: Duration = Duration::from_millis(500);
+
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// A bridge on a runtime and thread of its own, stopped when dropped: if it froze, the
+/// test's runtime still runs its timeouts and fails instead of hanging.
+pub struct Isolated {
+    pub addr: SocketAddr,
+    pub bridge: Arc<Bridge>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts `config` (broadcast rate limit lifted) on 127.0.0.1:0, isolated.
+pub fn start_isolated(config: BridgeConfig) -> Isolated {
+    let config = Arc::new(BridgeConfig { rate_limit: 100_000, ..config }.validate().unwrap());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (router, bridge) = stock_bridge::http::app(config);
+            ready_tx.send((addr, bridge.clone())).unwrap();
+            let _ = stock_bridge::serve(listener, router, bridge, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+    });
+    let (addr, bridge) = ready_rx.recv_timeout(WAIT).expect("bridge did not start");
+    Isolated { addr, bridge, stop: Some(stop) }
+}
+
+/// One HTTP client for the whole test binary (building one loads the system's
+/// certificates: tens of milliseconds that would count as the bridge's latency).
+pub fn http() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| reqwest::Client::builder().timeout(WAIT).build().unwrap()).clone()
+}
+
+/// `/healthz` answers 200 within [`HEALTHY`].
+pub async fn assert_healthy(addr: SocketAddr, during: &str) {
+    let started = Instant::now();
+    match timeout(HEALTHY, http().get(format!("http://{addr}/healthz")).send()).await {
+        Ok(Ok(r)) if r.status() == 200 => {}
+        Ok(other) => panic!("/healthz failed {during}: {other:?}"),
+        Err(_) => panic!("/healthz took over {HEALTHY:?} {during} ({:?} so far)", started.elapsed()),
+    }
+}
+
+/// `POST /broadcast` with `key` (when given); the status and the JSON answer.
+pub async fn post_with(addr: SocketAddr, key: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut request = http().post(format!("http://{addr}/broadcast")).json(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let res = timeout(WAIT, request.send())
+        .await
+        .expect("POST /broadcast got no answer: the bridge is frozen")
+        .expect("POST /broadcast failed");
+    (res.status().as_u16(), res.json().await.unwrap_or_default())
+}
+
+/// `POST /broadcast` without a key.
+pub async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
+    post_with(addr, None, body).await
+}
+
+/// An `add_stock` broadcast body for `product`.
+pub fn add_stock(product: i64) -> Value {
+    json!({"event": "add_stock", "data": {"product_id": product, "in_stock": 10, "discount_price": 120.5,
+        "peak_hour_price": 140, "mediboy_offer_price": 90, "sync_at": "2024-01-01T00:00:00.000Z"}})
+}
+
+/// A raw Engine.IO WebSocket client, connected to `/`, that reads only when told to.
+pub async fn raw_client(addr: SocketAddr) -> Ws {
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
+    let open = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with('0'), "engine.io open: {open:?}");
+    ws.send(Message::text("40")).await.unwrap();
+    loop {
+        let frame = timeout(WAIT, ws.next()).await.expect("no socket.io CONNECT").unwrap().unwrap();
+        match frame.to_text().unwrap() {
+            "2" => ws.send(Message::text("3")).await.unwrap(),
+            text if text.starts_with("40") => return ws,
+            other => panic!("unexpected frame during handshake: {other}"),
+        }
+    }
+}
+
+/// Reads `ws` until it closes (or is quiet for [`WAIT`]), answering pings; returns the
+/// text frames seen.
+pub fn keep_reading(mut ws: Ws) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Ok(Some(Ok(frame))) = timeout(WAIT, ws.next()).await {
+            if let Message::Text(text) = frame {
+                if text.as_str() == "2" {
+                    let _ = ws.send(Message::text("3")).await;
+                } else {
+                    seen.push(text.to_string());
+                }
+            }
+        }
+        seen
+    })
+}
+
+/// Sends `count` catch-up requests in one burst (ack ids 0..count) without reading.
+pub async fn spam_catch_ups(ws: &mut Ws, count: usize) {
+    for id in 0..count {
+        ws.feed(Message::text(format!("42{id}[\"stock:catch_up\",{{}}]"))).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+}
+
+/// Fills the bridge's last-value cache with `count` products from `first` on.
+pub async fn cache_products(bridge: &Bridge, first: i64, count: i64) {
+    let policy = stock_protocol::EventPolicy::default();
+    for product in first..first + count {
+        let req = stock_protocol::BroadcastRequest::parse(add_stock(product).to_string().as_bytes(), &policy).unwrap();
+        bridge.relay(req).await.unwrap();
+    }
+}
+
+/// The resident memory of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
