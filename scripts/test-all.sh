@@ -21,7 +21,7 @@ echo "==> cargo test --workspace"
 timeout 2400 cargo test --workspace --locked
 
 echo "==> node: socket.io-client interop and the page in headless Chromium"
-mkdir -p docs/screenshots
+mkdir -p tests/artifacts
 (cd tests/node && timeout 600 node --test --test-concurrency=1 interop.test.js ui.test.js)
 
 echo "==> node: the real app window under Xvfb (tauri-driver + WebKitWebDriver)"
@@ -34,5 +34,15 @@ timeout 600 "$CARGO_TARGET_DIR/debug/fanout-bench" --bridge "$CARGO_TARGET_DIR/d
 echo "==> soak, 2 x 30 s (a fifth of the clients misbehave; must lose nothing, keep answering, and memory must settle)"
 timeout 300 "$CARGO_TARGET_DIR/debug/soak" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \
   --clients "${SOAK_CLIENTS:-300}" --rate 50 --secs 30 --rounds 2
+
+echo "==> the test run left the working tree as it found it"
+if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+  dirty="$(git -C "$ROOT" status --porcelain)"
+  if [ -n "$dirty" ]; then
+    echo "the tests changed tracked or unignored files:" >&2
+    echo "$dirty" >&2
+    exit 1
+  fi
+fi
 
 echo "==> all tests passed"

@@ -9,7 +9,9 @@ const { chromium } = require('playwright-core');
 
 const UI = path.join(__dirname, '..', '..', 'ui');
 const STANDIN = fs.readFileSync(path.join(__dirname, 'tauri-standin.js'), 'utf8');
-const SHOTS = process.env.SCREENSHOT_DIR || path.join(__dirname, '..', '..', 'docs', 'screenshots');
+// Test runs write their pictures under the ignored tests/artifacts; scripts/screenshots.sh
+// points SCREENSHOT_DIR at docs/screenshots to refresh the README's.
+const SHOTS = process.env.SCREENSHOT_DIR || path.join(__dirname, '..', 'artifacts');
 const WAIT = { timeout: 10_000 };
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 
@@ -280,7 +282,13 @@ test('5,000 updates in a burst do not stall the page', async () => {
 });
 
 test('diagnostics show the state and copy without secrets', async () => {
-  const page = await openPage(loggedInSetup);
+  const page = await openPage(() => {
+    window.__standin_boot = true;
+    // A session the page holds secrets of: none may reach the copied text.
+    window.__standin.handlers.current_session = () => ({ logged_in: true, token: 'SECRET-TOKEN-123', user: { id: '1', name: 'Demo' },
+      settings: { api_base_url: 'http://127.0.0.1:3001', socket_url: 'http://127.0.0.1:3001' } });
+  });
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
   await page.waitForSelector(`${byId('logout')}:visible`, WAIT);
   await page.click('#toggle-diagnostics');
   await page.waitForSelector(`${byId('diagnostics')}:visible`, WAIT);
@@ -288,6 +296,13 @@ test('diagnostics show the state and copy without secrets', async () => {
   const text = await page.textContent(byId('diagnostics'));
   assert.match(text, /Socket/);
   assert.doesNotMatch(text, /token|password/i);
+  // Copy for real and read what the app put on the clipboard.
+  await page.click('#copy-diagnostics');
+  await page.waitForFunction(() => document.querySelector('#copy-result').textContent === 'Copied.', null, WAIT);
+  const copied = JSON.parse(await page.evaluate(() => navigator.clipboard.readText()));
+  assert.equal(copied.state.state, 'socket connected');
+  assert.equal(copied.user.name, 'Demo Operator');
+  assert.doesNotMatch(JSON.stringify(copied), /SECRET-TOKEN-123|token|password/i);
   await page.evaluate((rows) => rows.forEach((r) => window.__standin.push(r)), [stock(5486, 10, 120), stock(5490, 0, 80), stock(5501, 25, 45.5)]);
   await page.evaluate(() => window.__standin.push({ type: 'state', state: 'socket connected', reason: null, since: new Date().toISOString(), attempt: 0 }));
   await page.evaluate(() => window.__standin.push({ type: 'sale_mode', data: { mode: 'discount' } }));
