@@ -140,7 +140,7 @@ pub async fn login(target: &LoginTarget, email: &str, password: &str) -> Result<
     let status = response.status().as_u16();
     let body = response.bytes().await.map_err(|e| LoginError::Unreachable { reason: describe(e, target.timeout) })?;
     let json: Option<Value> = serde_json::from_slice(&body).ok();
-    let message = json.as_ref().and_then(|v| v["message"].as_str()).map(|m| truncate(m, 200));
+    let message = json.as_ref().and_then(|v| v["message"].as_str()).map(|m| stock_protocol::text::truncate(m, 200));
     match status {
         200..=299 => {
             let json = json.ok_or_else(|| LoginError::UnexpectedAnswer { reason: "the body is not JSON".into() })?;
@@ -160,11 +160,7 @@ pub fn session_from(json: &Value) -> Result<Session, LoginError> {
             reason: "no token at token, access_token, data.token or data.access_token".into(),
         })?;
     let user = [&json["user"], &json["data"]["user"]].into_iter().find_map(|u| {
-        let id = match &u["id"] {
-            Value::Number(n) => n.to_string(),
-            Value::String(s) if !s.is_empty() => s.clone(),
-            _ => return None,
-        };
+        let id = stock_protocol::text::user_id(&u["id"])?;
         Some(User { id, name: u["name"].as_str().map(str::to_owned) })
     });
     Ok(Session { token: Token::new(token), user })
@@ -178,10 +174,6 @@ fn describe(e: reqwest::Error, timeout: Duration) -> String {
     } else {
         e.without_url().to_string()
     }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max { s.to_owned() } else { format!("{}…", s.chars().take(max).collect::<String>()) }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! - [`snapshot`]: [`StockSnapshot`], the `add_stock` payload, and its field checks.
 //! - [`broadcast`]: [`BroadcastRequest`], the body of `POST /broadcast`, parsed and validated.
 //! - [`state`]: [`ConnectionState`], the three words the operator sees.
+//! - [`text`]: quoting input in errors, reading a user id.
 //! - [`delivery`]: [`DeliveryMeta`], the sequence/epoch travelling beside a payload, and
 //!   the catch-up request/answer shapes.
 //! - [`refusal`]: [`RefusalCode`], why a handshake was refused, as bridge and clients read it.
@@ -19,6 +20,7 @@ pub mod events;
 pub mod refusal;
 pub mod snapshot;
 pub mod state;
+pub mod text;
 
 pub use broadcast::{BroadcastRequest, EventPolicy, InvalidPayload, Recipient};
 pub use delivery::{CatchUp, CatchUpRequest, DeliveryMeta};

@@ -118,8 +118,7 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 
 /// Caps echoed input in error texts.
 pub(crate) fn truncate(s: &str) -> String {
-    const MAX: usize = 64;
-    if s.chars().count() <= MAX { s.to_owned() } else { format!("{}…", s.chars().take(MAX).collect::<String>()) }
+    crate::text::truncate(s, 64)
 }
 
 #[cfg(test)]

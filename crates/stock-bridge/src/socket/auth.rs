@@ -214,15 +214,7 @@ impl Verifier {
 /// The user id in `{"id":..}`, `{"data":{"id":..}}`, `{"user":{"id":..}}` or `{"data":{"user":{"id":..}}}`.
 fn user_id(body: &Value) -> Option<String> {
     let candidates = [&body["id"], &body["data"]["id"], &body["user"]["id"], &body["data"]["user"]["id"]];
-    candidates.into_iter().find_map(id_text)
-}
-
-fn id_text(v: &Value) -> Option<String> {
-    match v {
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        _ => None,
-    }
+    candidates.into_iter().find_map(stock_protocol::text::user_id)
 }
 
 /// Verifies an HS256 JWT and returns its `sub`.
@@ -251,7 +243,7 @@ pub fn verify_hs256(token: &str, secret: &[u8], now: i64) -> Result<String, Refu
     if claims.get("nbf").and_then(Value::as_i64).is_some_and(|nbf| nbf > now) {
         return Err(Refusal::Unauthorized("the token is not valid yet"));
     }
-    id_text(&claims["sub"]).ok_or(Refusal::Unauthorized("the token names no subject"))
+    stock_protocol::text::user_id(&claims["sub"]).ok_or(Refusal::Unauthorized("the token names no subject"))
 }
 
 fn header_and_payload_len(token: &str) -> usize {
