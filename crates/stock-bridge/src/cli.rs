@@ -210,7 +210,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
-            Command::Send(args) => crate::send::run(args).await,
+            Command::Send(args) => crate::send::run(args).await.map_err(CliError::from),
             Command::Demo(args) => crate::demo::run(args).await,
         }
     });
@@ -223,16 +223,38 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let config = Arc::new(args.into_config().map_err(|e| e.to_string())?);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let bound = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
+/// Why a command of the binary failed; printed as `stock-bridge: <this>`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot read the bound address: {0}")]
+    BoundAddress(std::io::Error),
+    #[error("{0}")]
+    Cluster(String),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+    #[error(transparent)]
+    Send(#[from] crate::send::SendError),
+}
+
+/// Binds `addr`, naming it when that fails.
+pub(crate) async fn listen(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), CliError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| CliError::Listen { addr, source })?;
+    let bound = listener.local_addr().map_err(CliError::BoundAddress)?;
+    Ok((listener, bound))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let config = Arc::new(args.into_config()?);
+    let (listener, bound) = listen(config.listen).await?;
     let auth = if config.api_key.is_some() { "api key" } else { "none (loopback or --insecure-no-auth)" };
     let served = match config.redis_url.clone() {
         Some(url) => {
-            let (router, bridge) = crate::http::cluster_app(config, &url, axum::Router::new()).await?;
+            let (router, bridge) =
+                crate::http::cluster_app(config, &url, axum::Router::new()).await.map_err(CliError::Cluster)?;
             // Scripts (and tests using port 0) read this line.
             println!("stock-bridge listening on http://{bound}");
             tracing::info!(listen = %bound, auth, redis = %crate::http::redact(&url), "stock-bridge serving HTTP and Socket.IO, cluster mode");
@@ -244,5 +266,5 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             crate::run(listener, config, crate::shutdown_signal()).await
         }
     };
-    served.map_err(|e| format!("server error: {e}"))
+    served.map_err(CliError::Serve)
 }

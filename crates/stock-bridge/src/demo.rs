@@ -195,12 +195,9 @@ async fn user(headers: HeaderMap) -> impl IntoResponse {
 }
 
 /// Runs `demo` until SIGINT/SIGTERM.
-pub async fn run(args: DemoArgs) -> Result<(), String> {
-    let config = Arc::new(config(args.listen, &args.api_key).map_err(|e| e.to_string())?);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+pub async fn run(args: DemoArgs) -> Result<(), crate::cli::CliError> {
+    let config = Arc::new(config(args.listen, &args.api_key)?);
+    let (listener, addr) = crate::cli::listen(config.listen).await?;
     let (router, bridge) = app(config);
     let _feed = (args.interval_ms > 0).then(|| start_feed(bridge.clone(), Duration::from_millis(args.interval_ms)));
     println!("stock-bridge demo listening on http://{addr}");
@@ -213,5 +210,5 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         "  try:            stock-bridge send --url http://{addr}/broadcast --api-key {} --product-id 5486 --in-stock 10 --discount-price 120 --peak-hour-price 140 --mediboy-offer-price 90",
         args.api_key
     );
-    crate::serve(listener, router, bridge, crate::shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
+    crate::serve(listener, router, bridge, crate::shutdown_signal()).await.map_err(crate::cli::CliError::Serve)
 }

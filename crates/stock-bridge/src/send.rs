@@ -41,11 +41,26 @@ pub struct SendArgs {
     pub sync_at: Option<String>,
 }
 
+/// Why `send` did not get a 2xx answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("--data is not valid JSON: {0}")]
+    InvalidData(serde_json::Error),
+    #[error("give --data '{{...}}' or all of: {}", .0.join(", "))]
+    MissingFields(Vec<String>),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("could not reach {url}: {why}")]
+    Unreachable { url: String, why: String },
+    #[error("the bridge answered {status}: {body}")]
+    Refused { status: u16, body: String },
+}
+
 impl SendArgs {
     /// The body to post, or why it cannot be built.
-    pub fn body(&self) -> Result<Value, String> {
+    pub fn body(&self) -> Result<Value, SendError> {
         let data = match &self.data {
-            Some(text) => serde_json::from_str::<Value>(text).map_err(|e| format!("--data is not valid JSON: {e}"))?,
+            Some(text) => serde_json::from_str::<Value>(text).map_err(SendError::InvalidData)?,
             None => {
                 let mut data = Map::new();
                 let mut missing = Vec::new();
@@ -61,7 +76,7 @@ impl SendArgs {
                 put("peak_hour_price", self.peak_hour_price.map(Value::from));
                 put("mediboy_offer_price", self.mediboy_offer_price.map(Value::from));
                 if !missing.is_empty() {
-                    return Err(format!("give --data '{{...}}' or all of: {}", missing.join(", ")));
+                    return Err(SendError::MissingFields(missing));
                 }
                 let sync_at = self
                     .sync_at
@@ -80,13 +95,13 @@ impl SendArgs {
 }
 
 /// Runs `send`: Ok when the bridge answered 2xx.
-pub async fn run(args: SendArgs) -> Result<(), String> {
+pub async fn run(args: SendArgs) -> Result<(), SendError> {
     let body = args.body()?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(2))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        .map_err(SendError::Client)?;
     let mut request = client.post(&args.url).json(&body);
     if let Some(key) = args.api_key.as_deref().filter(|k| !k.is_empty()) {
         request = request.bearer_auth(key);
@@ -99,7 +114,7 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
         } else {
             e.without_url().to_string()
         };
-        format!("could not reach {}: {why}", args.url)
+        SendError::Unreachable { url: args.url.clone(), why }
     })?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
@@ -107,7 +122,7 @@ pub async fn run(args: SendArgs) -> Result<(), String> {
         println!("{} {}", status.as_u16(), text.trim());
         Ok(())
     } else {
-        Err(format!("the bridge answered {}: {}", status.as_u16(), text.trim()))
+        Err(SendError::Refused { status: status.as_u16(), body: text.trim().to_owned() })
     }
 }
 
@@ -154,9 +169,9 @@ mod tests {
     fn says_which_flags_are_missing() {
         let err = args(&["--product-id", "1"]).body().unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "give --data '{...}' or all of: --in-stock, --discount-price, --peak-hour-price, --mediboy-offer-price"
         );
-        assert!(args(&["--data", "{oops"]).body().unwrap_err().starts_with("--data is not valid JSON"));
+        assert!(matches!(args(&["--data", "{oops"]).body().unwrap_err(), SendError::InvalidData(_)));
     }
 }
