@@ -12,7 +12,7 @@ use crate::config::{BridgeConfig, ClientAuth};
 use crate::relay::Bridge;
 use crate::secret::Secret;
 use crate::socket::auth::{sign_hs256, verify_hs256};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -186,8 +186,7 @@ async fn login(body: Option<Json<Value>>) -> impl IntoResponse {
 }
 
 async fn user(headers: HeaderMap) -> impl IntoResponse {
-    let token =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let token = crate::http::bearer(&headers).and_then(|t| std::str::from_utf8(t).ok());
     match token.map(|t| verify_hs256(t, DEMO_JWT_SECRET.as_bytes(), chrono::Utc::now().timestamp())) {
         Some(Ok(_)) => (StatusCode::OK, Json(demo_user())),
         _ => (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthenticated."}))),

@@ -25,21 +25,26 @@ use std::time::Instant;
 use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta};
 use tokio::sync::{mpsc, oneshot};
 
-/// Where the last values live.
-pub enum LastValues {
-    Memory(Mutex<LastValueCache>),
-    Redis(RedisLastValues),
+/// How this bridge runs: one enum, so the last values and the cluster's parts cannot
+/// disagree.
+pub enum Mode {
+    /// Alone: the last values in memory.
+    Single(Mutex<LastValueCache>),
+    /// One node of a cluster: the last values in Redis, whose health is watched.
+    Cluster(Cluster),
 }
 
-/// The cluster-mode parts: Redis health and the task that watches it.
+/// The cluster-mode parts: the last values in Redis, Redis health and the task that
+/// watches it (stopped when the bridge goes).
 pub struct Cluster {
+    pub store: RedisLastValues,
     pub health: Arc<RedisHealth>,
     watcher: tokio::task::JoinHandle<()>,
 }
 
 impl Cluster {
-    pub fn new(health: Arc<RedisHealth>, watcher: tokio::task::JoinHandle<()>) -> Self {
-        Cluster { health, watcher }
+    pub fn new(store: RedisLastValues, health: Arc<RedisHealth>, watcher: tokio::task::JoinHandle<()>) -> Self {
+        Cluster { store, health, watcher }
     }
 }
 
@@ -58,9 +63,7 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     pub handshakes: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub io: SocketIo<A>,
     pub rate: RateLimiter,
-    /// Set in cluster mode.
-    pub cluster: Option<Cluster>,
-    values: LastValues,
+    pub mode: Mode,
     /// Serialises relays, so sequence order is emit order.
     order: tokio::sync::Mutex<()>,
     /// To the fan-out worker; it ends when the bridge is dropped.
@@ -102,18 +105,13 @@ impl Bridge<LocalAdapter> {
     /// A bridge alone, with its last values in memory.
     pub fn new(config: Arc<BridgeConfig>, io: SocketIo) -> Arc<Self> {
         let cache = LastValueCache::new(LastValueCache::new_epoch(), config.cache_products, config.cache_max_age);
-        Bridge::with_parts(config, io, LastValues::Memory(Mutex::new(cache)), None)
+        Bridge::with_parts(config, io, Mode::Single(Mutex::new(cache)))
     }
 }
 
 impl<A: Adapter> Bridge<A> {
     /// Must be called inside the tokio runtime (it starts the fan-out worker).
-    pub fn with_parts(
-        config: Arc<BridgeConfig>,
-        io: SocketIo<A>,
-        values: LastValues,
-        cluster: Option<Cluster>,
-    ) -> Arc<Self> {
+    pub fn with_parts(config: Arc<BridgeConfig>, io: SocketIo<A>, mode: Mode) -> Arc<Self> {
         Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {
             let (fanout, mut rx) = mpsc::channel::<Outgoing<A>>(FANOUT_QUEUE);
             let weak = weak.clone();
@@ -146,8 +144,7 @@ impl<A: Adapter> Bridge<A> {
                 rate: RateLimiter::new(config.rate_limit),
                 config,
                 io,
-                cluster,
-                values,
+                mode,
                 order: tokio::sync::Mutex::new(()),
                 fanout,
             }
@@ -156,7 +153,10 @@ impl<A: Adapter> Bridge<A> {
 
     /// False while Redis (in cluster mode) is unreachable.
     pub fn is_ready(&self) -> bool {
-        self.cluster.as_ref().is_none_or(|c| c.health.is_up())
+        match &self.mode {
+            Mode::Single(_) => true,
+            Mode::Cluster(cluster) => cluster.health.is_up(),
+        }
     }
 
     /// Sends `req` to its sockets. Alone, a socket whose queue is full is disconnected
@@ -179,7 +179,7 @@ impl<A: Adapter> Bridge<A> {
                 _ => None,
             };
             let seq = meta.as_ref().map(|m| m.seq);
-            let (route, relayed, done) = if self.cluster.is_some() {
+            let (route, relayed, done) = if matches!(self.mode, Mode::Cluster(_)) {
                 let (tx, rx) = oneshot::channel();
                 (Route::Cluster { rooms, done: tx }, Relayed { recipients: None, seq }, Some(rx))
             } else {
@@ -216,7 +216,7 @@ impl<A: Adapter> Bridge<A> {
                 let outcome = match sent {
                     Err(BroadcastError::Adapter(e)) => {
                         tracing::warn!("cluster fan-out failed: {e}");
-                        if let Some(cluster) = &self.cluster {
+                        if let Mode::Cluster(cluster) = &self.mode {
                             cluster.health.set(false);
                         }
                         Err(RedisDown)
@@ -230,18 +230,16 @@ impl<A: Adapter> Bridge<A> {
     }
 
     async fn record(&self, product_id: i64, data: &Arc<RawValue>, now: Instant) -> Result<DeliveryMeta, RedisDown> {
-        match &self.values {
-            LastValues::Memory(cache) => {
+        match &self.mode {
+            Mode::Single(cache) => {
                 let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
                 let meta = cache.record(product_id, data.clone(), now);
                 metrics::gauge!(m::CACHED_PRODUCTS).set(cache.len() as f64);
                 Ok(meta)
             }
-            LastValues::Redis(store) => store.record(product_id, data).await.inspect_err(|_| {
-                if let Some(cluster) = &self.cluster {
-                    cluster.health.set(false);
-                }
-            }),
+            Mode::Cluster(cluster) => {
+                cluster.store.record(product_id, data).await.inspect_err(|_| cluster.health.set(false))
+            }
         }
     }
 
@@ -290,11 +288,11 @@ impl<A: Adapter> Bridge<A> {
     /// Everything a client at `req` has missed, in an answer of about `max_bytes` at most
     /// (None when the store cannot be read).
     pub async fn catch_up(&self, req: &CatchUpRequest, max_bytes: usize) -> Option<CatchUp<Arc<RawValue>>> {
-        match &self.values {
-            LastValues::Memory(cache) => {
+        match &self.mode {
+            Mode::Single(cache) => {
                 Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now(), max_bytes))
             }
-            LastValues::Redis(store) => store.since(req, max_bytes).await.ok(),
+            Mode::Cluster(cluster) => cluster.store.since(req, max_bytes).await.ok(),
         }
     }
 

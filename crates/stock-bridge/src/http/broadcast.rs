@@ -88,9 +88,14 @@ fn is_over_limit(e: &axum::Error) -> bool {
 
 /// The key from `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
-    if let Some(v) = headers.get("x-api-key") {
-        return Some(v.as_bytes());
+    match headers.get("x-api-key") {
+        Some(v) => Some(v.as_bytes()),
+        None => bearer(headers),
     }
+}
+
+/// The credentials of `Authorization: Bearer <credentials>` (scheme in any case).
+pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     let auth = headers.get(header::AUTHORIZATION)?.as_bytes();
     let (scheme, rest) = auth.split_at(auth.iter().position(|b| *b == b' ')?);
     scheme.eq_ignore_ascii_case(b"bearer").then(|| rest.trim_ascii())

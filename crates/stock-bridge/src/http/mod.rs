@@ -3,12 +3,13 @@
 //! cluster mode (Redis).
 
 mod broadcast;
+pub use broadcast::bearer;
 pub mod error;
 mod status;
 
 use crate::cluster::{self, ClusterAdapter, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
-use crate::relay::{Bridge, Cluster, LastValues};
+use crate::relay::{Bridge, Cluster, Mode};
 use crate::socket;
 use axum::Router;
 use axum::http::HeaderValue;
@@ -50,8 +51,8 @@ pub async fn cluster_app(
     );
     let (layer, io) = builder(&config).with_adapter::<ClusterAdapter>(adapter).build_layer();
     let (health, watcher) = RedisHealth::watch(vec![commands.clone(), pubsub]);
-    let values = LastValues::Redis(RedisLastValues::new(commands, &config.redis_prefix, config.cache_products));
-    let bridge = Bridge::with_parts(config, io.clone(), values, Some(Cluster::new(health, watcher)));
+    let store = RedisLastValues::new(commands, &config.redis_prefix, config.cache_products);
+    let bridge = Bridge::with_parts(config, io.clone(), Mode::Cluster(Cluster::new(store, health, watcher)));
     socket::register(&io, bridge.clone()).await.map_err(|e| unreachable(&e))?;
     Ok((assemble(layer, bridge.clone(), extra), bridge))
 }
