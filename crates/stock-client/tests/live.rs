@@ -5,6 +5,9 @@ mod common;
 
 use common::*;
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
 use stock_bridge::secret::Secret;
@@ -147,28 +150,44 @@ async fn a_silent_network_cut_is_offline_within_the_watchdog_then_recovers() {
     bridge.stop().await;
 }
 
-#[tokio::test]
-async fn stop_while_offline_ends_all_reconnecting() {
+/// A server that accepts and hangs up at once (every attempt fails), counting attempts.
+async fn hang_up_server() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let accepts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepts = Arc::new(AtomicUsize::new(0));
     let counted = accepts.clone();
-    // A server that accepts and hangs up at once: every attempt fails.
     let server = tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            counted.fetch_add(1, Ordering::SeqCst);
             drop(socket);
         }
     });
+    (addr, accepts, server)
+}
+
+#[tokio::test]
+async fn stop_while_offline_ends_all_reconnecting() {
+    let (addr, accepts, server) = hang_up_server().await;
     let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), None), fast());
     state(&mut events, Offline).await;
     state(&mut events, Offline).await;
     tokio::time::timeout(WAIT, client.stop()).await.expect("stop did not finish");
-    let after_stop = accepts.load(std::sync::atomic::Ordering::SeqCst);
-    // Absence can only be shown over time: three times the longest backoff.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(accepts.load(std::sync::atomic::Ordering::SeqCst), after_stop, "still connecting after stop");
+    let after_stop = accepts.load(Ordering::SeqCst);
+    // The barrier: a witness with the same backoff, against a server of its own, starts six
+    // attempts. The five pauses between them add up to at least 750 ms; a stopped client
+    // that still reconnected would have tried within its longest pause (400 ms + 50 %
+    // jitter) by then.
+    let (witness_addr, witness_accepts, witness_server) = hang_up_server().await;
+    let (witness, mut witness_events) = connect(SocketTarget::new(format!("http://{witness_addr}"), None), fast());
+    for _ in 0..6 {
+        state(&mut witness_events, Connecting).await;
+        state(&mut witness_events, Offline).await;
+    }
+    assert!(witness_accepts.load(Ordering::SeqCst) >= 6, "the witness really tried");
+    assert_eq!(accepts.load(Ordering::SeqCst), after_stop, "still connecting after stop");
+    witness.stop().await;
     server.abort();
+    witness_server.abort();
 }
 
 #[tokio::test]
