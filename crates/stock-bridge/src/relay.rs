@@ -339,11 +339,11 @@ pub fn outflow<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Outflow>> {
     socket.extensions.get::<Arc<Outflow>>()
 }
 
-/// Size of the WebSocket frame carrying `42["event",data(,meta)]`, as socketioxide writes it.
+/// Size of the WebSocket frame carrying `42["event",data(,meta)]`, as socketioxide writes
+/// it: counted from the parts, so the payload is not serialized again to measure it.
 fn event_frame_len(event: &str, data: &RawValue, meta: Option<&DeliveryMeta>) -> u64 {
-    let packet = match meta {
-        Some(meta) => serde_json::to_string(&(event, data, meta)),
-        None => serde_json::to_string(&(event, data)),
-    };
-    ws_frame_len(2 + packet.map_or(0, |p| p.len()))
+    let quoted_event = serde_json::to_string(event).map_or(0, |e| e.len());
+    let meta_len = meta.and_then(|m| serde_json::to_string(m).ok()).map_or(0, |m| 1 + m.len());
+    // "42" + "[" + "event" + "," + data (+ "," + meta) + "]"
+    ws_frame_len(2 + 1 + quoted_event + 1 + data.get().len() + meta_len + 1)
 }
