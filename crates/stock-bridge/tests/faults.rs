@@ -173,8 +173,7 @@ async fn half_open_requests_are_closed_and_do_not_block_others() {
 async fn connections_beyond_the_cap_are_refused_and_existing_clients_are_unaffected() {
     let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig { max_connections: 20, ..Default::default() });
-    let reader = raw_client(bridge.addr).await;
-    let reader = keep_reading(reader);
+    let mut reader = raw_client(bridge.addr).await;
     let mut idle = Vec::new();
     // 19 more fill the cap (the reader holds one place).
     for _ in 0..19 {
@@ -201,12 +200,21 @@ async fn connections_beyond_the_cap_are_refused_and_existing_clients_are_unaffec
         }
     }
     assert_eq!(answered, Some(200));
+    // The reader gets the broadcast (the POST answers before the fan-out, so wait for it).
+    let got = timeout(WAIT, async {
+        loop {
+            let frame = reader.next().await.expect("the reader was disconnected").unwrap();
+            let text = frame.into_text().unwrap();
+            if text.as_str() == "2" {
+                reader.send(Message::text("3")).await.unwrap();
+            } else if text.starts_with("42[\"add_stock\"") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(got.is_ok(), "the connected client did not get the broadcast");
     drop(idle);
-    // The reader saw the broadcast.
-    let stop = bridge;
-    drop(stop);
-    let seen = timeout(WAIT, reader).await.unwrap().unwrap();
-    assert!(seen.iter().any(|f| f.starts_with("42[\"add_stock\"")), "{seen:?}");
 }
 
 /// SIGTERM stops listening before draining: the port can be bound again at once.
