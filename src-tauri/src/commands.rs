@@ -4,14 +4,14 @@
 use crate::error::{CommandError, ErrorKind};
 use crate::feed::Feed;
 use crate::outlet::Batch;
+use crate::session;
 use crate::settings::{SESSION_KEY, SETTINGS_KEY, Settings, StoredSession};
-use crate::state::AppState;
+use crate::state::{AppState, lock};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
 use stock_client::dashboard::{DashboardView, GapNotice};
-use stock_client::{ClientEvent, LoginTarget, StateChange, StatsSnapshot, User};
-use stock_protocol::ConnectionState;
+use stock_client::{LoginTarget, StateChange, StatsSnapshot, User};
 use tauri::State;
 
 type AppStateRef<'a> = State<'a, Arc<AppState>>;
@@ -44,46 +44,16 @@ pub async fn login(
         .vault
         .save(SESSION_KEY, remembered)
         .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the session: {e}")))?;
-    *state.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(stored.clone());
-    start_feed(state.inner().clone(), &settings.socket_url, stored.token.expose()).await;
+    *lock(&state.session) = Some(stored.clone());
+    session::start_feed(state.inner().clone(), &settings.socket_url, stored.token.expose()).await;
     Ok(session_view(&state))
-}
-
-/// (Re)starts the feed for the logged-in user.
-pub async fn start_feed(state: Arc<AppState>, socket_url: &str, token: &str) {
-    let mut feed = state.feed.lock().await;
-    if let Some(old) = feed.take() {
-        old.stop().await;
-    }
-    state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    let refused = Arc::downgrade(&state);
-    *feed = Some(Feed::start(socket_url, token, state.outlet.clone(), move || {
-        // The server no longer accepts this token: forget it, so the next start asks to log in.
-        if let Some(state) = refused.upgrade() {
-            *state.session.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            let _ = state.vault.save(SESSION_KEY, None);
-        }
-    }));
 }
 
 #[tauri::command]
 pub async fn logout(state: AppStateRef<'_>) -> Result<(), CommandError> {
-    if let Some(feed) = state.feed.lock().await.take() {
-        feed.stop().await;
-    }
-    *state.session.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    state
-        .vault
-        .save(SESSION_KEY, None)
-        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not forget the session: {e}")))?;
-    state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    state.outlet.publish(ClientEvent::State(StateChange {
-        state: ConnectionState::Offline,
-        reason: Some("logged out".into()),
-        since: Utc::now(),
-        attempt: 0,
-    }));
-    Ok(())
+    session::end(&state)
+        .await
+        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not forget the session: {e}")))
 }
 
 /// The page's first call once it has loaded.
@@ -112,12 +82,12 @@ pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result
         .vault
         .save(SETTINGS_KEY, Some(value))
         .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the settings: {e}")))?;
-    let previous = std::mem::replace(&mut *state.settings.lock().unwrap_or_else(|e| e.into_inner()), settings.clone());
+    let previous = std::mem::replace(&mut *lock(&state.settings), settings.clone());
     if previous.socket_url != settings.socket_url
         && let Some(session) = state.session()
         && state.feed.lock().await.is_some()
     {
-        start_feed(state.inner().clone(), &settings.socket_url, session.token.expose()).await;
+        session::start_feed(state.inner().clone(), &settings.socket_url, session.token.expose()).await;
     }
     Ok(settings)
 }
@@ -139,7 +109,7 @@ pub async fn next_updates(state: AppStateRef<'_>, generation: u64) -> Result<Bat
 /// Everything the page needs to draw itself now.
 #[tauri::command]
 pub fn dashboard(state: AppStateRef<'_>) -> DashboardView {
-    state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).view()
+    state.view()
 }
 
 /// For support staff: no token, no password.
@@ -162,7 +132,7 @@ pub struct Diagnostics {
 #[tauri::command]
 pub async fn diagnostics(state: AppStateRef<'_>) -> Result<Diagnostics, CommandError> {
     let settings = state.settings();
-    let view = state.outlet.dashboard.lock().unwrap_or_else(|e| e.into_inner()).view();
+    let view = state.view();
     let counters = state.feed.lock().await.as_ref().and_then(Feed::stats);
     let now = Utc::now();
     Ok(Diagnostics {

@@ -1,39 +1,26 @@
-//! The live feed while someone is logged in: a [`LiveClient`] and the task that moves its
-//! events into the [`Outlet`]. Dropping the [`Feed`] stops both; [`Feed::stop`] also waits
-//! for the connection to be torn down. Must be started inside the async runtime.
+//! The live feed while someone is logged in: a [`LiveClient`] and the task that hands its
+//! events on. Dropping the [`Feed`] stops both; [`Feed::stop`] also waits for the
+//! connection to be torn down. Must be started inside the async runtime.
 
-use crate::outlet::Outlet;
 use stock_client::{ClientConfig, ClientEvent, LiveClient, SocketTarget, StatsSnapshot, connect};
 use tokio::task::JoinHandle;
 
 pub struct Feed {
     client: Option<LiveClient>,
     forwarder: JoinHandle<()>,
-    pub socket_url: String,
 }
 
 impl Feed {
-    /// Connects to `socket_url` with `token` and forwards everything to `outlet`.
-    /// `on_unauthorized` runs once if the server refuses the token.
-    pub fn start(
-        socket_url: &str,
-        token: &str,
-        outlet: Outlet,
-        on_unauthorized: impl FnOnce() + Send + 'static,
-    ) -> Feed {
+    /// Connects to `socket_url` with `token` and hands every event to `on_event`, in order.
+    pub fn start(socket_url: &str, token: &str, mut on_event: impl FnMut(ClientEvent) + Send + 'static) -> Feed {
         let (client, mut events) =
             connect(SocketTarget::new(socket_url, Some(token.to_owned())), ClientConfig::default());
         let forwarder = tokio::spawn(async move {
-            let mut on_unauthorized = Some(on_unauthorized);
             while let Some(event) = events.recv().await {
-                let refused = matches!(event, ClientEvent::Unauthorized { .. });
-                outlet.publish(event);
-                if refused && let Some(f) = on_unauthorized.take() {
-                    f();
-                }
+                on_event(event);
             }
         });
-        Feed { client: Some(client), forwarder, socket_url: socket_url.to_owned() }
+        Feed { client: Some(client), forwarder }
     }
 
     pub fn stats(&self) -> Option<StatsSnapshot> {

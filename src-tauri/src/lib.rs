@@ -3,10 +3,12 @@
 //! # Layout
 //! - [`commands`]: what the page may call (login, logout, settings, subscribe,
 //!   next_updates, dashboard, diagnostics).
-//! - [`outlet`]: the one place that hands updates to the page (which pulls them).
+//! - [`session`]: the logged-in session's lifecycle (start the feed, end, forget a refused token).
+//! - [`outlet`]: the one place that hands updates to the page (which pulls them, one batch
+//!   per frame at most); [`page`]: the page's wire format.
 //! - [`feed`]: the running live client and its forwarding task, owned and stoppable.
-//! - [`state`]: managed state; [`settings`]: addresses, the remembered session and the
-//!   [`settings::Vault`] that keeps them (tauri-plugin-store).
+//! - [`state`]: managed state, the dashboard model's one owner; [`settings`]: addresses,
+//!   the remembered session and the [`settings::Vault`] that keeps them (tauri-plugin-store).
 //! - [`error`]: [`error::CommandError`], matched by `kind` in the page.
 //! - [`webview`]: how the window's web view renders (memory).
 
@@ -14,6 +16,8 @@ pub mod commands;
 pub mod error;
 pub mod feed;
 pub mod outlet;
+pub mod page;
+pub mod session;
 pub mod settings;
 pub mod state;
 pub mod webview;
@@ -47,7 +51,7 @@ pub fn resume(state: Arc<AppState>) {
     if let Some(session) = state.session() {
         let socket_url = state.settings().socket_url;
         tauri::async_runtime::spawn(async move {
-            commands::start_feed(state, &socket_url, session.token.expose()).await;
+            session::start_feed(state, &socket_url, session.token.expose()).await;
         });
     }
 }

@@ -1,6 +1,8 @@
-//! The one place that hands anything to the page. Every update goes into the
-//! [`Dashboard`] first (so a page that (re)loads can ask for the whole view), then into a
-//! queue that the page pulls from with the `next_updates` command.
+//! The one place that hands anything to the page: a queue of [`PageUpdate`]s that the page
+//! pulls from with the `next_updates` command. It only delivers: the model (the
+//! dashboard, which a (re)loaded page reads whole) is kept by [`crate::state::AppState`],
+//! which records each event there before publishing its change here. Batching happens
+//! here and only here: the page draws each batch as it gets it.
 //!
 //! Why pull rather than a `tauri::ipc::Channel`: a Channel delivers each message by
 //! evaluating a new script in the web process, and WebKitGTK keeps memory for each of
@@ -25,8 +27,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stock_client::ClientEvent;
-use stock_client::dashboard::{Dashboard, UiUpdate};
+use crate::page::PageUpdate;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -42,13 +43,12 @@ pub const MAX_QUEUED: usize = 20_000;
 pub struct Outlet {
     queue: Arc<Mutex<Queue>>,
     wake: Arc<Notify>,
-    pub dashboard: Arc<Mutex<Dashboard>>,
 }
 
 /// One answer to `next_updates`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Batch {
-    pub updates: Vec<UiUpdate>,
+    pub updates: Vec<PageUpdate>,
     /// Updates were dropped (the queue overflowed): reload the whole view.
     pub resync: bool,
 }
@@ -63,7 +63,7 @@ pub enum PullError {
 struct Queue {
     /// The current page's generation; 0 while no page has subscribed.
     generation: u64,
-    updates: Vec<UiUpdate>,
+    updates: Vec<PageUpdate>,
     /// product id → its position in `updates`, so a newer snapshot replaces the queued one.
     stock_at: HashMap<i64, usize>,
     resync: bool,
@@ -97,39 +97,30 @@ impl Outlet {
         generation
     }
 
-    /// Records `event` and queues what to tell the page.
-    pub fn publish(&self, event: ClientEvent) -> UiUpdate {
-        let update = lock(&self.dashboard).apply(event);
+    /// Queues `update` for the page.
+    pub fn publish(&self, update: PageUpdate) {
         let mut queue = lock(&self.queue);
-        if queue.generation == 0 {
-            // No page yet: it will read the whole view from the dashboard when it loads.
-            return update;
-        }
-        if queue.resync {
-            // The page will reload the whole view, which has this too.
-            return update;
+        if queue.generation == 0 || queue.resync {
+            // No page yet, or the page will reload the whole view: the view has this too.
+            return;
         }
         let queue = &mut *queue;
-        let slot = match &update {
-            UiUpdate::Stock(row) => queue.stock_at.get(&row.product_id).copied(),
-            _ => None,
-        };
+        let slot = update.product_id().and_then(|id| queue.stock_at.get(&id).copied());
         match slot {
-            Some(i) => queue.updates[i] = update.clone(),
+            Some(i) => queue.updates[i] = update,
             None if queue.updates.len() >= MAX_QUEUED => {
                 queue.updates.clear();
                 queue.stock_at.clear();
                 queue.resync = true;
             }
             None => {
-                if let UiUpdate::Stock(row) = &update {
-                    queue.stock_at.insert(row.product_id, queue.updates.len());
+                if let Some(id) = update.product_id() {
+                    queue.stock_at.insert(id, queue.updates.len());
                 }
-                queue.updates.push(update.clone());
+                queue.updates.push(update);
             }
         }
         self.wake.notify_waiters();
-        update
     }
 
     /// The next batch for the page of `generation`: see the module docs.
@@ -175,13 +166,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-    use stock_protocol::StockSnapshot;
+    use stock_client::dashboard::ProductRow;
 
-    fn stock(product: i64, in_stock: i64) -> ClientEvent {
-        let raw = json!({"product_id": product, "in_stock": in_stock, "discount_price": 1.5, "peak_hour_price": 2,
-            "mediboy_offer_price": 1, "sync_at": "2024-01-01T00:00:00Z"});
-        ClientEvent::Stock { snapshot: StockSnapshot::from_value(&raw).unwrap(), meta: None, raw }
+    fn stock(product_id: i64, in_stock: i64) -> PageUpdate {
+        PageUpdate::Stock(ProductRow {
+            product_id,
+            name: None,
+            in_stock,
+            discount_price: 1.5,
+            peak_hour_price: 2.0,
+            mediboy_offer_price: 1.0,
+            sync_at: "2024-01-01T00:00:00Z".into(),
+            seq: None,
+            received_at: chrono::Utc::now(),
+        })
     }
 
     /// A batch as (product, in_stock) pairs.
@@ -190,7 +188,7 @@ mod tests {
             .updates
             .iter()
             .map(|u| match u {
-                UiUpdate::Stock(r) => (r.product_id, r.in_stock),
+                PageUpdate::Stock(r) => (r.product_id, r.in_stock),
                 other => panic!("not a stock update: {other:?}"),
             })
             .collect()
@@ -247,7 +245,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_reloaded_page_supersedes_the_old_one_which_takes_nothing() {
         let outlet = Outlet::default();
-        outlet.publish(stock(9, 90)); // before any page: only in the dashboard
+        outlet.publish(stock(9, 90)); // before any page: the page reads the view instead
         let old = outlet.subscribe();
         let orphan = tokio::spawn({
             let outlet = outlet.clone();
@@ -258,8 +256,7 @@ mod tests {
         assert_eq!(orphan.await.unwrap().unwrap_err(), PullError::Superseded, "the waiting call ends at once");
         outlet.publish(stock(1, 10));
         assert_eq!(outlet.next_updates(old).await.unwrap_err(), PullError::Superseded);
-        assert_eq!(rows(&pull(&outlet, new).await), vec![(1, 10)], "the old page took nothing");
-        assert_eq!(lock(&outlet.dashboard).view().products.len(), 2, "the dashboard has everything");
+        assert_eq!(rows(&pull(&outlet, new).await), vec![(1, 10)], "the old page took nothing, nor queued before");
     }
 
     #[tokio::test(start_paused = true)]

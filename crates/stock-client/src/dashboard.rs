@@ -1,8 +1,9 @@
 //! The operator's view of the feed, independent of any UI toolkit: the latest snapshot of
 //! every product, the connection state and its recent history, the sale mode, whether
-//! data may be incomplete, and counters. [`Dashboard::apply`] turns each [`ClientEvent`]
-//! into the [`UiUpdate`] to send to a page; [`Dashboard::view`] is everything a page that
-//! just loaded needs (so nothing sent before it listened is lost).
+//! data may be incomplete, and counters. [`Dashboard::apply`] records each [`ClientEvent`]
+//! and says what changed ([`Change`]); [`Dashboard::view`] is everything a UI that just
+//! loaded needs (so nothing sent before it listened is lost). How a UI receives changes
+//! (its wire format) is the UI's business: the desktop app's is `src-tauri/src/page.rs`.
 //!
 //! Bounded: at most [`MAX_PRODUCTS`] products (least recently updated dropped first) and
 //! [`HISTORY_LEN`] state changes.
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
-use stock_protocol::ConnectionState;
+use stock_protocol::{ConnectionState, RefusalCode};
 
 pub const MAX_PRODUCTS: usize = 50_000;
 pub const HISTORY_LEN: usize = 50;
@@ -39,16 +40,16 @@ pub struct GapNotice {
     pub reason: String,
 }
 
-/// What a page is sent as things happen.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum UiUpdate {
+/// What one event changed in the [`Dashboard`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
     State(StateChange),
     Stock(ProductRow),
-    SaleMode { data: Value },
+    SaleMode(Value),
     Gap(GapNotice),
     GapClosed,
-    Unauthorized { message: String },
+    /// The server refused the session's token (see [`crate::session_ended_text`]).
+    SessionEnded(RefusalCode),
 }
 
 /// Everything a page needs to draw itself from scratch.
@@ -99,12 +100,12 @@ impl Default for Dashboard {
 }
 
 impl Dashboard {
-    /// Applies one event and returns what to tell the page.
-    pub fn apply(&mut self, event: ClientEvent) -> UiUpdate {
+    /// Records one event and returns what changed.
+    pub fn apply(&mut self, event: ClientEvent) -> Change {
         match event {
             ClientEvent::State(change) => {
                 self.set_state(change.clone());
-                UiUpdate::State(change)
+                Change::State(change)
             }
             ClientEvent::Stock { snapshot, meta, .. } => {
                 let now = Utc::now();
@@ -129,26 +130,24 @@ impl Dashboard {
                 }
                 self.products.insert(row.product_id, row.clone());
                 self.latest = Some(row.product_id);
-                UiUpdate::Stock(row)
+                Change::Stock(row)
             }
             ClientEvent::SaleMode(data) => {
                 self.events_received += 1;
                 self.last_event_at = Some(Utc::now());
                 self.sale_mode = Some(data.clone());
-                UiUpdate::SaleMode { data }
+                Change::SaleMode(data)
             }
             ClientEvent::Gap { since, reason } => {
                 let notice = GapNotice { since: self.gap.as_ref().map_or(since, |g| g.since.min(since)), reason };
                 self.gap = Some(notice.clone());
-                UiUpdate::Gap(notice)
+                Change::Gap(notice)
             }
             ClientEvent::GapClosed => {
                 self.gap = None;
-                UiUpdate::GapClosed
+                Change::GapClosed
             }
-            ClientEvent::Unauthorized { code, .. } => {
-                UiUpdate::Unauthorized { message: crate::session_ended_text(code).to_owned() }
-            }
+            ClientEvent::Unauthorized { code, .. } => Change::SessionEnded(code),
         }
     }
 
@@ -204,34 +203,25 @@ mod tests {
         d.apply(stock(2, 5));
         d.apply(stock(1, 7));
         let update = d.apply(stock(2, 0));
-        let UiUpdate::Stock(row) = &update else { panic!() };
+        let Change::Stock(row) = &update else { panic!() };
         assert_eq!((row.product_id, row.in_stock, row.name.as_deref(), row.seq), (2, 0, Some("Napa"), Some(9)));
         let view = d.view();
         assert_eq!(view.products.iter().map(|r| (r.product_id, r.in_stock)).collect::<Vec<_>>(), vec![(1, 7), (2, 0)]);
         assert_eq!(view.latest.unwrap().product_id, 2);
         assert_eq!(view.events_received, 3);
-        let json = serde_json::to_value(&update).unwrap();
-        assert_eq!(json["type"], "stock");
-        assert_eq!(json["discount_price"], 1.5);
+        assert_eq!(row.discount_price, 1.5);
     }
 
     #[test]
-    fn state_history_is_bounded_and_serialises_with_the_banner_words() {
+    fn state_history_is_bounded() {
         let mut d = Dashboard::default();
         for i in 0..(HISTORY_LEN as u32 + 10) {
             let s = StateChange { state: ConnectionState::Connecting, reason: None, since: Utc::now(), attempt: i };
             d.apply(ClientEvent::State(s));
         }
-        assert_eq!(d.view().history.len(), HISTORY_LEN);
-        let json = serde_json::to_value(d.apply(ClientEvent::State(StateChange {
-            state: ConnectionState::Connected,
-            reason: None,
-            since: Utc::now(),
-            attempt: 0,
-        })))
-        .unwrap();
-        assert_eq!(json["type"], "state");
-        assert_eq!(json["state"], "socket connected");
+        let view = d.view();
+        assert_eq!(view.history.len(), HISTORY_LEN);
+        assert_eq!(view.history.last().unwrap().attempt, HISTORY_LEN as u32 + 9, "the newest are kept");
     }
 
     #[test]
