@@ -1,0 +1,37 @@
+//! [`ClientConfig`]: the supervisor's tuning, every field with a named default.
+
+use crate::backoff::Backoff;
+use std::time::Duration;
+
+/// Tuning of the supervisor; every field has a named default.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub backoff: Backoff,
+    pub attempt_timeout: Duration,
+    pub probe_interval: Duration,
+    pub watchdog: Duration,
+    pub catch_up_timeout: Duration,
+    pub events_capacity: usize,
+    /// Seed for the backoff jitter (tests fix it; `None` draws one).
+    pub jitter_seed: Option<u64>,
+}
+
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_WATCHDOG: Duration = Duration::from_secs(30);
+pub const DEFAULT_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DEFAULT_EVENTS_CAPACITY: usize = 4096;
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            backoff: Backoff::default(),
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            probe_interval: DEFAULT_PROBE_INTERVAL,
+            watchdog: DEFAULT_WATCHDOG,
+            catch_up_timeout: DEFAULT_CATCH_UP_TIMEOUT,
+            events_capacity: DEFAULT_EVENTS_CAPACITY,
+            jitter_seed: None,
+        }
+    }
+}
