@@ -23,11 +23,11 @@
 //!   dropped and the next answer says `resync` (and nothing else), so the page reloads
 //!   the view instead of missing anything.
 
+use crate::page::PageUpdate;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use crate::page::PageUpdate;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 

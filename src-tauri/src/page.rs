@@ -15,11 +15,15 @@ use stock_client::dashboard::{Change, GapNotice, ProductRow};
 pub enum PageUpdate {
     State(StateChange),
     Stock(ProductRow),
-    SaleMode { data: Value },
+    SaleMode {
+        data: Value,
+    },
     Gap(GapNotice),
     GapClosed,
     /// The session ended: the page shows `message` on the login screen.
-    Unauthorized { message: String },
+    Unauthorized {
+        message: String,
+    },
 }
 
 impl From<Change> for PageUpdate {
@@ -74,8 +78,12 @@ mod tests {
         let settings =
             Settings { api_base_url: "http://127.0.0.1:3001".into(), socket_url: "http://127.0.0.1:3001".into() };
         let user = User { id: "1".into(), name: Some("Demo Operator".into()) };
-        let connected =
-            StateChange { state: ConnectionState::Connected, reason: None, since: at("2026-01-01T09:00:00Z"), attempt: 0 };
+        let connected = StateChange {
+            state: ConnectionState::Connected,
+            reason: None,
+            since: at("2026-01-01T09:00:00Z"),
+            attempt: 0,
+        };
         let offline = StateChange {
             state: ConnectionState::Offline,
             reason: Some("server closed the connection".into()),
@@ -93,7 +101,8 @@ mod tests {
             seq: Some(42),
             received_at: at("2026-01-01T09:00:05.120Z"),
         };
-        let gap = GapNotice { since: at("2026-01-01T08:59:00Z"), reason: "the server cannot replay missed updates".into() };
+        let gap =
+            GapNotice { since: at("2026-01-01T08:59:00Z"), reason: "the server cannot replay missed updates".into() };
         let view = DashboardView {
             state: connected.clone(),
             history: vec![offline.clone(), connected.clone()],

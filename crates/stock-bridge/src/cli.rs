@@ -258,12 +258,12 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
             // Scripts (and tests using port 0) read this line.
             println!("stock-bridge listening on http://{bound}");
             tracing::info!(listen = %bound, auth, redis = %crate::http::redact(&url), "stock-bridge serving HTTP and Socket.IO, cluster mode");
-            crate::serve(listener, router, bridge, crate::shutdown_signal()).await
+            crate::serve(listener, router, bridge, stock_process::shutdown_signal()).await
         }
         None => {
             println!("stock-bridge listening on http://{bound}");
             tracing::info!(listen = %bound, auth, "stock-bridge serving HTTP and Socket.IO");
-            crate::run(listener, config, crate::shutdown_signal()).await
+            crate::run(listener, config, stock_process::shutdown_signal()).await
         }
     };
     served.map_err(CliError::Serve)

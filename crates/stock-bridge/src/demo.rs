@@ -209,5 +209,5 @@ pub async fn run(args: DemoArgs) -> Result<(), crate::cli::CliError> {
         "  try:            stock-bridge send --url http://{addr}/broadcast --api-key {} --product-id 5486 --in-stock 10 --discount-price 120 --peak-hour-price 140 --mediboy-offer-price 90",
         args.api_key
     );
-    crate::serve(listener, router, bridge, crate::shutdown_signal()).await.map_err(crate::cli::CliError::Serve)
+    crate::serve(listener, router, bridge, stock_process::shutdown_signal()).await.map_err(crate::cli::CliError::Serve)
 }

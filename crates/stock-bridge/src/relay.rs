@@ -209,10 +209,7 @@ impl<A: Adapter> Bridge<A> {
             Route::Local { targets, frame } => self.deliver(&event, &data, meta.as_ref(), targets, frame, doomed),
             Route::Cluster { rooms, done } => {
                 let operators = if rooms.is_empty() { self.io.broadcast() } else { self.io.to(rooms) };
-                let sent = match &meta {
-                    Some(meta) => operators.emit(event.as_str(), &(&*data, meta)).await,
-                    None => operators.emit(event.as_str(), &*data).await,
-                };
+                let sent = operators.emit(event.as_str(), &EventArgs { data: &data, meta: meta.as_ref() }).await;
                 let outcome = match sent {
                     Err(BroadcastError::Adapter(e)) => {
                         tracing::warn!("cluster fan-out failed: {e}");
@@ -269,10 +266,7 @@ impl<A: Adapter> Bridge<A> {
                 slow.push(socket);
                 continue;
             }
-            let sent = match meta {
-                Some(meta) => socket.emit(event, &(data, meta)),
-                None => socket.emit(event, data),
-            };
+            let sent = socket.emit(event, &EventArgs { data, meta });
             match sent {
                 Ok(()) => delivered += 1,
                 Err(SendError::Socket(SocketError::InternalChannelFull)) => slow.push(socket),
@@ -341,6 +335,25 @@ pub fn outflow<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Outflow>> {
 
 /// Size of the WebSocket frame carrying `42["event",data(,meta)]`, as socketioxide writes
 /// it: counted from the parts, so the payload is not serialized again to measure it.
+/// A relayed event's arguments: the payload as posted, then its delivery position when it
+/// has one (`add_stock`). Serialized as a tuple, which socketioxide spreads into arguments.
+struct EventArgs<'a> {
+    data: &'a RawValue,
+    meta: Option<&'a DeliveryMeta>,
+}
+
+impl serde::Serialize for EventArgs<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut args = serializer.serialize_tuple(1 + usize::from(self.meta.is_some()))?;
+        args.serialize_element(self.data)?;
+        if let Some(meta) = self.meta {
+            args.serialize_element(meta)?;
+        }
+        args.end()
+    }
+}
+
 fn event_frame_len(event: &str, data: &RawValue, meta: Option<&DeliveryMeta>) -> u64 {
     let quoted_event = serde_json::to_string(event).map_or(0, |e| e.len());
     let meta_len = meta.and_then(|m| serde_json::to_string(m).ok()).map_or(0, |m| 1 + m.len());

@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::{Events, next};
 use futures_util::FutureExt;
-use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::asynchronous::Client;
 use rust_socketio::{Payload, TransportType};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -21,40 +22,47 @@ const KEY: &str = "test-key-0123456789";
 const JWT_SECRET: &str = "cluster-jwt-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(15);
 
+/// A real `redis-server` on a Unix socket in a folder of its own (no TCP port to pick,
+/// and a restart comes back at the same address).
 struct Redis {
-    port: u16,
+    socket: std::path::PathBuf,
     child: tokio::process::Child,
 }
 
+/// A folder for a test's Redis socket, removed at the end of the test.
+fn socket_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
 impl Redis {
-    async fn start(port: u16) -> Redis {
+    async fn start(dir: &std::path::Path) -> Redis {
+        let socket = dir.join("redis.sock");
+        let _ = std::fs::remove_file(&socket);
         let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server must be installed (Debian package redis-server)");
         timeout(WAIT, async {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            while tokio::net::UnixStream::connect(&socket).await.is_err() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await
         .expect("redis-server did not start");
-        Redis { port, child }
+        Redis { socket, child }
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis+unix://{}", self.socket.display())
     }
 
     async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
-}
-
-async fn free_port() -> u16 {
-    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
 }
 
 async fn node(redis: &str, prefix: &str) -> SocketAddr {
@@ -92,39 +100,11 @@ async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
-type Events = mpsc::UnboundedReceiver<(String, Vec<Value>)>;
-
 async fn client(addr: SocketAddr, user: u64) -> (Client, Events) {
     let token = sign_hs256(&json!({"sub": user}), JWT_SECRET.as_bytes());
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut builder = ClientBuilder::new(format!("http://{addr}"))
-        .transport_type(TransportType::Websocket)
-        .reconnect(false)
-        .auth(json!({"token": token}));
-    for name in ["add_stock", "sale_mode", "open"] {
-        let tx = tx.clone();
-        builder = builder.on(name, move |payload, _| {
-            let args = if let Payload::Text(v) = payload { v } else { vec![] };
-            let _ = tx.send((name.to_owned(), args));
-            async {}.boxed()
-        });
-    }
-    let c = timeout(WAIT, builder.connect()).await.unwrap().unwrap();
+    let (client, mut rx) = common::sio_client(addr, TransportType::Websocket, Some(&token)).await;
     next(&mut rx, "open").await;
-    (c, rx)
-}
-
-async fn next(rx: &mut Events, name: &str) -> Vec<Value> {
-    timeout(WAIT, async {
-        loop {
-            let (n, args) = rx.recv().await.unwrap();
-            if n == name {
-                return args;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {name}"))
+    (client, rx)
 }
 
 fn stock(product: i64, stock: i64) -> Value {
@@ -134,7 +114,8 @@ fn stock(product: i64, stock: i64) -> Value {
 
 #[tokio::test]
 async fn broadcasts_reach_every_node_and_private_ones_only_their_user() {
-    let redis = Redis::start(free_port().await).await;
+    let dir = socket_dir();
+    let redis = Redis::start(dir.path()).await;
     let (a, b) = (node(&redis.url(), "t1").await, node(&redis.url(), "t1").await);
     let (_c1, mut on_a) = client(a, 1).await;
     let (_c2, mut on_b) = client(b, 2).await;
@@ -158,7 +139,8 @@ async fn broadcasts_reach_every_node_and_private_ones_only_their_user() {
 
 #[tokio::test]
 async fn catch_up_works_whichever_node_the_client_reconnects_to() {
-    let redis = Redis::start(free_port().await).await;
+    let dir = socket_dir();
+    let redis = Redis::start(dir.path()).await;
     let (a, b) = (node(&redis.url(), "t2").await, node(&redis.url(), "t2").await);
     let (c1, mut on_a) = client(a, 1).await;
     post(a, &stock(1, 1)).await;
@@ -195,8 +177,8 @@ async fn catch_up_works_whichever_node_the_client_reconnects_to() {
 
 #[tokio::test]
 async fn redis_going_away_is_reported_refused_and_recovered_from() {
-    let port = free_port().await;
-    let redis = Redis::start(port).await;
+    let dir = socket_dir();
+    let redis = Redis::start(dir.path()).await;
     let (a, b) = (node(&redis.url(), "t3").await, node(&redis.url(), "t3").await);
     let (_c1, _on_a) = client(a, 1).await;
     let (_c2, mut on_b) = client(b, 2).await;
@@ -210,7 +192,7 @@ async fn redis_going_away_is_reported_refused_and_recovered_from() {
     let metrics = reqwest::get(format!("http://{a}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("stock_bridge_redis_up 0"), "{metrics}");
 
-    let redis = Redis::start(port).await;
+    let redis = Redis::start(dir.path()).await;
     until("A to be ready again", async || ready(a).await == 200).await;
     until("B to be ready again", async || ready(b).await == 200).await;
     // Fan-out works again once both nodes have re-subscribed: bounded retries (a

@@ -2,9 +2,10 @@
 
 mod common;
 
-use futures_util::{FutureExt, SinkExt, StreamExt};
-use rust_socketio::asynchronous::{Client, ClientBuilder};
-use rust_socketio::{Payload, TransportType};
+use common::{Events, next};
+use futures_util::{SinkExt, StreamExt};
+use rust_socketio::TransportType;
+use rust_socketio::asynchronous::Client;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use stock_bridge::config::{BridgeConfig, ClientAuth};
 use stock_bridge::relay::Bridge;
 use stock_bridge::secret::Secret;
 use stock_bridge::socket::auth::sign_hs256;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::timeout;
 
 const KEY: &str = "test-key-0123456789";
@@ -47,45 +48,9 @@ async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
     common::post_with(addr, Some(KEY), body).await
 }
 
-/// A Socket.IO client whose events and errors arrive on a channel as (name, args).
-async fn client(
-    addr: SocketAddr,
-    transport: TransportType,
-    token: Option<String>,
-) -> (Client, mpsc::UnboundedReceiver<(String, Vec<Value>)>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut builder = ClientBuilder::new(format!("http://{addr}")).transport_type(transport).reconnect(false);
-    if let Some(token) = token {
-        builder = builder.auth(json!({ "token": token }));
-    }
-    for name in ["add_stock", "sale_mode", "open", "error", "close"] {
-        let tx = tx.clone();
-        builder = builder.on(name, move |payload, _| {
-            let args = match payload {
-                Payload::Text(v) => v,
-                #[allow(deprecated)]
-                Payload::String(s) => vec![Value::String(s)],
-                Payload::Binary(_) => vec![],
-            };
-            let _ = tx.send((name.to_owned(), args));
-            async {}.boxed()
-        });
-    }
-    let client = timeout(WAIT, builder.connect()).await.expect("connect timed out").expect("connect failed");
-    (client, rx)
-}
-
-async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Vec<Value>)>, name: &str) -> Vec<Value> {
-    timeout(WAIT, async {
-        loop {
-            let (n, args) = rx.recv().await.expect("client channel closed");
-            if n == name {
-                return args;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {name} within {WAIT:?}"))
+/// A Socket.IO client (see [`common::sio_client`]).
+async fn client(addr: SocketAddr, transport: TransportType, token: Option<String>) -> (Client, Events) {
+    common::sio_client(addr, transport, token.as_deref()).await
 }
 
 fn add_stock(product: i64) -> Value {

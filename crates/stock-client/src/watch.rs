@@ -100,7 +100,7 @@ async fn run(args: WatchArgs) -> ExitCode {
     let (client, mut events) = connect(target, config);
     let mut printer = Printer { json: args.json };
     printer.state(&client.state());
-    let shutdown = shutdown_signal();
+    let shutdown = stock_process::shutdown_signal();
     tokio::pin!(shutdown);
     let code = loop {
         tokio::select! {
@@ -200,22 +200,4 @@ impl Printer {
     fn data(&mut self, event: &str, data: &Value, at: &str) {
         self.line(json!({"type": "event", "event": event, "data": data, "at": at}).to_string());
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }

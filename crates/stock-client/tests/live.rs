@@ -51,8 +51,7 @@ fn stock_of(e: &ClientEvent) -> (i64, i64) {
 
 #[tokio::test]
 async fn our_bridge_killed_with_sigkill_and_restarted() {
-    let addr = free_port().await;
-    let bridge = bridge_process(addr).await;
+    let (bridge, addr) = bridge_process(ANY_PORT).await;
     let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), None), fast());
     state(&mut events, Connected).await;
     post(addr, &add_stock(1, 10)).await;
@@ -65,7 +64,7 @@ async fn our_bridge_killed_with_sigkill_and_restarted() {
     assert!(offline.reason.is_some(), "offline says why");
     state(&mut events, Connecting).await;
 
-    let _bridge = bridge_process(addr).await;
+    let (_bridge, _) = bridge_process(&addr.to_string()).await; // the same address
     state(&mut events, Connected).await;
     // The restarted bridge lost its memory: a new epoch, whose sequence starts again at 1,
     // and the client takes its events (it does not drop them as "older" than seq 1 of the
@@ -82,13 +81,12 @@ async fn our_bridge_killed_with_sigkill_and_restarted() {
 
 #[tokio::test]
 async fn a_server_never_reachable_at_start_is_retried_until_it_comes() {
-    let addr = free_port().await;
+    let (port, addr) = reserved_port();
     let (client, mut events) = connect(SocketTarget::new(format!("http://{addr}"), None), fast());
     state(&mut events, Offline).await;
     state(&mut events, Connecting).await;
     state(&mut events, Offline).await;
-    let bridge =
-        InProcessBridge::start_on(tokio::net::TcpListener::bind(addr).await.unwrap(), BridgeConfig::default()).await;
+    let bridge = InProcessBridge::start_on(port.listen(1024).unwrap(), BridgeConfig::default()).await;
     state(&mut events, Connected).await;
     assert!(client.stats().attempts >= 3);
     client.stop().await;

@@ -1,10 +1,13 @@
 //! What the bridge's test binaries share: a bridge on its own runtime, raw Engine.IO
-//! WebSocket clients, and the HTTP calls the back office and operators make.
+//! WebSocket clients, Socket.IO clients (rust_socketio, the client our app uses), and the
+//! HTTP calls the back office and operators make.
 //!
 //! Each test binary uses a part of it.
 #![allow(dead_code)]
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Payload, TransportType};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +22,48 @@ use tokio_tungstenite::tungstenite::Message;
 pub const WAIT: Duration = Duration::from_secs(10);
 /// How long `/healthz` may take while a fault runs.
 pub const HEALTHY: Duration = Duration::from_millis(500);
+
+/// What a Socket.IO client received, as (event name, args), in order.
+pub type Events = tokio::sync::mpsc::UnboundedReceiver<(String, Vec<Value>)>;
+
+/// A Socket.IO client whose events and errors (`add_stock`, `sale_mode`, `open`, `error`,
+/// `close`) arrive on a channel; no reconnecting. Does not wait for `open`.
+pub async fn sio_client(addr: SocketAddr, transport: TransportType, token: Option<&str>) -> (Client, Events) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut builder = ClientBuilder::new(format!("http://{addr}")).transport_type(transport).reconnect(false);
+    if let Some(token) = token {
+        builder = builder.auth(json!({ "token": token }));
+    }
+    for name in ["add_stock", "sale_mode", "open", "error", "close"] {
+        let tx = tx.clone();
+        builder = builder.on(name, move |payload, _| {
+            let args = match payload {
+                Payload::Text(v) => v,
+                #[allow(deprecated)]
+                Payload::String(s) => vec![Value::String(s)],
+                Payload::Binary(_) => vec![],
+            };
+            let _ = tx.send((name.to_owned(), args));
+            async {}.boxed()
+        });
+    }
+    let client = timeout(WAIT, builder.connect()).await.expect("connect timed out").expect("connect failed");
+    (client, rx)
+}
+
+/// The args of the next `name` event (others are skipped), within [`WAIT`].
+pub async fn next(rx: &mut Events, name: &str) -> Vec<Value> {
+    timeout(WAIT, async {
+        loop {
+            let (n, args) = rx.recv().await.expect("client channel closed");
+            if n == name {
+                return args;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {name} within {WAIT:?}"))
+}
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 

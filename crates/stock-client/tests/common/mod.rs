@@ -72,10 +72,17 @@ pub fn add_stock(product: i64, stock: i64) -> Value {
         "peak_hour_price": 12, "mediboy_offer_price": 9, "sync_at": "2024-01-01T00:00:00.000Z"}})
 }
 
-/// A free loopback port (bound, then released).
-pub async fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap()
+/// A loopback port held but not listening: connecting to it is refused until
+/// [`tokio::net::TcpSocket::listen`] turns it into a server's listener (no bind-release-rebind race).
+pub fn reserved_port() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
 }
+
+/// Loopback, any port: for servers that report the address they bound.
+pub const ANY_PORT: &str = "127.0.0.1:0";
 
 /// The target directory's debug folder (where `cargo build` put the binaries).
 pub fn bin(name: &str) -> PathBuf {
@@ -122,10 +129,13 @@ async fn spawn_listening(mut cmd: tokio::process::Command) -> (Child, String) {
 }
 
 /// Our bridge binary on `addr`.
-pub async fn bridge_process(addr: SocketAddr) -> Child {
+/// `stock-bridge serve` on `addr` (port 0: any); returns the address it bound.
+pub async fn bridge_process(addr: &str) -> (Child, SocketAddr) {
     let mut cmd = tokio::process::Command::new(bin("stock-bridge"));
-    cmd.args(["serve", "--listen", &addr.to_string()]).env("STOCK_BRIDGE_API_KEY", KEY).env("RUST_LOG", "warn");
-    spawn_listening(cmd).await.0
+    cmd.args(["serve", "--listen", addr]).env("STOCK_BRIDGE_API_KEY", KEY).env("RUST_LOG", "warn");
+    let (child, line) = spawn_listening(cmd).await;
+    let bound = line.rsplit("http://").next().unwrap().trim().parse().expect("the bridge prints its address");
+    (child, bound)
 }
 
 /// The old Node.js bridge (tests/node/reference-bridge.js) on `port` (0: any).
