@@ -25,9 +25,11 @@ trap cleanup EXIT
 mkdir -p "$WORK/site" "$WORK/home"
 cp "$ROOT"/ui/* "$WORK/site/"
 cp "$ROOT/tests/node/tauri-standin.js" "$ROOT/bench/page-memory/feed.js" "$WORK/site/"
-sed 's|<script src="app.js" defer></script>|<script src="tauri-standin.js"></script><script src="feed.js"></script><script src="app.js" defer></script>|' \
+# The stand-in answers with the app's own samples (tests/node/page-samples.json).
+{ printf 'window.__pageSamples = '; cat "$ROOT/tests/node/page-samples.json"; printf ';\n'; } > "$WORK/site/samples.js"
+sed 's|<script type="module" src="main.js"></script>|<script src="samples.js"></script><script src="tauri-standin.js"></script><script src="feed.js"></script><script type="module" src="main.js"></script>|' \
   "$ROOT/ui/index.html" > "$WORK/site/index.html"
-grep -q feed.js "$WORK/site/index.html" || { echo "page-memory: ui/index.html no longer loads app.js as expected" >&2; exit 1; }
+grep -q feed.js "$WORK/site/index.html" || { echo "page-memory: ui/index.html no longer loads main.js as expected" >&2; exit 1; }
 
 # An ephemeral port, read back from the server's first line.
 python3 -u -m http.server 0 --bind 127.0.0.1 -d "$WORK/site" > "$WORK/http.log" 2>&1 &

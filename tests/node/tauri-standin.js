@@ -1,5 +1,7 @@
 // A small in-page stand-in for Tauri's IPC (window.__TAURI__.core), so the page can be
-// driven in a plain browser. Tests steer it through window.__standin:
+// driven in a plain browser. Its canned answers are the samples the app's Rust types
+// wrote (window.__pageSamples, from page-samples.json), so they cannot drift from what the
+// app sends. Tests steer it through window.__standin:
 //   __standin.handlers[cmd] = (args) => value | Promise   (a rejected promise is a command error)
 //   __standin.push(update | [updates])                    (queues for the page's next_updates;
 //                                                          resolves once the page has applied it)
@@ -7,10 +9,15 @@
 //   __standin.polling                                     (true once the page pulls updates)
 //   __standin.calls                                       (every invoke but next_updates, in order)
 // Like the app, it answers a waiting `next_updates` as soon as something is queued, and a
-// call while something is queued at once; unlike the app it does not hold answers to one
-// per frame, so tests see the page's own batching.
+// call while something is queued at once, with everything queued as one batch. (The app
+// also holds answers to one per frame: tested in Rust, src-tauri/src/outlet.rs.)
 (() => {
+  const samples = window.__pageSamples;
+  if (!samples) throw new Error('tauri-standin.js needs window.__pageSamples (tests/node/page-samples.json)');
+  const copy = (v) => JSON.parse(JSON.stringify(v));
+  const now = () => new Date().toISOString();
   const standin = {
+    samples,
     calls: [],
     generation: 0,
     polling: false,
@@ -30,21 +37,17 @@
         if (standin.queue.length || standin.resyncNext) return standin.take();
         return new Promise((resolve) => { standin.waiting = resolve; });
       },
-      current_session: () => ({ logged_in: false, user: null, settings: { api_base_url: 'http://127.0.0.1:3001', socket_url: 'http://127.0.0.1:3001' } }),
+      current_session: () => ({ ...copy(samples.session), logged_in: false, user: null }),
+      // Not logged in: offline, nothing shown yet.
       dashboard: () => ({
-        state: { state: 'socket offline', reason: 'not logged in', since: new Date().toISOString(), attempt: 0 },
+        ...copy(samples.dashboard),
+        state: { state: 'socket offline', reason: 'not logged in', since: now(), attempt: 0 },
         history: [], latest: null, products: [], sale_mode: null, gap: null, events_received: 0, last_event_at: null,
       }),
-      get_settings: () => ({ api_base_url: 'http://127.0.0.1:3001', socket_url: 'http://127.0.0.1:3001' }),
+      get_settings: () => copy(samples.settings),
       save_settings: ({ settings }) => settings,
       logout: () => null,
-      diagnostics: () => ({
-        app_version: '0.1.0', api_base_url: 'http://127.0.0.1:3001', socket_url: 'http://127.0.0.1:3001',
-        user: { id: '1', name: 'Demo Operator' },
-        state: { state: 'socket connected', reason: null, since: new Date().toISOString(), attempt: 0 },
-        history: [], gap: null, counters: { attempts: 1, events_received: 0, events_dropped: 0, malformed: 0 },
-        events_shown: 0, last_event_at: null, last_event_age_secs: null, generated_at: new Date().toISOString(),
-      }),
+      diagnostics: () => ({ ...copy(samples.diagnostics), generated_at: now() }),
     },
     take() {
       const batch = { updates: standin.queue, resync: standin.resyncNext };

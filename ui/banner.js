@@ -1,0 +1,63 @@
+// The header: connection state (words, colour, why and since when), the latest product's
+// values, the sale mode, and the data-may-be-incomplete notice.
+
+import { ago, money } from './format.js';
+
+const STATE_CLASS = { 'socket connected': 'connected', 'socket connecting': 'connecting', 'socket offline': 'offline' };
+
+export function createBanner(doc = document) {
+  const $ = (id) => doc.getElementById(id);
+  let latest = null;
+
+  function describe(s) {
+    const why = s.reason ? ` — ${s.reason}` : '';
+    return `${s.state}${why} (since ${new Date(s.since).toLocaleTimeString()})`;
+  }
+
+  function showState(s) {
+    const el = $('connection-state');
+    el.textContent = s.state;
+    el.className = `state ${STATE_CLASS[s.state] || 'offline'}`;
+    el.title = describe(s);
+    const parts = [];
+    if (s.reason) parts.push(s.reason);
+    parts.push(`since ${new Date(s.since).toLocaleTimeString()}`);
+    if (s.state !== 'socket connected' && s.attempt) parts.push(`attempt ${s.attempt}`);
+    $('state-detail').textContent = parts.join(' · ');
+  }
+
+  function showLatest(row) {
+    latest = row;
+    $('banner-product').textContent = row.name ? `${row.name} (#${row.product_id})` : `#${row.product_id}`;
+    $('banner-stock').textContent = String(row.in_stock);
+    $('banner-discount-price').textContent = money.format(row.discount_price);
+    $('banner-peak-hour-price').textContent = money.format(row.peak_hour_price);
+    $('banner-offer-price').textContent = money.format(row.mediboy_offer_price);
+    $('banner-stock').classList.toggle('error', row.in_stock <= 0);
+    tick();
+  }
+
+  /** Rewrites the "synced … ago" text (called every second). */
+  function tick() {
+    if (!latest) return;
+    const el = $('banner-sync-at');
+    el.textContent = ago(latest.sync_at);
+    el.title = latest.sync_at;
+  }
+
+  function showSaleMode(data) {
+    const el = $('sale-mode');
+    const mode = data && (data.mode || data.sale_mode || data.name);
+    el.textContent = `Sale mode: ${mode ? String(mode).replace(/_/g, ' ') : JSON.stringify(data)}`;
+    el.hidden = false;
+  }
+
+  function showGap(gap) {
+    const el = $('gap-notice');
+    if (!gap) { el.hidden = true; return; }
+    el.textContent = `Data may be incomplete since ${new Date(gap.since).toLocaleTimeString()} (${gap.reason}).`;
+    el.hidden = false;
+  }
+
+  return { showState, showLatest, showSaleMode, showGap, tick };
+}

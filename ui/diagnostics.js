@@ -1,0 +1,55 @@
+// The diagnostics panel for support staff: what the app reports (`diagnostics` command: no
+// token, no password), shown as a list and a state history, and copied as JSON.
+
+export function createDiagnostics(invoke, doc = document) {
+  const $ = (id) => doc.getElementById(id);
+  let last = null;
+
+  /** Fetches the report and draws it; resolves with it (null when the app did not answer). */
+  async function render() {
+    const d = await invoke('diagnostics').catch(() => null);
+    if (!d) return null;
+    last = d;
+    const c = d.counters || {};
+    const items = [
+      ['App version', d.app_version], ['API', d.api_base_url], ['Socket', d.socket_url],
+      ['User', d.user ? `${d.user.name || ''} (#${d.user.id})` : '—'],
+      ['State', d.state.state], ['Reason', d.state.reason || '—'], ['Since', new Date(d.state.since).toLocaleString()],
+      ['Reconnect attempts', c.attempts ?? 0], ['Events received', c.events_received ?? 0],
+      ['Events dropped', c.events_dropped ?? 0], ['Malformed events', c.malformed ?? 0],
+      ['Last event', d.last_event_at ? `${d.last_event_age_secs} s ago` : 'none yet'],
+      ['Data complete', d.gap ? `no, since ${new Date(d.gap.since).toLocaleTimeString()}` : 'yes'],
+    ];
+    const dl = $('diag-list');
+    dl.textContent = '';
+    for (const [k, v] of items) {
+      const dt = doc.createElement('dt'); dt.textContent = k;
+      const dd = doc.createElement('dd'); dd.textContent = String(v);
+      dl.append(dt, dd);
+    }
+    const ol = $('diag-history');
+    ol.textContent = '';
+    for (const s of [...d.history].reverse()) {
+      const li = doc.createElement('li');
+      li.textContent = `${new Date(s.since).toLocaleTimeString()} ${s.state}${s.reason ? ` — ${s.reason}` : ''}`;
+      ol.appendChild(li);
+    }
+    return d;
+  }
+
+  /** Puts the latest report on the clipboard as JSON (else shows it to select by hand). */
+  async function copy() {
+    await render();
+    const text = JSON.stringify(last, null, 2);
+    try {
+      await navigator.clipboard.writeText(text);
+      $('copy-result').textContent = 'Copied.';
+    } catch {
+      $('copy-result').textContent = 'Copy failed; select the text below.';
+      const pre = doc.createElement('pre'); pre.textContent = text; $('diagnostics').appendChild(pre);
+    }
+  }
+
+  const isOpen = () => !$('diagnostics').hidden;
+  return { render, copy, isOpen };
+}
