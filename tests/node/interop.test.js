@@ -109,7 +109,7 @@ function jwt(claims) {
 test('with client auth, a bad token gets connect_error and a good one joins its user room', async () => {
   const bridge = await startBridge({ STOCK_BRIDGE_CLIENT_AUTH: 'jwt', STOCK_BRIDGE_JWT_SECRET: JWT_SECRET });
   const bad = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: 'nope' } });
-  const good = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: jwt({ sub: 42 }) } });
+  const good = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: jwt({ sub: 42, exp: Math.floor(Date.now() / 1000) + 3600 }) } });
   // Listen before either can happen: the good one may connect before the bad one is refused.
   const refused = withTimeout(new Promise((resolve) => bad.on('connect_error', resolve)), 'connect_error');
   const joined = withTimeout(new Promise((resolve) => good.on('connect', resolve)), 'connect');

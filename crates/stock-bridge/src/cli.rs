@@ -3,6 +3,7 @@
 
 use crate::config::{self, BridgeConfig, ClientAuth};
 use crate::secret::Secret;
+use crate::socket::jwt::{JwtPolicy, JwtRules};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the HTTP API and Socket.IO on one port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Post one event to a bridge, like the back office does, and print the answer.
     Send(crate::send::SendArgs),
     /// Run a self-contained demo: a bridge with a demo login and a synthetic feed.
@@ -32,7 +33,7 @@ pub enum Command {
 pub enum ClientAuthMode {
     /// Anyone may connect; no per-user rooms.
     None,
-    /// HS256 JWT in the handshake `auth.token`; `sub` is the user id.
+    /// A JWT in the handshake `auth.token` (HS256 with a secret, or RS256/ES256 with a public key); `sub` is the user id.
     Jwt,
     /// Ask the Mediboy API who the bearer of `auth.token` is.
     Introspect,
@@ -103,9 +104,21 @@ pub struct ServeArgs {
     /// How Socket.IO clients are authenticated.
     #[arg(long, env = "STOCK_BRIDGE_CLIENT_AUTH", value_enum, default_value_t = ClientAuthMode::None)]
     pub client_auth: ClientAuthMode,
-    /// Secret shared with the back office for `--client-auth jwt` (at least 16 characters).
+    /// Secret shared with the back office for `--client-auth jwt` with HS256 (at least 16 characters).
     #[arg(long, env = "STOCK_BRIDGE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// PEM file of the public key for `--client-auth jwt` with RS256 or ES256 (e.g. Laravel Passport's oauth-public.key).
+    #[arg(long, env = "STOCK_BRIDGE_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<std::path::PathBuf>,
+    /// Seconds of clock difference forgiven when checking a JWT's exp and nbf.
+    #[arg(long, env = "STOCK_BRIDGE_JWT_LEEWAY_SECS", default_value_t = crate::socket::jwt::DEFAULT_LEEWAY.as_secs())]
+    pub jwt_leeway_secs: u64,
+    /// The `iss` a JWT must carry (unchecked when unset).
+    #[arg(long, env = "STOCK_BRIDGE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The `aud` a JWT must carry (unchecked when unset).
+    #[arg(long, env = "STOCK_BRIDGE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
     /// URL answering who a bearer is, for `--client-auth introspect` [default: $MEDIBOY_API_BASE_URL/user].
     #[arg(long, env = "STOCK_BRIDGE_INTROSPECT_URL")]
     pub introspect_url: Option<String>,
@@ -137,12 +150,38 @@ impl ServeArgs {
         let events = EventPolicy::new(self.events.iter().map(String::as_str)).map_err(|e| invalid("--events", e))?;
         let client_auth = match self.client_auth {
             ClientAuthMode::None => ClientAuth::None,
-            ClientAuthMode::Jwt => ClientAuth::Jwt {
-                secret: Secret::new(
-                    self.jwt_secret
-                        .ok_or_else(|| invalid("STOCK_BRIDGE_JWT_SECRET", "required with --client-auth jwt".into()))?,
-                ),
-            },
+            ClientAuthMode::Jwt => {
+                let rules = JwtRules {
+                    leeway: Duration::from_secs(self.jwt_leeway_secs),
+                    issuer: self.jwt_issuer.filter(|s| !s.trim().is_empty()),
+                    audience: self.jwt_audience.filter(|s| !s.trim().is_empty()),
+                };
+                let secret = self.jwt_secret.filter(|s| !s.is_empty());
+                let policy = match (secret, self.jwt_public_key) {
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            "STOCK_BRIDGE_JWT_SECRET",
+                            "and STOCK_BRIDGE_JWT_PUBLIC_KEY are both set: give one (a secret for HS256, a public key for RS256/ES256)".into(),
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            "STOCK_BRIDGE_JWT_SECRET",
+                            "or STOCK_BRIDGE_JWT_PUBLIC_KEY is required with --client-auth jwt".into(),
+                        ));
+                    }
+                    (Some(secret), None) => JwtPolicy::hs256(secret.as_bytes(), &rules)
+                        .map_err(|e| invalid("STOCK_BRIDGE_JWT_SECRET", e.to_string()))?,
+                    (None, Some(path)) => {
+                        let pem = std::fs::read(&path).map_err(|e| {
+                            invalid("STOCK_BRIDGE_JWT_PUBLIC_KEY", format!("cannot read {}: {e}", path.display()))
+                        })?;
+                        JwtPolicy::public_key(&pem, &rules)
+                            .map_err(|e| invalid("STOCK_BRIDGE_JWT_PUBLIC_KEY", format!("{}: {e}", path.display())))?
+                    }
+                };
+                ClientAuth::Jwt(Box::new(policy))
+            }
             ClientAuthMode::Introspect => {
                 let url = self
                     .introspect_url
@@ -209,7 +248,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Send(args) => crate::send::run(args).await.map_err(CliError::from),
             Command::Demo(args) => crate::demo::run(args).await,
         }

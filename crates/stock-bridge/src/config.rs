@@ -2,6 +2,7 @@
 //! validated [`BridgeConfig`] with named defaults.
 
 use crate::secret::Secret;
+use crate::socket::jwt::{JwtKeyError, JwtPolicy, JwtRules};
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -47,10 +48,21 @@ pub enum ClientAuth {
     /// Anyone may connect; no one joins a per-user room.
     #[default]
     None,
-    /// An HS256 JWT in `auth.token` whose `sub` is the user id.
-    Jwt { secret: Secret },
+    /// A JWT in `auth.token` whose `sub` is the user id (see [`JwtPolicy`]).
+    Jwt(Box<JwtPolicy>),
     /// The bridge asks the Mediboy API who the bearer is.
     Introspect { url: String, cache_for: Duration },
+}
+
+impl ClientAuth {
+    /// HS256 with `secret` and the default rules (the demo, tests).
+    pub fn jwt_hs256(secret: &str) -> Result<Self, JwtKeyError> {
+        JwtPolicy::hs256(
+            secret.as_bytes(),
+            &JwtRules { leeway: crate::socket::jwt::DEFAULT_LEEWAY, ..JwtRules::default() },
+        )
+        .map(|p| ClientAuth::Jwt(Box::new(p)))
+    }
 }
 
 /// Everything `serve` and `demo` need, already checked.
@@ -156,14 +168,6 @@ impl BridgeConfig {
         positive("STOCK_BRIDGE_CATCH_UP_MAX_BYTES", self.catch_up_max_bytes)?;
         positive("STOCK_BRIDGE_MAX_CONNECTIONS", self.max_connections)?;
         positive("STOCK_BRIDGE_HEADER_READ_TIMEOUT_SECS", self.header_read_timeout.as_millis() as usize)?;
-        if let ClientAuth::Jwt { secret } = &self.client_auth
-            && secret.expose().len() < 16
-        {
-            return Err(ConfigError::Invalid {
-                what: "STOCK_BRIDGE_JWT_SECRET",
-                why: "must be at least 16 characters long".into(),
-            });
-        }
         Ok(self)
     }
 

@@ -11,7 +11,7 @@
 use crate::config::{BridgeConfig, ClientAuth};
 use crate::relay::Bridge;
 use crate::secret::Secret;
-use crate::socket::auth::{sign_hs256, verify_hs256};
+use crate::socket::jwt::sign_hs256;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -87,13 +87,29 @@ pub struct DemoArgs {
     pub interval_ms: u64,
 }
 
+/// The demo's client authentication: HS256 with the demo secret.
+fn demo_auth() -> ClientAuth {
+    ClientAuth::jwt_hs256(DEMO_JWT_SECRET).expect("the demo secret is long enough")
+}
+
 /// The demo's configuration: like `serve`'s defaults, with the demo key and demo JWTs.
+/// Loopback only: the demo's login, key and JWT secret are public, and it allows any origin.
 pub fn config(listen: SocketAddr, api_key: &str) -> Result<BridgeConfig, crate::config::ConfigError> {
+    if !listen.ip().is_loopback() {
+        return Err(crate::config::ConfigError::Invalid {
+            what: "--listen",
+            why: format!(
+                "the demo listens on this computer only (127.0.0.1 or ::1), not {}: its password, API key and \
+                 JWT secret are public. Use `stock-bridge serve` to serve a network",
+                listen.ip()
+            ),
+        });
+    }
     BridgeConfig {
         listen,
         api_key: Some(Secret::new(api_key)),
         cors_origins: vec!["*".into()],
-        client_auth: ClientAuth::Jwt { secret: Secret::new(DEMO_JWT_SECRET) },
+        client_auth: demo_auth(),
         ..BridgeConfig::default()
     }
     .validate()
@@ -187,7 +203,8 @@ async fn login(body: Option<Json<Value>>) -> impl IntoResponse {
 
 async fn user(headers: HeaderMap) -> impl IntoResponse {
     let token = crate::http::bearer(&headers).and_then(|t| std::str::from_utf8(t).ok());
-    match token.map(|t| verify_hs256(t, DEMO_JWT_SECRET.as_bytes(), chrono::Utc::now().timestamp())) {
+    let ClientAuth::Jwt(policy) = demo_auth() else { unreachable!("the demo uses JWTs") };
+    match token.map(|t| policy.verify(t)) {
         Some(Ok(_)) => (StatusCode::OK, Json(demo_user())),
         _ => (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthenticated."}))),
     }
@@ -210,4 +227,20 @@ pub async fn run(args: DemoArgs) -> Result<(), crate::cli::CliError> {
         args.api_key
     );
     crate::serve(listener, router, bridge, stock_process::shutdown_signal()).await.map_err(crate::cli::CliError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_refuses_any_address_but_loopback() {
+        for addr in ["0.0.0.0:0", "192.168.1.10:3001", "[::]:3001"] {
+            let err = config(addr.parse().unwrap(), DEMO_API_KEY).unwrap_err().to_string();
+            assert!(err.contains("--listen") && err.contains("this computer only"), "{addr}: {err}");
+        }
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            assert!(config(addr.parse().unwrap(), DEMO_API_KEY).is_ok(), "{addr}");
+        }
+    }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
 use stock_bridge::secret::Secret;
-use stock_bridge::socket::auth::sign_hs256;
+use stock_bridge::socket::jwt::sign_hs256;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -68,7 +68,7 @@ impl Redis {
 async fn node(redis: &str, prefix: &str) -> SocketAddr {
     let config = BridgeConfig {
         api_key: Some(Secret::new(KEY)),
-        client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) },
+        client_auth: ClientAuth::jwt_hs256(JWT_SECRET).unwrap(),
         redis_prefix: prefix.to_owned(),
         ..BridgeConfig::default()
     };
@@ -101,7 +101,7 @@ async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 async fn client(addr: SocketAddr, user: u64) -> (Client, Events) {
-    let token = sign_hs256(&json!({"sub": user}), JWT_SECRET.as_bytes());
+    let token = sign_hs256(&json!({"sub": user, "exp": chrono::Utc::now().timestamp() + 3600}), JWT_SECRET.as_bytes());
     let (client, mut rx) = common::sio_client(addr, TransportType::Websocket, Some(&token)).await;
     next(&mut rx, "open").await;
     (client, rx)

@@ -335,9 +335,7 @@ async fn a_burst_of_catch_ups_from_one_socket_does_not_delay_others() {
 async fn a_refused_handshake_is_closed_at_once() {
     let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig {
-        client_auth: stock_bridge::config::ClientAuth::Jwt {
-            secret: stock_bridge::secret::Secret::new("jwt-secret-for-tests-only"),
-        },
+        client_auth: stock_bridge::config::ClientAuth::jwt_hs256("jwt-secret-for-tests-only").unwrap(),
         ..Default::default()
     });
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", bridge.addr);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
 use stock_bridge::relay::Bridge;
 use stock_bridge::secret::Secret;
-use stock_bridge::socket::auth::sign_hs256;
+use stock_bridge::socket::jwt::sign_hs256;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
@@ -85,8 +85,7 @@ fn token(sub: u64, exp_in: i64) -> String {
 
 #[tokio::test]
 async fn private_broadcasts_reach_only_their_user() {
-    let config =
-        BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) }, ..Default::default() };
+    let config = BridgeConfig { client_auth: ClientAuth::jwt_hs256(JWT_SECRET).unwrap(), ..Default::default() };
     let bridge = start(config).await;
     let (_a, mut rx_a) = client(bridge.addr, TransportType::Websocket, Some(token(41, 600))).await;
     let (_b, mut rx_b) = client(bridge.addr, TransportType::Websocket, Some(token(42, 600))).await;
@@ -108,13 +107,12 @@ async fn private_broadcasts_reach_only_their_user() {
 
 #[tokio::test]
 async fn forged_expired_and_missing_tokens_are_refused_with_connect_error() {
-    let config =
-        BridgeConfig { client_auth: ClientAuth::Jwt { secret: Secret::new(JWT_SECRET) }, ..Default::default() };
+    let config = BridgeConfig { client_auth: ClientAuth::jwt_hs256(JWT_SECRET).unwrap(), ..Default::default() };
     let bridge = start(config).await;
     let forged = sign_hs256(&json!({"sub": 1}), b"not-the-shared-secret-at-all");
     for (tok, why) in [
         (Some(forged), "unauthorized: the token signature is wrong"),
-        (Some(token(1, -10)), "unauthorized: the token has expired"),
+        (Some(token(1, -600)), "unauthorized: the token has expired"),
         (None, "unauthorized: no token given"),
     ] {
         let (_c, mut rx) = client(bridge.addr, TransportType::Websocket, tok).await;

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
-use stock_bridge::secret::Secret;
 use stock_client::backoff::Backoff;
 use stock_client::{ClientConfig, ClientEvent, SocketTarget, connect};
 use stock_protocol::ConnectionState::{Connected, Connecting, Offline};
@@ -106,7 +105,7 @@ async fn a_graceful_server_stop_is_reported_as_closed_by_the_server() {
 #[tokio::test]
 async fn an_auth_rejection_is_offline_unauthorized() {
     let config = BridgeConfig {
-        client_auth: ClientAuth::Jwt { secret: Secret::new("jwt-secret-0123456789") },
+        client_auth: ClientAuth::jwt_hs256("jwt-secret-0123456789").unwrap(),
         ..BridgeConfig::default()
     };
     let bridge = InProcessBridge::start(config).await;

@@ -7,6 +7,7 @@
 //! (`more: true`, resume after `seq`) so none exceeds `catch_up_max_bytes`.
 
 pub mod auth;
+pub mod jwt;
 
 use crate::metrics as m;
 use crate::outflow::{Outflow, Refused, Tap};
