@@ -22,7 +22,7 @@ timeout 2400 cargo test --workspace --locked
 
 echo "==> node: socket.io-client interop and the page in headless Chromium"
 mkdir -p tests/artifacts
-(cd tests/node && timeout 600 node --test --test-concurrency=1 interop.test.js ui.test.js)
+(cd tests/node && timeout 600 node --test --test-concurrency=1 interop.test.js ui-modules.test.js ui.test.js)
 
 echo "==> node: the real app window under Xvfb (tauri-driver + WebKitWebDriver)"
 bash scripts/window-test.sh
