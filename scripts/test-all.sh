@@ -13,12 +13,24 @@ echo "==> npm ci (reference peers, socket.io-client, playwright-core)"
 echo "==> cargo fmt --check and clippy -D warnings (before any test)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p stock-bridge --no-default-features --all-targets --locked -- -D warnings
 
 echo "==> cargo build --workspace (binaries the cross-process tests start)"
 cargo build --workspace --locked
 
+echo "==> the production bridge (--no-default-features) carries none of the demo's public secrets"
+cargo build --locked -p stock-bridge --no-default-features --target-dir "$CARGO_TARGET_DIR/production-bridge"
+DEMO_SECRETS=(-e demo-jwt-secret-not-for-production -e demo-broadcast-key-change-me -e demo@mediboy.local)
+grep -aq "${DEMO_SECRETS[@]}" "$CARGO_TARGET_DIR/debug/stock-bridge" \
+  || { echo "the check is broken: the demo build does not contain the demo's secrets either" >&2; exit 1; }
+if grep -aq "${DEMO_SECRETS[@]}" "$CARGO_TARGET_DIR/production-bridge/debug/stock-bridge"; then
+  echo "the production bridge contains the demo's secrets" >&2; exit 1
+fi
+
 echo "==> cargo test --workspace"
 timeout 2400 cargo test --workspace --locked
+
+bash scripts/keyring-test.sh
 
 echo "==> node: socket.io-client interop and the page in headless Chromium"
 mkdir -p tests/artifacts

@@ -11,6 +11,7 @@ export const ERROR_TEXT = {
   invalid_settings: null,
   not_logged_in: 'Please sign in.',
   storage: null,
+  remember_unavailable: null, // the message says why
   superseded: null, // a newer page took over: never shown
 };
 

@@ -68,6 +68,17 @@ function showDashboard() {
   table.redraw();
 }
 
+/** "Remember me" needs the computer's credential store; without one it is off, with why. */
+function showRemember(remember) {
+  const box = $('login-remember');
+  const note = $('login-remember-note');
+  const available = !remember || remember.available;
+  box.disabled = !available;
+  if (!available) box.checked = false;
+  note.textContent = available ? '' : `Remember me is off: ${remember.reason}`;
+  note.hidden = available;
+}
+
 function showLoginError(text) {
   const el = $('login-error');
   el.textContent = text;
@@ -156,6 +167,7 @@ async function start() {
     await follow({ onBatch: draw, onResync: loadDashboard }); // first, so nothing sent from now on is missed
     const session = await invoke('current_session');
     settings = session.settings;
+    showRemember(session.remember);
     await loadDashboard(); // then the current state: nothing sent before we listened is lost
     if (session.logged_in) showDashboard();
     else showLogin('');

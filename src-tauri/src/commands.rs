@@ -5,9 +5,10 @@ use crate::error::{CommandError, ErrorKind};
 use crate::feed::Feed;
 use crate::outlet::Batch;
 use crate::session;
-use crate::settings::{SESSION_KEY, SETTINGS_KEY, Settings, StoredSession};
+use crate::settings::{LiveSession, SETTINGS_KEY, Settings};
 use crate::state::{AppState, lock};
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::sync::Arc;
 use stock_client::dashboard::{DashboardView, GapNotice};
@@ -22,11 +23,27 @@ pub struct SessionView {
     pub logged_in: bool,
     pub user: Option<User>,
     pub settings: Settings,
+    /// Whether "remember me" can work on this computer.
+    pub remember: RememberView,
 }
 
-fn session_view(state: &AppState) -> SessionView {
+/// "Remember me" is possible only with a credential store.
+#[derive(Debug, Clone, Serialize)]
+pub struct RememberView {
+    pub available: bool,
+    /// Why not, when not.
+    pub reason: Option<String>,
+}
+
+async fn session_view(state: &Arc<AppState>) -> SessionView {
     let session = state.session();
-    SessionView { logged_in: session.is_some(), user: session.and_then(|s| s.user), settings: state.settings() }
+    let check = session::remember_check(state.clone()).await;
+    SessionView {
+        logged_in: session.is_some(),
+        user: session.and_then(|s| s.user),
+        settings: state.settings(),
+        remember: RememberView { available: check.is_ok(), reason: check.err().map(|e| e.to_string()) },
+    }
 }
 
 #[tauri::command]
@@ -36,36 +53,34 @@ pub async fn login(
     password: String,
     remember: bool,
 ) -> Result<SessionView, CommandError> {
+    if remember && let Err(e) = session::remember_check(state.inner().clone()).await {
+        // Before logging in: nothing changes, and the page says why.
+        return Err(CommandError::new(ErrorKind::RememberUnavailable, format!("\"Remember me\" is not possible: {e}")));
+    }
     let settings = state.settings();
     let session = stock_client::login(&LoginTarget::new(settings.api_base_url.clone()), &email, &password).await?;
-    let stored = StoredSession { token: session.token, user: session.user };
-    let remembered = remember.then(|| serde_json::to_value(&stored).unwrap_or_default());
-    state
-        .vault
-        .save(SESSION_KEY, remembered)
-        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the session: {e}")))?;
-    *lock(&state.session) = Some(stored.clone());
-    session::start_feed(state.inner().clone(), &settings.socket_url, stored.token.expose()).await;
-    Ok(session_view(&state))
+    let live = LiveSession { token: session.token, user: session.user };
+    session::keep(state.inner().clone(), &live, remember).await?;
+    *lock(&state.session) = Some(live.clone());
+    session::start_feed(state.inner().clone(), &settings.socket_url, live.token.expose_secret()).await;
+    Ok(session_view(state.inner()).await)
 }
 
 #[tauri::command]
 pub async fn logout(state: AppStateRef<'_>) -> Result<(), CommandError> {
-    session::end(&state)
-        .await
-        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not forget the session: {e}")))
+    session::end(state.inner().clone()).await
 }
 
 /// The page's first call once it has loaded.
 #[tauri::command]
-pub fn current_session(state: AppStateRef<'_>) -> SessionView {
+pub async fn current_session(state: AppStateRef<'_>) -> Result<SessionView, CommandError> {
     static FIRST: std::sync::Once = std::sync::Once::new();
     FIRST.call_once(|| {
         if let Some(started) = crate::STARTED.get() {
             tracing::info!("page ready after {} ms", started.elapsed().as_millis());
         }
     });
-    session_view(&state)
+    Ok(session_view(state.inner()).await)
 }
 
 #[tauri::command]
@@ -87,7 +102,7 @@ pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result
         && let Some(session) = state.session()
         && state.feed.lock().await.is_some()
     {
-        session::start_feed(state.inner().clone(), &settings.socket_url, session.token.expose()).await;
+        session::start_feed(state.inner().clone(), &settings.socket_url, session.token.expose_secret()).await;
     }
     Ok(settings)
 }

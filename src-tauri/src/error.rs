@@ -22,13 +22,15 @@ pub enum ErrorKind {
     InvalidSettings,
     NotLoggedIn,
     Storage,
+    /// "Remember me" was asked for where no credential store answers.
+    RememberUnavailable,
     /// A newer page has subscribed: this one's updates go there.
     Superseded,
 }
 
 impl ErrorKind {
     /// Every kind, for the contract test.
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::WrongCredentials,
         ErrorKind::Unreachable,
         ErrorKind::ServerError,
@@ -38,6 +40,7 @@ impl ErrorKind {
         ErrorKind::InvalidSettings,
         ErrorKind::NotLoggedIn,
         ErrorKind::Storage,
+        ErrorKind::RememberUnavailable,
         ErrorKind::Superseded,
     ];
 }

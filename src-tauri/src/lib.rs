@@ -8,11 +8,13 @@
 //!   per frame at most); [`page`]: the page's wire format.
 //! - [`feed`]: the running live client and its forwarding task, owned and stoppable.
 //! - [`state`]: managed state, the dashboard model's one owner; [`settings`]: addresses,
-//!   the remembered session and the [`settings::Vault`] that keeps them (tauri-plugin-store).
+//!   the remembered user and the [`settings::Vault`] that keeps them (tauri-plugin-store);
+//!   [`credentials`]: the remembered token, in the OS credential store (keyring).
 //! - [`error`]: [`error::CommandError`], matched by `kind` in the page.
 //! - [`webview`]: how the window's web view renders (memory).
 
 pub mod commands;
+pub mod credentials;
 pub mod error;
 pub mod feed;
 pub mod outlet;
@@ -51,7 +53,7 @@ pub fn resume(state: Arc<AppState>) {
     if let Some(session) = state.session() {
         let socket_url = state.settings().socket_url;
         tauri::async_runtime::spawn(async move {
-            session::start_feed(state, &socket_url, session.token.expose()).await;
+            session::start_feed(state, &socket_url, secrecy::ExposeSecret::expose_secret(&session.token)).await;
         });
     }
 }
@@ -68,7 +70,8 @@ pub fn run() {
         .plugin(tauri_plugin_store::Builder::default().build())
         .setup(|app| {
             let store = app.store(STORE_FILE)?;
-            let state = Arc::new(AppState::load(Arc::new(StoreVault(store))));
+            let credentials = Arc::new(credentials::OsCredentials::new(credentials::SERVICE));
+            let state = Arc::new(AppState::load(Arc::new(StoreVault(store)), credentials));
             resume(state.clone());
             app.manage(state);
             if let Some(window) = app.get_webview_window("main") {

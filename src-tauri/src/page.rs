@@ -58,7 +58,7 @@ mod tests {
     //! answers with it and checks the page's own tables against it.
 
     use super::*;
-    use crate::commands::{Diagnostics, SessionView};
+    use crate::commands::{Diagnostics, RememberView, SessionView};
     use crate::error::{CommandError, ErrorKind};
     use crate::outlet::Batch;
     use crate::settings::Settings;
@@ -150,7 +150,12 @@ mod tests {
             "error_kinds": ErrorKind::ALL,
             "command_error": CommandError::new(ErrorKind::WrongCredentials, "wrong email or password"),
             "settings": settings,
-            "session": SessionView { logged_in: true, user: Some(user), settings: settings.clone() },
+            "session": SessionView {
+                logged_in: true,
+                user: Some(user),
+                settings: settings.clone(),
+                remember: RememberView { available: true, reason: None },
+            },
             "dashboard": view,
             "batch": batch,
             "diagnostics": diagnostics,

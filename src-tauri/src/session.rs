@@ -1,9 +1,13 @@
 //! The logged-in session's lifecycle, independent of how it was asked for (a command, a
-//! remembered session at start): start the feed for a token, stop it, forget a token the
-//! server refused.
+//! remembered session at start): keep it (token in the credential store, user in the
+//! vault) or not, start the feed for a token, stop it, forget a token the server refused.
+//! Calls into the credential store block (D-Bus, Windows APIs), so they run on tokio's
+//! blocking threads.
 
+use crate::credentials::CredentialError;
+use crate::error::{CommandError, ErrorKind};
 use crate::feed::Feed;
-use crate::settings::SESSION_KEY;
+use crate::settings::{LiveSession, RememberedUser, SESSION_KEY};
 use crate::state::{AppState, lock};
 use chrono::Utc;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ pub async fn start_feed(state: Arc<AppState>, socket_url: &str, token: &str) {
         state.record(event);
         if refused {
             // The server no longer accepts this token: forget it, so the next start asks to log in.
+            // (On this forwarding task: the credential store's call blocks it briefly.)
             if let Err(e) = forget(&state) {
                 tracing::warn!("could not forget the refused session: {e}");
             }
@@ -32,13 +37,45 @@ pub async fn start_feed(state: Arc<AppState>, socket_url: &str, token: &str) {
     }));
 }
 
+/// Whether tokens can be remembered here.
+pub async fn remember_check(state: Arc<AppState>) -> Result<(), CredentialError> {
+    tokio::task::spawn_blocking(move || state.remember_check())
+        .await
+        .unwrap_or_else(|e| Err(CredentialError::Failed(e.to_string())))
+}
+
+/// Remembers `live` (token in the credential store, user in the vault) or, with
+/// `remember` false, makes sure nothing of an earlier session is remembered.
+pub async fn keep(state: Arc<AppState>, live: &LiveSession, remember: bool) -> Result<(), CommandError> {
+    let token = live.token.clone();
+    let user = RememberedUser { user: live.user.clone() };
+    tokio::task::spawn_blocking(move || {
+        if remember {
+            state.credentials.save(&token).map_err(|e| {
+                CommandError::new(ErrorKind::RememberUnavailable, format!("could not keep the session: {e}"))
+            })?;
+            let value = serde_json::to_value(&user).unwrap_or_default();
+            state.vault.save(SESSION_KEY, Some(value))
+        } else {
+            forget(&state)
+        }
+        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the session: {e}")))
+    })
+    .await
+    .map_err(|e| CommandError::new(ErrorKind::Storage, e.to_string()))?
+}
+
 /// Stops the feed and forgets the session (in memory and remembered); the view is emptied
 /// and the page told "logged out".
-pub async fn end(state: &AppState) -> Result<(), String> {
+pub async fn end(state: Arc<AppState>) -> Result<(), CommandError> {
     if let Some(feed) = state.feed.lock().await.take() {
         feed.stop().await;
     }
-    let saved = forget(state);
+    let forgetting = state.clone();
+    let saved = tokio::task::spawn_blocking(move || forget(&forgetting))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
+        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not forget the session: {e}")));
     state.clear_view();
     state.record(ClientEvent::State(StateChange {
         state: ConnectionState::Offline,
@@ -49,7 +86,14 @@ pub async fn end(state: &AppState) -> Result<(), String> {
     saved
 }
 
+/// Forgets the session: in memory, the user in the vault, the token in the credential
+/// store (where there is none, there is nothing to delete).
 fn forget(state: &AppState) -> Result<(), String> {
     *lock(&state.session) = None;
-    state.vault.save(SESSION_KEY, None)
+    let vault = state.vault.save(SESSION_KEY, None);
+    let credentials = match state.credentials.delete() {
+        Err(CredentialError::Unavailable(_)) => Ok(()),
+        other => other.map_err(|e| e.to_string()),
+    };
+    vault.and(credentials)
 }

@@ -1,4 +1,5 @@
-//! Server addresses and the remembered session, and where they are kept.
+//! Server addresses and the remembered user, and where they are kept (the token is in the
+//! credential store: [`crate::credentials`]).
 //!
 //! Precedence: settings saved in the app, then `MEDIBOY_API_BASE_URL` / `VITE_SOCKET_URL`,
 //! then [`DEMO_URL`] (a local `stock-bridge demo`).
@@ -54,15 +55,22 @@ impl Settings {
     }
 }
 
-/// A login kept across restarts ("remember me").
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredSession {
+/// Who is logged in, in memory. The token is a `secrecy::SecretString`.
+#[derive(Debug, Clone)]
+pub struct LiveSession {
     pub token: Token,
     pub user: Option<User>,
 }
 
-/// Where settings and the remembered session are kept (the store plugin in the app,
-/// memory in tests).
+/// What the store file keeps of a remembered session: who, never the token (that is in
+/// the credential store: [`crate::credentials`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RememberedUser {
+    pub user: Option<User>,
+}
+
+/// Where settings and the remembered user are kept (the store plugin in the app, memory
+/// in tests). Never a token.
 pub trait Vault: Send + Sync + 'static {
     fn load(&self, key: &str) -> Option<Value>;
     fn save(&self, key: &str, value: Option<Value>) -> Result<(), String>;
@@ -74,6 +82,13 @@ pub const SESSION_KEY: &str = "session";
 /// A [`Vault`] in memory.
 #[derive(Default)]
 pub struct MemoryVault(std::sync::Mutex<std::collections::HashMap<String, Value>>);
+
+impl MemoryVault {
+    /// Everything kept, as the store file would hold it.
+    pub fn contents(&self) -> String {
+        serde_json::to_string(&*self.0.lock().unwrap_or_else(|e| e.into_inner())).unwrap_or_default()
+    }
+}
 
 impl Vault for MemoryVault {
     fn load(&self, key: &str) -> Option<Value> {

@@ -1,18 +1,20 @@
 //! The app's managed state: settings, who is logged in, the running feed, the dashboard
-//! model (its one owner) and the outlet to the page.
+//! model (its one owner) and the outlet to the page; where settings and tokens are kept.
 
+use crate::credentials::{CredentialError, CredentialStore};
 use crate::feed::Feed;
 use crate::outlet::Outlet;
 use crate::page::PageUpdate;
-use crate::settings::{SESSION_KEY, SETTINGS_KEY, Settings, StoredSession, Vault};
+use crate::settings::{LiveSession, RememberedUser, SESSION_KEY, SETTINGS_KEY, Settings, Vault};
 use std::sync::{Arc, Mutex, MutexGuard};
 use stock_client::ClientEvent;
 use stock_client::dashboard::{Dashboard, DashboardView};
 
 pub struct AppState {
     pub vault: Arc<dyn Vault>,
+    pub credentials: Arc<dyn CredentialStore>,
     pub settings: Mutex<Settings>,
-    pub session: Mutex<Option<StoredSession>>,
+    pub session: Mutex<Option<LiveSession>>,
     /// A tokio mutex: stopping a feed is awaited while holding it, so two logins cannot race.
     pub feed: tokio::sync::Mutex<Option<Feed>>,
     dashboard: Mutex<Dashboard>,
@@ -20,16 +22,26 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Loads saved settings (else the environment's) and a remembered session.
-    pub fn load(vault: Arc<dyn Vault>) -> Self {
+    /// Loads saved settings (else the environment's) and a remembered session (its user
+    /// from the vault, its token from the credential store).
+    pub fn load(vault: Arc<dyn Vault>, credentials: Arc<dyn CredentialStore>) -> Self {
         let settings = vault
             .load(SETTINGS_KEY)
             .and_then(|v| serde_json::from_value::<Settings>(v).ok())
             .and_then(|s| s.validated().ok())
             .unwrap_or_else(Settings::from_env);
-        let session = vault.load(SESSION_KEY).and_then(|v| serde_json::from_value::<StoredSession>(v).ok());
+        let session = vault.load(SESSION_KEY).and_then(|v| serde_json::from_value::<RememberedUser>(v).ok()).and_then(
+            |remembered| match credentials.load() {
+                Ok(token) => token.map(|token| LiveSession { token, user: remembered.user }),
+                Err(e) => {
+                    tracing::warn!("the remembered session cannot be read: {e}");
+                    None
+                }
+            },
+        );
         AppState {
             vault,
+            credentials,
             settings: Mutex::new(settings),
             session: Mutex::new(session),
             feed: tokio::sync::Mutex::new(None),
@@ -42,8 +54,13 @@ impl AppState {
         lock(&self.settings).clone()
     }
 
-    pub fn session(&self) -> Option<StoredSession> {
+    pub fn session(&self) -> Option<LiveSession> {
         lock(&self.session).clone()
+    }
+
+    /// Whether "remember me" can work here, and if not why.
+    pub fn remember_check(&self) -> Result<(), CredentialError> {
+        self.credentials.check()
     }
 
     /// Records `event` in the dashboard, then hands its change to the page. (In this order:

@@ -1,9 +1,11 @@
 //! The app's commands through Tauri's mock runtime (`tauri::test::mock_builder`), against
 //! a real `stock-bridge demo` served in process on 127.0.0.1:0.
 
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stock_dashboard::credentials::{CredentialStore, MemoryCredentials};
 use stock_dashboard::settings::{MemoryVault, SESSION_KEY, Settings, Vault};
 use stock_dashboard::state::AppState;
 use tauri::Manager;
@@ -35,12 +37,17 @@ struct TestApp {
     webview: tauri::WebviewWindow<tauri::test::MockRuntime>,
     state: Arc<AppState>,
     vault: Arc<MemoryVault>,
+    credentials: Arc<MemoryCredentials>,
 }
 
 fn app_with(vault: Arc<MemoryVault>, url: &str) -> TestApp {
+    app_with_credentials(vault, Arc::new(MemoryCredentials::default()), url)
+}
+
+fn app_with_credentials(vault: Arc<MemoryVault>, credentials: Arc<MemoryCredentials>, url: &str) -> TestApp {
     let settings = Settings { api_base_url: url.into(), socket_url: url.into() };
     vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
-    let state = Arc::new(AppState::load(vault.clone()));
+    let state = Arc::new(AppState::load(vault.clone(), credentials.clone()));
     let app = mock_builder()
         .invoke_handler(stock_dashboard::handler())
         .build(tauri::generate_context!("../tauri.conf.json", test = true))
@@ -48,7 +55,7 @@ fn app_with(vault: Arc<MemoryVault>, url: &str) -> TestApp {
     app.manage(state.clone());
     stock_dashboard::resume(state.clone());
     let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().unwrap();
-    TestApp { _app: app, webview, state, vault }
+    TestApp { _app: app, webview, state, vault, credentials }
 }
 
 fn call(app: &TestApp, cmd: &str, args: Value) -> Result<Value, Value> {
@@ -90,8 +97,10 @@ fn login_starts_the_feed_remembers_the_session_and_logout_forgets_it() {
     assert_eq!(session["logged_in"], true);
     assert_eq!(session["user"]["id"], "1");
     assert!(session.get("token").is_none() && !session.to_string().contains("eyJ"), "the page never sees the token");
-    let stored = app.vault.load(SESSION_KEY).expect("remembered");
-    let token = stored["token"].as_str().unwrap().to_owned();
+    assert_eq!(app.vault.load(SESSION_KEY).expect("remembered")["user"]["id"], "1", "the vault keeps who");
+    let token =
+        app.credentials.load().unwrap().expect("the credential store keeps the token").expose_secret().to_owned();
+    assert!(!app.vault.contents().contains(&token), "no token in the store file");
 
     wait_for_state(&app, "socket connected");
     let diagnostics = call(&app, "diagnostics", json!({})).unwrap();
@@ -102,7 +111,26 @@ fn login_starts_the_feed_remembers_the_session_and_logout_forgets_it() {
     let view = wait_for_state(&app, "socket offline");
     assert_eq!(view["state"]["reason"], "logged out");
     assert!(app.vault.load(SESSION_KEY).is_none());
+    assert!(app.credentials.load().unwrap().is_none(), "logging out deletes the credential");
     assert_eq!(call(&app, "current_session", json!({})).unwrap()["logged_in"], false);
+}
+
+#[test]
+fn without_a_credential_store_remember_me_is_unavailable_and_nothing_is_kept_in_clear() {
+    let url = demo_bridge();
+    let vault = Arc::new(MemoryVault::default());
+    let credentials = Arc::new(MemoryCredentials::unavailable("no Secret Service on this desktop"));
+    let app = app_with_credentials(vault.clone(), credentials.clone(), &url);
+    let view = call(&app, "current_session", json!({})).unwrap();
+    assert_eq!(view["remember"]["available"], false);
+    assert!(view["remember"]["reason"].as_str().unwrap().contains("no Secret Service"), "{view}");
+    let err = call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": true}))
+        .unwrap_err();
+    assert_eq!(err["kind"], "remember_unavailable", "{err}");
+    assert!(app.state.session().is_none(), "a refused login changes nothing");
+    call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": false})).unwrap();
+    assert!(app.state.session().is_some());
+    assert!(vault.load(SESSION_KEY).is_none() && !vault.contents().contains("eyJ"), "no token, no user kept");
 }
 
 #[test]
@@ -137,10 +165,10 @@ fn a_remembered_session_skips_the_login_screen() {
     let url = demo_bridge();
     let first = app_with(Arc::new(MemoryVault::default()), &url);
     call(&first, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": true})).unwrap();
-    let vault = first.vault.clone();
+    let (vault, credentials) = (first.vault.clone(), first.credentials.clone());
     drop(first);
 
-    let second = app_with(vault, &url);
+    let second = app_with_credentials(vault, credentials, &url);
     assert_eq!(call(&second, "current_session", json!({})).unwrap()["logged_in"], true);
     wait_for_state(&second, "socket connected");
 }
@@ -179,4 +207,78 @@ fn the_page_pulls_live_updates_and_a_reloaded_page_supersedes_the_old_one() {
     assert!(stock["product_id"].is_i64() && stock["in_stock"].is_i64(), "{stock}");
     let view = call(&app, "dashboard", json!({})).unwrap();
     assert!(view["products"].as_array().unwrap().iter().any(|p| p["product_id"] == stock["product_id"]));
+}
+
+// ---- the operating system's credential store, for real -------------------------------
+// Run by scripts/keyring-test.sh: under `dbus-run-session` with `gnome-keyring-daemon
+// --unlock` for the `secret_service` tests, and with no session bus for the other. A plain
+// `cargo test` has no Secret Service, so they are ignored there (and never pass vacuously:
+// each one fails when its store does not behave).
+
+mod os_store {
+    use super::*;
+    use stock_dashboard::credentials::{CredentialError, OsCredentials};
+
+    /// What `secret-tool` (libsecret, not our code) finds under the entry's attributes.
+    fn secret_tool_lookup(service: &str) -> Option<String> {
+        let out = std::process::Command::new("secret-tool")
+            .args(["lookup", "service", service, "username", "session"])
+            .output()
+            .expect("secret-tool (Debian package libsecret-tools) must be installed");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    #[test]
+    #[ignore = "needs a Secret Service: scripts/keyring-test.sh"]
+    fn secret_service_remember_me_survives_a_restart_and_logout_removes_the_token() {
+        let service = "stock-dashboard-test";
+        let credentials: Arc<dyn CredentialStore> = Arc::new(OsCredentials::new(service));
+        credentials.delete().expect("the Secret Service answers");
+        let url = demo_bridge();
+        let vault = Arc::new(MemoryVault::default());
+        let settings = Settings { api_base_url: url.clone(), socket_url: url.clone() };
+        vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
+
+        let start = |vault: Arc<MemoryVault>| {
+            let state = Arc::new(AppState::load(vault, credentials.clone()));
+            let app = mock_builder()
+                .invoke_handler(stock_dashboard::handler())
+                .build(tauri::generate_context!("../tauri.conf.json", test = true))
+                .expect("mock app");
+            app.manage(state.clone());
+            stock_dashboard::resume(state.clone());
+            let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().unwrap();
+            TestApp { _app: app, webview, state, vault: Arc::new(MemoryVault::default()), credentials: Arc::default() }
+        };
+
+        let first = start(vault.clone());
+        assert_eq!(call(&first, "current_session", json!({})).unwrap()["remember"]["available"], true);
+        call(&first, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": true}))
+            .unwrap();
+        let token = secret_tool_lookup(service).expect("the token is in the Secret Service");
+        assert!(token.starts_with("eyJ"), "a JWT: {}…", &token[..token.len().min(3)]);
+        assert!(!vault.contents().contains(&token), "the store file has no trace of the token");
+        drop(first);
+
+        let second = start(vault.clone());
+        assert_eq!(
+            call(&second, "current_session", json!({})).unwrap()["logged_in"],
+            true,
+            "remembered across a restart"
+        );
+        wait_for_state(&second, "socket connected");
+        call(&second, "logout", json!({})).unwrap();
+        assert_eq!(secret_tool_lookup(service), None, "logging out removes the credential");
+        assert!(matches!(credentials.load(), Ok(None)));
+    }
+
+    #[test]
+    #[ignore = "needs no session bus: scripts/keyring-test.sh"]
+    fn no_secret_service_makes_the_os_store_unavailable() {
+        let err = OsCredentials::new("stock-dashboard-test").check().unwrap_err();
+        assert!(matches!(err, CredentialError::Unavailable(_)), "{err:?}");
+        let vault = Arc::new(MemoryVault::default());
+        let state = AppState::load(vault, Arc::new(OsCredentials::new("stock-dashboard-test")));
+        assert!(state.remember_check().is_err(), "\"remember me\" is reported unavailable");
+    }
 }

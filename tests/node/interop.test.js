@@ -108,14 +108,22 @@ function jwt(claims) {
 
 test('with client auth, a bad token gets connect_error and a good one joins its user room', async () => {
   const bridge = await startBridge({ STOCK_BRIDGE_CLIENT_AUTH: 'jwt', STOCK_BRIDGE_JWT_SECRET: JWT_SECRET });
+  const now = Math.floor(Date.now() / 1000);
   const bad = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: 'nope' } });
-  const good = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: jwt({ sub: 42, exp: Math.floor(Date.now() / 1000) + 3600 }) } });
+  const expired = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: jwt({ sub: 42, exp: now - 600 }) } });
+  const good = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: jwt({ sub: 42, exp: now + 3600 }) } });
   // Listen before either can happen: the good one may connect before the bad one is refused.
   const refused = withTimeout(new Promise((resolve) => bad.on('connect_error', resolve)), 'connect_error');
+  const refusedExpired = withTimeout(new Promise((resolve) => expired.on('connect_error', resolve)), 'connect_error (expired)');
   const joined = withTimeout(new Promise((resolve) => good.on('connect', resolve)), 'connect');
   try {
+    // The refusal's code is err.data.code (the JavaScript server's shape); the message keeps its prefix.
     const err = await refused;
-    assert.match(err.message, /^unauthorized/);
+    assert.match(err.message, /^unauthorized: /);
+    assert.equal(err.data.code, 'unauthorized');
+    const errExpired = await refusedExpired;
+    assert.equal(errExpired.message, 'unauthorized: the token has expired');
+    assert.deepEqual(errExpired.data, { code: 'token_expired', message: 'unauthorized: the token has expired' });
     await joined;
     const got = withTimeout(new Promise((resolve) => good.on('sale_mode', resolve)), 'private sale_mode');
     const r = await post(bridge.url, { event: 'sale_mode', data: { mode: 'peak_hour' }, to: 'user:42' });
@@ -123,6 +131,7 @@ test('with client auth, a bad token gets connect_error and a good one joins its 
     assert.deepEqual(await got, { mode: 'peak_hour' });
   } finally {
     bad.close();
+    expired.close();
     good.close();
     bridge.stop();
   }

@@ -63,6 +63,27 @@ test('login errors are shown clearly, with a busy indicator while waiting', asyn
   await page.close();
 });
 
+test('without a credential store, "remember me" is off and says why', async () => {
+  const page = await openPage(() => {
+    const s = window.__standin;
+    const session = s.handlers.current_session();
+    s.handlers.current_session = () => ({ ...session, remember: { available: false, reason: "this computer's credential store is not available (no Secret Service)" } });
+    s.handlers.login = () => s.samples.session;
+  });
+  await page.waitForSelector(`${byId('login-remember-note')}:visible`, WAIT);
+  assert.equal(await page.isDisabled('#login-remember'), true);
+  assert.equal(await page.isChecked('#login-remember'), false);
+  assert.match(await page.textContent(byId('login-remember-note')), /^Remember me is off: .*credential store is not available/);
+  await page.fill(byId('login-email'), 'ann@pharmacy.test');
+  await page.fill(byId('login-password'), 'secret');
+  await page.click(byId('login-submit'));
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  const login = await page.evaluate(() => window.__standin.calls.filter((c) => c.cmd === 'login').at(-1).args);
+  assert.equal(login.remember, false, 'never asks to remember where it cannot');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('a successful login shows the dashboard; state words and colours follow the feed', async () => {
   const page = await openPage();
   await page.evaluate(() => { window.__standin.handlers.login = () => window.__standin.samples.session; });

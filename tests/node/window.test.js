@@ -14,8 +14,8 @@ const APP = process.env.STOCK_DASHBOARD_BIN;
 const BRIDGE = process.env.STOCK_BRIDGE_BIN;
 const { start, stop, children, freePort, until, byTestId: T, WebDriver } = require('./harness.js');
 
-async function startBridge(port) {
-  const bridge = start(BRIDGE, ['demo', '--listen', `127.0.0.1:${port}`, '--interval-ms', '0'], { RUST_LOG: 'warn' });
+async function startBridge(port, extra = []) {
+  const bridge = start(BRIDGE, ['demo', '--listen', `127.0.0.1:${port}`, '--interval-ms', '0', ...extra], { RUST_LOG: 'warn' });
   await until('the bridge', () => bridge.output.includes('listening on'));
   return bridge;
 }
@@ -30,6 +30,29 @@ function save(png, file) {
 }
 
 test.after(() => { for (const c of children) stop(c); });
+
+/** A fresh home (no remembered session or settings), tauri-driver, and a WebDriver session on the app. */
+async function openApp(bridgeUrl) {
+  const driverPort = await freePort();
+  const nativePort = await freePort();
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'stock-dashboard-window-'));
+  const appEnv = { HOME: home, XDG_DATA_HOME: path.join(home, 'data'), XDG_CONFIG_HOME: path.join(home, 'config'),
+    MEDIBOY_API_BASE_URL: bridgeUrl, VITE_SOCKET_URL: bridgeUrl, RUST_LOG: 'info' };
+  const driver = start('tauri-driver', ['--port', String(driverPort), '--native-port', String(nativePort)], appEnv);
+  const wd = new WebDriver(`http://127.0.0.1:${driverPort}`);
+  await until('tauri-driver', async () => (await fetch(`${wd.url}/status`)).ok);
+  await wd.open(APP);
+  return { wd, driver };
+}
+
+async function logIn(wd) {
+  await until('the login form', () => wd.displayed(T('login-email')));
+  await wd.type(T('login-email'), 'demo@mediboy.local');
+  await wd.type(T('login-password'), 'demo1234');
+  await wd.click(T('login-submit'));
+  await until('the dashboard', () => wd.displayed(T('stock-table')));
+  await until('socket connected', async () => (await wd.text(T('connection-state'))) === 'socket connected');
+}
 
 test('the real window logs in, shows a sent add_stock, and follows the bridge going away and back', { timeout: 240_000 }, async () => {
   assert.ok(APP && fs.existsSync(APP), `STOCK_DASHBOARD_BIN must name the built app (got ${APP})`);
@@ -75,6 +98,35 @@ test('the real window logs in, shows a sent add_stock, and follows the bridge go
     await until('socket connected again', async () => (await wd.text(T('connection-state'))) === 'socket connected');
   } catch (e) {
     await wd.screenshot().then((png) => save(png, path.join(ROOT, 'tests', 'artifacts', 'window-failure.png'))).catch(() => {});
+    e.message += `\n--- tauri-driver/app output ---\n${driver.output.slice(-4000)}`;
+    throw e;
+  } finally {
+    await wd.close();
+    stop(driver);
+  }
+});
+
+test('when the bridge refuses the session as expired, the window asks to sign in again and says why', { timeout: 240_000 }, async () => {
+  const TTL_SECS = 3;
+  const bridgePort = await freePort();
+  let bridge = await startBridge(bridgePort, ['--token-ttl-secs', String(TTL_SECS)]);
+  const { wd, driver } = await openApp(`http://127.0.0.1:${bridgePort}`);
+  try {
+    const loggedInAt = Date.now();
+    await logIn(wd);
+    // The token is checked at the handshake: reconnecting after it expired is refused as
+    // token_expired. Take the bridge away, and bring it back once the token's exp has passed.
+    stop(bridge);
+    await stopped(bridge);
+    await until('socket offline', async () => (await wd.text(T('connection-state'))) === 'socket offline');
+    await until('the token to expire', () => Date.now() > loggedInAt + (TTL_SECS + 1) * 1000, (TTL_SECS + 5) * 1000);
+    bridge = await startBridge(bridgePort, ['--token-ttl-secs', String(TTL_SECS)]);
+    await until('the login screen', () => wd.displayed(T('login-email')));
+    assert.equal(await wd.text(T('login-error')), 'Your session has expired — please sign in again');
+    assert.equal(await wd.text(T('connection-state')), 'socket offline');
+    save(await wd.screenshot(), path.join(ROOT, 'tests', 'artifacts', 'window-expired.png'));
+  } catch (e) {
+    await wd.screenshot().then((png) => save(png, path.join(ROOT, 'tests', 'artifacts', 'window-failure-expired.png'))).catch(() => {});
     e.message += `\n--- tauri-driver/app output ---\n${driver.output.slice(-4000)}`;
     throw e;
   } finally {

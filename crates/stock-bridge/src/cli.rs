@@ -1,8 +1,8 @@
 //! The command line: `serve`, `send` and `demo`, with their `STOCK_BRIDGE_*` variables.
 //! Flags win over the environment, which wins over the defaults in [`crate::config`].
 
+use crate::api_key::ApiKey;
 use crate::config::{self, BridgeConfig, ClientAuth};
-use crate::secret::Secret;
 use crate::socket::jwt::{JwtPolicy, JwtRules};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
@@ -24,8 +24,9 @@ pub enum Command {
     /// Serve the HTTP API and Socket.IO on one port.
     Serve(Box<ServeArgs>),
     /// Post one event to a bridge, like the back office does, and print the answer.
-    Send(crate::send::SendArgs),
-    /// Run a self-contained demo: a bridge with a demo login and a synthetic feed.
+    Send(Box<crate::send::SendArgs>),
+    /// Run a self-contained demo: a bridge with a demo login and a synthetic feed (loopback only).
+    #[cfg(feature = "demo")]
     Demo(crate::demo::DemoArgs),
 }
 
@@ -156,22 +157,25 @@ impl ServeArgs {
                     issuer: self.jwt_issuer.filter(|s| !s.trim().is_empty()),
                     audience: self.jwt_audience.filter(|s| !s.trim().is_empty()),
                 };
-                let secret = self.jwt_secret.filter(|s| !s.is_empty());
+                // Held as a secret until it becomes the verifier's key.
+                let secret = self.jwt_secret.filter(|s| !s.is_empty()).map(secrecy::SecretString::from);
                 let policy = match (secret, self.jwt_public_key) {
                     (Some(_), Some(_)) => {
                         return Err(invalid(
-                            "STOCK_BRIDGE_JWT_SECRET",
-                            "and STOCK_BRIDGE_JWT_PUBLIC_KEY are both set: give one (a secret for HS256, a public key for RS256/ES256)".into(),
+                            "STOCK_BRIDGE_JWT_SECRET and STOCK_BRIDGE_JWT_PUBLIC_KEY",
+                            "give one, not both (a secret for HS256, a public key for RS256/ES256)".into(),
                         ));
                     }
                     (None, None) => {
                         return Err(invalid(
-                            "STOCK_BRIDGE_JWT_SECRET",
-                            "or STOCK_BRIDGE_JWT_PUBLIC_KEY is required with --client-auth jwt".into(),
+                            "STOCK_BRIDGE_JWT_SECRET or STOCK_BRIDGE_JWT_PUBLIC_KEY",
+                            "one is required with --client-auth jwt".into(),
                         ));
                     }
-                    (Some(secret), None) => JwtPolicy::hs256(secret.as_bytes(), &rules)
-                        .map_err(|e| invalid("STOCK_BRIDGE_JWT_SECRET", e.to_string()))?,
+                    (Some(secret), None) => {
+                        JwtPolicy::hs256(secrecy::ExposeSecret::expose_secret(&secret).as_bytes(), &rules)
+                            .map_err(|e| invalid("STOCK_BRIDGE_JWT_SECRET", e.to_string()))?
+                    }
                     (None, Some(path)) => {
                         let pem = std::fs::read(&path).map_err(|e| {
                             invalid("STOCK_BRIDGE_JWT_PUBLIC_KEY", format!("cannot read {}: {e}", path.display()))
@@ -198,7 +202,7 @@ impl ServeArgs {
         };
         BridgeConfig {
             listen: self.listen,
-            api_key: self.api_key.filter(|k| !k.is_empty()).map(Secret::new),
+            api_key: self.api_key.filter(|k| !k.is_empty()).map(ApiKey::new),
             insecure_no_auth: self.insecure_no_auth,
             allow_sources: self.allow_sources,
             cors_origins: self.cors_origins.into_iter().filter(|o| !o.trim().is_empty()).collect(),
@@ -249,7 +253,8 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(*args).await,
-            Command::Send(args) => crate::send::run(args).await.map_err(CliError::from),
+            Command::Send(args) => crate::send::run(*args).await.map_err(CliError::from),
+            #[cfg(feature = "demo")]
             Command::Demo(args) => crate::demo::run(args).await,
         }
     });

@@ -1,7 +1,7 @@
 //! Bridge configuration: parsed once from flags and `STOCK_BRIDGE_*` variables into a
 //! validated [`BridgeConfig`] with named defaults.
 
-use crate::secret::Secret;
+use crate::api_key::ApiKey;
 use crate::socket::jwt::{JwtKeyError, JwtPolicy, JwtRules};
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -69,7 +69,7 @@ impl ClientAuth {
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
     pub listen: SocketAddr,
-    pub api_key: Option<Secret>,
+    pub api_key: Option<ApiKey>,
     /// Allow running without a key on a non-loopback address.
     pub insecure_no_auth: bool,
     /// Source networks allowed to `POST /broadcast`; empty means any.
@@ -151,7 +151,7 @@ impl BridgeConfig {
     /// Checks the rules that make a configuration unsafe or meaningless.
     pub fn validate(self) -> Result<Self, ConfigError> {
         if let Some(key) = &self.api_key {
-            if key.expose().chars().count() < 16 {
+            if key.chars() < 16 {
                 return Err(ConfigError::KeyTooShort);
             }
         } else if !self.listen.ip().is_loopback() && !self.insecure_no_auth {
@@ -188,13 +188,13 @@ mod tests {
         assert_eq!(err, ConfigError::NoKeyOnPublicAddress(cfg.listen));
         assert!(err.to_string().contains("--insecure-no-auth"));
         assert!(BridgeConfig { insecure_no_auth: true, ..cfg.clone() }.validate().is_ok());
-        assert!(BridgeConfig { api_key: Some(Secret::new("0123456789abcdef")), ..cfg }.validate().is_ok());
+        assert!(BridgeConfig { api_key: Some(ApiKey::new("0123456789abcdef")), ..cfg }.validate().is_ok());
         assert!(BridgeConfig::default().validate().is_ok(), "loopback without key is allowed");
     }
 
     #[test]
     fn refuses_short_keys_without_echoing_them() {
-        let cfg = BridgeConfig { api_key: Some(Secret::new("hunter2")), ..Default::default() };
+        let cfg = BridgeConfig { api_key: Some(ApiKey::new("hunter2")), ..Default::default() };
         let err = cfg.validate().unwrap_err();
         assert_eq!(err, ConfigError::KeyTooShort);
         assert!(!err.to_string().contains("hunter2"));

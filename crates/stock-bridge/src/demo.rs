@@ -8,9 +8,9 @@
 //! - a synthetic feed: an `add_stock` for one of a few dozen products every
 //!   `--interval-ms`, and now and then a `sale_mode`.
 
+use crate::api_key::ApiKey;
 use crate::config::{BridgeConfig, ClientAuth};
 use crate::relay::Bridge;
-use crate::secret::Secret;
 use crate::socket::jwt::sign_hs256;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -73,6 +73,12 @@ const PRODUCTS: [&str; 36] = [
     "Esoral 20mg",
 ];
 pub const FIRST_PRODUCT_ID: i64 = 5480;
+/// How long a demo login's token is valid unless `--token-ttl-secs` says otherwise.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long the demo's tokens live (router state of the login route).
+#[derive(Debug, Clone, Copy)]
+struct TokenTtl(Duration);
 
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -82,14 +88,21 @@ pub struct DemoArgs {
     /// Broadcast key (printed at start).
     #[arg(long, default_value = DEMO_API_KEY)]
     pub api_key: String,
+    /// Seconds the demo login's tokens are valid (checked with no leeway).
+    #[arg(long, default_value_t = DEFAULT_TOKEN_TTL.as_secs())]
+    pub token_ttl_secs: u64,
     /// Milliseconds between synthetic updates; 0 turns the feed off.
     #[arg(long, default_value_t = 700)]
     pub interval_ms: u64,
 }
 
-/// The demo's client authentication: HS256 with the demo secret.
+/// The demo's client authentication: HS256 with the demo secret, no leeway (so a short
+/// `--token-ttl-secs` shows an expired session when it says).
 fn demo_auth() -> ClientAuth {
-    ClientAuth::jwt_hs256(DEMO_JWT_SECRET).expect("the demo secret is long enough")
+    let rules = crate::socket::jwt::JwtRules::default();
+    let policy =
+        crate::socket::jwt::JwtPolicy::hs256(DEMO_JWT_SECRET.as_bytes(), &rules).expect("a long enough secret");
+    ClientAuth::Jwt(Box::new(policy))
 }
 
 /// The demo's configuration: like `serve`'s defaults, with the demo key and demo JWTs.
@@ -107,7 +120,7 @@ pub fn config(listen: SocketAddr, api_key: &str) -> Result<BridgeConfig, crate::
     }
     BridgeConfig {
         listen,
-        api_key: Some(Secret::new(api_key)),
+        api_key: Some(ApiKey::new(api_key)),
         cors_origins: vec!["*".into()],
         client_auth: demo_auth(),
         ..BridgeConfig::default()
@@ -115,9 +128,15 @@ pub fn config(listen: SocketAddr, api_key: &str) -> Result<BridgeConfig, crate::
     .validate()
 }
 
-/// The bridge's router plus the demo login routes.
+/// The bridge's router plus the demo login routes (tokens valid [`DEFAULT_TOKEN_TTL`]).
 pub fn app(config: Arc<BridgeConfig>) -> (Router, Arc<Bridge>) {
-    let demo = Router::new().route("/login", post(login)).route("/user", get(user));
+    app_with_ttl(config, DEFAULT_TOKEN_TTL)
+}
+
+/// The same, with tokens valid `ttl`.
+pub fn app_with_ttl(config: Arc<BridgeConfig>, ttl: Duration) -> (Router, Arc<Bridge>) {
+    let demo =
+        Router::new().route("/login", post(login)).route("/user", get(user)).layer(axum::Extension(TokenTtl(ttl)));
     crate::http::app_with(config, demo)
 }
 
@@ -185,7 +204,7 @@ fn demo_user() -> Value {
     json!({"id": DEMO_USER_ID, "name": "Demo Operator", "email": DEMO_EMAIL})
 }
 
-async fn login(body: Option<Json<Value>>) -> impl IntoResponse {
+async fn login(axum::Extension(ttl): axum::Extension<TokenTtl>, body: Option<Json<Value>>) -> impl IntoResponse {
     let body = body.map(|Json(v)| v).unwrap_or_default();
     let (Some(email), Some(password)) = (body["email"].as_str(), body["password"].as_str()) else {
         return (
@@ -196,7 +215,7 @@ async fn login(body: Option<Json<Value>>) -> impl IntoResponse {
     if !email.eq_ignore_ascii_case(DEMO_EMAIL) || password != DEMO_PASSWORD {
         return (StatusCode::UNAUTHORIZED, Json(json!({"message": "These credentials do not match our records."})));
     }
-    let exp = chrono::Utc::now().timestamp() + 7 * 24 * 3600;
+    let exp = chrono::Utc::now().timestamp() + i64::try_from(ttl.0.as_secs()).unwrap_or(i64::MAX / 2);
     let token = sign_hs256(&json!({"sub": DEMO_USER_ID, "exp": exp}), DEMO_JWT_SECRET.as_bytes());
     (StatusCode::OK, Json(json!({"token": token, "user": demo_user()})))
 }
@@ -214,7 +233,7 @@ async fn user(headers: HeaderMap) -> impl IntoResponse {
 pub async fn run(args: DemoArgs) -> Result<(), crate::cli::CliError> {
     let config = Arc::new(config(args.listen, &args.api_key)?);
     let (listener, addr) = crate::cli::listen(config.listen).await?;
-    let (router, bridge) = app(config);
+    let (router, bridge) = app_with_ttl(config, Duration::from_secs(args.token_ttl_secs));
     let _feed = (args.interval_ms > 0).then(|| start_feed(bridge.clone(), Duration::from_millis(args.interval_ms)));
     println!("stock-bridge demo listening on http://{addr}");
     println!("  Socket.IO:      http://{addr}  (VITE_SOCKET_URL)");

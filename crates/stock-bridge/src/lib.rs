@@ -15,21 +15,24 @@
 //! - [`outflow`]: what each client costs: bytes queued, catch-up in flight, event rate.
 //! - [`lastvalue`]: the per-product last-value cache with sequence and epoch.
 //! - [`cluster`]: cluster mode: the Redis adapter's driver, the cache in Redis, Redis health.
-//! - [`ratelimit`], [`metrics`], [`secret`]: small pieces the above use.
+//! - [`metrics`], [`api_key`]: small pieces the above use.
 //! - [`send`]: the `send` command, Laravel's `testWebSocket` on the command line.
-//! - [`demo`]: the embedded demo: a bridge with a demo login and a synthetic feed.
+//! - `demo` (feature `demo`, on by default): the embedded demo: a bridge with a demo login
+//!   and a synthetic feed, loopback only. A production build leaves it out
+//!   (`--no-default-features`): its public password, key and JWT secret are then not in
+//!   the binary at all.
 
+pub mod api_key;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod http;
 pub mod lastvalue;
 pub mod metrics;
 pub mod outflow;
-pub mod ratelimit;
 pub mod relay;
-pub mod secret;
 pub mod send;
 pub mod server;
 pub mod socket;

@@ -15,7 +15,6 @@ use crate::config::BridgeConfig;
 use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
 use crate::outflow::{Outflow, Tap, ws_frame_len};
-use crate::ratelimit::RateLimiter;
 use serde_json::value::RawValue;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::socket::Sid;
@@ -62,7 +61,8 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     /// Socket.IO handshakes per source address.
     pub handshakes: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub io: SocketIo<A>,
-    pub rate: RateLimiter,
+    /// `POST /broadcast` per source address: `rate_limit` per second, bursts of one second's worth.
+    pub broadcasts: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub mode: Mode,
     /// Serialises relays, so sequence order is emit order.
     order: tokio::sync::Mutex<()>,
@@ -141,7 +141,10 @@ impl<A: Adapter> Bridge<A> {
                         config.handshake_rate.saturating_mul(std::num::NonZeroU32::new(2).expect("not zero")),
                     ),
                 ),
-                rate: RateLimiter::new(config.rate_limit),
+                broadcasts: {
+                    let rate = std::num::NonZeroU32::new(config.rate_limit.max(1)).expect("at least 1");
+                    governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(rate))
+                },
                 config,
                 io,
                 mode,

@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
+use stock_bridge::api_key::ApiKey;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
-use stock_bridge::secret::Secret;
 use stock_bridge::socket::jwt::sign_hs256;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -67,7 +67,7 @@ impl Redis {
 
 async fn node(redis: &str, prefix: &str) -> SocketAddr {
     let config = BridgeConfig {
-        api_key: Some(Secret::new(KEY)),
+        api_key: Some(ApiKey::new(KEY)),
         client_auth: ClientAuth::jwt_hs256(JWT_SECRET).unwrap(),
         redis_prefix: prefix.to_owned(),
         ..BridgeConfig::default()

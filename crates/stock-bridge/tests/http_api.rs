@@ -7,15 +7,15 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use stock_bridge::api_key::ApiKey;
 use stock_bridge::config::BridgeConfig;
 use stock_bridge::http::app;
-use stock_bridge::secret::Secret;
 use tower::ServiceExt;
 
 const KEY: &str = "test-key-0123456789";
 
 fn config() -> BridgeConfig {
-    BridgeConfig { api_key: Some(Secret::new(KEY)), ..BridgeConfig::default() }
+    BridgeConfig { api_key: Some(ApiKey::new(KEY)), ..BridgeConfig::default() }
 }
 
 fn router(config: BridgeConfig) -> Router {

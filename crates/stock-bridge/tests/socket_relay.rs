@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use stock_bridge::api_key::ApiKey;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
 use stock_bridge::relay::Bridge;
-use stock_bridge::secret::Secret;
 use stock_bridge::socket::jwt::sign_hs256;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
@@ -33,7 +33,7 @@ async fn start(config: BridgeConfig) -> Running {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let config = Arc::new(BridgeConfig { api_key: Some(Secret::new(KEY)), ..config }.validate().unwrap());
+    let config = Arc::new(BridgeConfig { api_key: Some(ApiKey::new(KEY)), ..config }.validate().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (router, bridge) = stock_bridge::http::app(config);

@@ -5,9 +5,9 @@
 //! an unreachable server, and an unexpected answer are distinct [`LoginError`]s. Every
 //! request has a timeout; the password is never logged or echoed in an error.
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::fmt;
 use std::time::Duration;
 
 /// Path appended to the base URL unless configured otherwise.
@@ -16,26 +16,9 @@ pub const DEFAULT_LOGIN_PATH: &str = "/login";
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A bearer token. `Debug` does not print it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(s: impl Into<String>) -> Self {
-        Token(s.into())
-    }
-    /// The token itself, to send; never to log.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
-    }
-}
+/// A bearer token: a `secrecy::SecretString` (never printed by `Debug`, zeroized when
+/// dropped); `expose_secret()` only to send it.
+pub type Token = SecretString;
 
 /// The logged-in user, as the API described them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,7 +29,7 @@ pub struct User {
 }
 
 /// A successful login.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Session {
     pub token: Token,
     pub user: Option<User>,
@@ -163,7 +146,7 @@ pub fn session_from(json: &Value) -> Result<Session, LoginError> {
         let id = stock_protocol::text::user_id(&u["id"])?;
         Some(User { id, name: u["name"].as_str().map(str::to_owned) })
     });
-    Ok(Session { token: Token::new(token), user })
+    Ok(Session { token: SecretString::from(token), user })
 }
 
 fn describe(e: reqwest::Error, timeout: Duration) -> String {
@@ -189,7 +172,7 @@ mod tests {
             json!({"data": {"access_token": "t", "user": {"id": 7, "name": "Ann"}}}),
         ] {
             let s = session_from(&body).unwrap();
-            assert_eq!(s.token.expose(), "t");
+            assert_eq!(secrecy::ExposeSecret::expose_secret(&s.token), "t");
             assert_eq!(s.user, Some(User { id: "7".into(), name: Some("Ann".into()) }), "{body}");
         }
         assert!(matches!(session_from(&json!({"user": {"id": 1}})), Err(LoginError::UnexpectedAnswer { .. })));
@@ -198,7 +181,7 @@ mod tests {
 
     #[test]
     fn token_debug_hides_the_secret() {
-        assert_eq!(format!("{:?}", Token::new("abc")), "Token(***)");
+        assert!(!format!("{:?}", SecretString::from("abc")).contains("abc"));
     }
 
     #[test]

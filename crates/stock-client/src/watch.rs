@@ -75,7 +75,7 @@ async fn run(args: WatchArgs) -> ExitCode {
                     if let Some(user) = &session.user {
                         tracing::info!(user = %user.id, "logged in");
                     }
-                    session.token.expose().to_owned()
+                    secrecy::ExposeSecret::expose_secret(&session.token).to_owned()
                 }
                 Err(e) => {
                     eprintln!("stock-watch: login failed: {e}");

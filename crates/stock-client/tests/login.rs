@@ -35,7 +35,7 @@ async fn finds_the_token_and_user_and_sends_the_credentials() {
     );
     let base = serve(router).await;
     let session = login(&LoginTarget::new(format!("{base}/api")), " ann@pharmacy.test ", "s3cret").await.unwrap();
-    assert_eq!(session.token.expose(), "tok-1");
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&session.token), "tok-1");
     assert_eq!(session.user.unwrap().id, "7");
 }
 

@@ -229,13 +229,17 @@ async fn a_passing_refusal_that_mentions_the_token_is_retried() {
     let connector = Scripted::new(vec![
         Attempt::Refuse(r#"{"message":"auth unavailable: the token service is down"}"#),
         Attempt::Refuse(r#"{"code":"auth_unavailable","message":"JWT keys are being rotated"}"#),
+        // The bridge's own shape: the code in `data` (socket.io-client's `err.data`).
+        Attempt::Refuse(
+            r#"{"message":"auth unavailable: token check failed","data":{"code":"auth_unavailable","message":"auth unavailable: token check failed"}}"#,
+        ),
         Attempt::Open { pongs: false },
     ]);
     let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
     let reason = state(&mut events, ConnectionState::Offline).await.unwrap();
     assert!(reason.contains("token service is down"), "{reason}");
     state(&mut events, ConnectionState::Connected).await;
-    assert_eq!(connector.attempts(), 3);
+    assert_eq!(connector.attempts(), 4);
     client.stop().await;
 }
 

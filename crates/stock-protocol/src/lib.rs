@@ -24,6 +24,6 @@ pub mod text;
 
 pub use broadcast::{BroadcastRequest, EventPolicy, InvalidPayload, Recipient};
 pub use delivery::{CatchUp, CatchUpRequest, DeliveryMeta};
-pub use refusal::{RefusalCode, Refused};
+pub use refusal::{ConnectErrorBody, RefusalCode, Refused};
 pub use snapshot::StockSnapshot;
 pub use state::ConnectionState;

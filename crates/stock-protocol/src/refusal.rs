@@ -1,10 +1,12 @@
 //! Why the bridge refused a Socket.IO handshake, as both sides read it.
 //!
-//! A refusal is a CONNECT_ERROR. Its data is `{"message": "..."}` today (socketioxide 0.18
-//! writes nothing else), and `{"code": ..., "message": ...}` once a code can travel; the
-//! message always starts with a fixed prefix so old clients keep working. Clients decide
-//! by [`RefusalCode`]: by `code` when present, else by the exact prefix — never by
-//! searching the text for words.
+//! A refusal is a CONNECT_ERROR whose body is a [`ConnectErrorBody`]:
+//! `{"message": "...", "data": {"code": ..., "message": ...}}` — the shape the JavaScript
+//! server writes for `next(err)` with `err.data`, so socket.io-client shows the code as
+//! `err.data.code`. (socketioxide needs a small patch to send it:
+//! `patches/socketioxide-parser-common/PATCH.md`.) The message always starts with a fixed
+//! prefix so old clients keep working. Clients decide by [`RefusalCode`]: by the code when
+//! present, else by the exact prefix — never by searching the text for words.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -57,6 +59,29 @@ impl RefusalCode {
     }
 }
 
+/// What the bridge writes in a CONNECT_ERROR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectErrorBody {
+    /// The text with its prefix (what every client shows).
+    pub message: String,
+    /// socket.io-client's `err.data`.
+    pub data: RefusalData,
+}
+
+/// The structured part of a refusal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalData {
+    pub code: RefusalCode,
+    pub message: String,
+}
+
+impl ConnectErrorBody {
+    pub fn new(code: RefusalCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ConnectErrorBody { data: RefusalData { code, message: message.clone() }, message }
+    }
+}
+
 /// A CONNECT_ERROR as a client reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
@@ -66,13 +91,17 @@ pub struct Refused {
 }
 
 impl Refused {
-    /// Reads a CONNECT_ERROR's data: `{"code", "message"}`, `{"message"}`, a bare string,
-    /// or anything else (kept as text).
+    /// Reads a CONNECT_ERROR's data: a [`ConnectErrorBody`], `{"code", "message"}`,
+    /// `{"message"}`, a bare string, or anything else (kept as text).
     pub fn from_data(data: &str) -> Self {
         let (code, message) = match serde_json::from_str::<Value>(data) {
             Ok(Value::Object(o)) => {
                 let message = o.get("message").and_then(Value::as_str).unwrap_or(data).to_owned();
-                let code = o.get("code").cloned().and_then(|c| serde_json::from_value(c).ok());
+                let code = o
+                    .get("code")
+                    .or_else(|| o.get("data")?.get("code"))
+                    .cloned()
+                    .and_then(|c| serde_json::from_value(c).ok());
                 (code, message)
             }
             Ok(Value::String(s)) => (None, s),
@@ -104,6 +133,19 @@ mod tests {
             Refused::from_data(&format!(r#"{{"message":"{EXPIRED_MESSAGE}"}}"#)).code,
             Some(RefusalCode::TokenExpired)
         );
+    }
+
+    #[test]
+    fn what_the_bridge_writes_reads_back_as_its_code() {
+        for code in [RefusalCode::Unauthorized, RefusalCode::TokenExpired, RefusalCode::AuthUnavailable] {
+            let body = ConnectErrorBody::new(code, format!("{}the reason", code.prefix()));
+            let wire = serde_json::to_string(&body).unwrap();
+            let read = Refused::from_data(&wire);
+            assert_eq!((read.code, read.message.as_str()), (Some(code), body.message.as_str()), "{wire}");
+        }
+        // A code the message's prefix would contradict: the code wins.
+        let body = ConnectErrorBody::new(RefusalCode::AuthUnavailable, "unauthorized: looks final but is not");
+        assert!(!Refused::from_data(&serde_json::to_string(&body).unwrap()).is_final());
     }
 
     #[test]

@@ -40,21 +40,28 @@ pub async fn broadcast<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>, request
     }
 }
 
+/// Source addresses remembered by the broadcast limiter before idle ones are dropped.
+const BROADCAST_KEYS_MAX: usize = 10_000;
+
 async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<BroadcastRequest, ApiError> {
     let config = &bridge.config;
-    if !config.allow_sources.is_empty() {
-        let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        if !peer.is_some_and(|ip| config.allow_sources.iter().any(|net| net.contains(&ip))) {
-            return Err(ApiError::Forbidden);
-        }
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if !config.allow_sources.is_empty()
+        && !peer.is_some_and(|ip| config.allow_sources.iter().any(|net| net.contains(&ip)))
+    {
+        return Err(ApiError::Forbidden);
     }
     if let Some(key) = &config.api_key
         && !presented_key(request.headers()).is_some_and(|k| key.matches(k))
     {
         return Err(ApiError::Unauthorized);
     }
-    if !bridge.rate.try_acquire() {
+    // Per source address (in-process callers without one share a key).
+    if bridge.broadcasts.check_key(&peer.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())).is_err() {
         return Err(ApiError::RateLimited(config.rate_limit));
+    }
+    if bridge.broadcasts.len() > BROADCAST_KEYS_MAX {
+        bridge.broadcasts.retain_recent();
     }
     if !is_json(request.headers()) {
         return Err(ApiError::UnsupportedMediaType);

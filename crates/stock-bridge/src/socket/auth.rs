@@ -72,6 +72,18 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// A [`Refusal`] as socketioxide sends it: its `Display` is the CONNECT_ERROR body, a
+/// [`stock_protocol::ConnectErrorBody`] in JSON (sent as is thanks to the patched parser).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRefusal(pub Refusal);
+
+impl fmt::Display for ConnectRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let body = stock_protocol::ConnectErrorBody::new(self.0.code(), self.0.to_string());
+        f.write_str(&serde_json::to_string(&body).map_err(|_| fmt::Error)?)
+    }
+}
+
 type Verdict = Result<ClientIdentity, Refusal>;
 type TokenDigest = [u8; 32];
 
@@ -222,10 +234,15 @@ mod tests {
     #[test]
     fn every_refusal_reads_back_as_its_own_code() {
         for refusal in [Refusal::Unauthorized("x"), Refusal::Expired, Refusal::Unavailable("y")] {
+            // Old servers' shape (message only): by the exact prefix.
             let read =
                 stock_protocol::Refused::from_data(&serde_json::json!({"message": refusal.to_string()}).to_string());
             assert_eq!(read.code, Some(refusal.code()), "{refusal}");
             assert_eq!(serde_json::to_value(refusal.code()).unwrap(), refusal.label());
+            // What the bridge sends: by the code, message unchanged.
+            let sent = ConnectRefusal(refusal.clone()).to_string();
+            let read = stock_protocol::Refused::from_data(&sent);
+            assert_eq!((read.code, read.message), (Some(refusal.code()), refusal.to_string()), "{sent}");
         }
     }
 

@@ -12,7 +12,7 @@ pub mod jwt;
 use crate::metrics as m;
 use crate::outflow::{Outflow, Refused, Tap};
 use crate::relay::Bridge;
-use auth::{ClientIdentity, Refusal};
+use auth::{ClientIdentity, ConnectRefusal, Refusal};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -39,9 +39,9 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
                 if bridge.handshakes.check_key(&peer).is_err() {
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => "rate_limited").increment(1);
                     close_refused(&s);
-                    return Err(Refusal::Unavailable(
+                    return Err(ConnectRefusal(Refusal::Unavailable(
                         "too many connection attempts from this address; try again shortly",
-                    ));
+                    )));
                 }
                 if bridge.handshakes.len() > HANDSHAKE_KEYS_MAX {
                     bridge.handshakes.retain_recent();
@@ -59,7 +59,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => refusal.label()).increment(1);
                     tracing::info!(sid = %s.id, "connection refused: {refusal}");
                     close_refused(&s);
-                    Err::<(), Refusal>(refusal)
+                    Err::<(), ConnectRefusal>(ConnectRefusal(refusal))
                 }
             }
         }

@@ -9,8 +9,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
+use stock_bridge::api_key::ApiKey;
 use stock_bridge::config::BridgeConfig;
-use stock_bridge::secret::Secret;
 use stock_client::{ClientEvent, StateChange};
 use stock_protocol::ConnectionState;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -33,7 +33,7 @@ impl InProcessBridge {
     }
 
     pub async fn start_on(listener: TcpListener, config: BridgeConfig) -> Self {
-        let config = Arc::new(BridgeConfig { api_key: Some(Secret::new(KEY)), ..config }.validate().unwrap());
+        let config = Arc::new(BridgeConfig { api_key: Some(ApiKey::new(KEY)), ..config }.validate().unwrap());
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let done = tokio::spawn(stock_bridge::run(listener, config, async move {

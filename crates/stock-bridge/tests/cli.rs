@@ -1,0 +1,70 @@
+//! The `stock-bridge` binary refuses what it must not run with, at start, with a message
+//! naming what to fix (and never a secret).
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Runs the binary with `args` and `env`, killed if it is still running after 20 s.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stock-bridge"))
+        .args(args)
+        .env_remove("STOCK_BRIDGE_JWT_SECRET")
+        .env_remove("STOCK_BRIDGE_JWT_PUBLIC_KEY")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("stock-bridge {args:?} is still running: it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn refused(out: &Output) -> String {
+    assert!(!out.status.success(), "expected a refusal, got success");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_demo_refuses_a_non_loopback_address() {
+    let err = refused(&run(&["demo", "--listen", "0.0.0.0:0", "--interval-ms", "0"], &[]));
+    assert!(err.contains("--listen") && err.contains("this computer only"), "{err}");
+}
+
+#[test]
+fn jwt_misconfiguration_names_the_variable_and_the_file() {
+    let serve = ["serve", "--listen", "127.0.0.1:0", "--client-auth", "jwt"];
+    let env = [("STOCK_BRIDGE_API_KEY", "0123456789abcdef-key")];
+    let err = refused(&run(&serve, &env));
+    assert!(err.contains("STOCK_BRIDGE_JWT_SECRET") && err.contains("STOCK_BRIDGE_JWT_PUBLIC_KEY"), "{err}");
+
+    let both = [
+        env[0],
+        ("STOCK_BRIDGE_JWT_SECRET", "a-secret-long-enough-0123"),
+        ("STOCK_BRIDGE_JWT_PUBLIC_KEY", "/nonexistent/key.pem"),
+    ];
+    let err = refused(&run(&serve, &both));
+    assert!(err.contains("not both"), "{err}");
+    assert!(!err.contains("a-secret-long-enough-0123"), "the secret is never printed: {err}");
+
+    let missing = [env[0], ("STOCK_BRIDGE_JWT_PUBLIC_KEY", "/nonexistent/key.pem")];
+    let err = refused(&run(&serve, &missing));
+    assert!(err.contains("STOCK_BRIDGE_JWT_PUBLIC_KEY") && err.contains("/nonexistent/key.pem"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_key = dir.path().join("not-a-key.pem");
+    std::fs::write(&not_a_key, "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n").unwrap();
+    let garbage = [env[0], ("STOCK_BRIDGE_JWT_PUBLIC_KEY", not_a_key.to_str().unwrap())];
+    let err = refused(&run(&serve, &garbage));
+    assert!(err.contains("STOCK_BRIDGE_JWT_PUBLIC_KEY") && err.contains("not a PEM RSA or EC"), "{err}");
+
+    let short = [env[0], ("STOCK_BRIDGE_JWT_SECRET", "short")];
+    let err = refused(&run(&serve, &short));
+    assert!(err.contains("STOCK_BRIDGE_JWT_SECRET") && err.contains("at least 16"), "{err}");
+}
