@@ -136,3 +136,18 @@ test('with client auth, a bad token gets connect_error and a good one joins its 
     bridge.stop();
   }
 });
+
+test('a refusal the client should retry reaches the official client as err.data.code auth_unavailable', async () => {
+  // The user service is down (nothing listens on port 9): the bridge cannot check tokens now.
+  const bridge = await startBridge({ STOCK_BRIDGE_CLIENT_AUTH: 'introspect', STOCK_BRIDGE_INTROSPECT_URL: 'http://127.0.0.1:9/user' });
+  const client = io(bridge.url, { transports: ['websocket'], reconnection: false, auth: { token: 'some-token' } });
+  try {
+    const err = await withTimeout(new Promise((resolve) => client.on('connect_error', resolve)), 'connect_error');
+    assert.match(err.message, /^auth unavailable: /);
+    assert.equal(err.data.code, 'auth_unavailable');
+    assert.equal(err.data.message, err.message);
+  } finally {
+    client.close();
+    bridge.stop();
+  }
+});

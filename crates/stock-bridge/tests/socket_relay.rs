@@ -350,3 +350,27 @@ async fn snapshot_with_a_user_token_while_the_user_service_is_down_is_503_not_40
         .unwrap();
     assert_eq!(res.status(), 503);
 }
+
+/// `POST /broadcast` is limited per source address: one back office over its rate does
+/// not stop another. (127.0.0.2 is loopback too on Linux.)
+#[tokio::test]
+async fn the_broadcast_rate_limit_is_per_source_address() {
+    let bridge = start(BridgeConfig { rate_limit: 2, ..Default::default() }).await;
+    let from = |ip: [u8; 4]| {
+        reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).timeout(WAIT).build().unwrap()
+    };
+    let post_from = |client: reqwest::Client| async move {
+        let res = client
+            .post(format!("http://{}/broadcast", bridge.addr))
+            .bearer_auth(KEY)
+            .json(&json!({"event": "sale_mode", "data": {"mode": "x"}}))
+            .send()
+            .await
+            .unwrap();
+        res.status().as_u16()
+    };
+    let first = from([127, 0, 0, 1]);
+    let statuses = [post_from(first.clone()).await, post_from(first.clone()).await, post_from(first.clone()).await];
+    assert_eq!(statuses, [200, 200, 429], "the burst allowance is one second's worth");
+    assert_eq!(post_from(from([127, 0, 0, 2])).await, 200, "another address has its own allowance");
+}
