@@ -7,4 +7,6 @@ cargo build --workspace --locked
 export STOCK_DASHBOARD_BIN="$CARGO_TARGET_DIR/debug/stock-dashboard"
 export STOCK_BRIDGE_BIN="$CARGO_TARGET_DIR/debug/stock-bridge"
 mkdir -p tests/artifacts
-exec timeout 600 xvfb-run -a -s "-screen 0 1280x800x24" node --test tests/node/window.test.js
+# On a private session bus with an unlocked keyring: "remember me" works and nothing can
+# prompt (a locked keyring would wait for a password no one types).
+exec timeout 600 bash scripts/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" node --test tests/node/window.test.js

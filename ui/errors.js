@@ -7,6 +7,7 @@ export const ERROR_TEXT = {
   server_error: null, // the message says which status
   unexpected_answer: 'The server gave an answer this app does not understand.',
   invalid_url: 'The server address is not valid. Fix it in Settings.',
+  untrusted_certificate: null, // the message names the host and why (unknown issuer, expired, another name)
   missing_input: null,
   invalid_settings: null,
   not_logged_in: 'Please sign in.',

@@ -68,6 +68,11 @@ function showDashboard() {
   table.redraw();
 }
 
+/** Flags an unencrypted connection (http:// to another computer, allowed in Settings). */
+function showUnencrypted(unencrypted) {
+  $('unencrypted-flag').hidden = !unencrypted;
+}
+
 /** "Remember me" needs the computer's credential store; without one it is off, with why. */
 function showRemember(remember) {
   const box = $('login-remember');
@@ -119,7 +124,12 @@ async function onLogout() {
 // ---- settings ------------------------------------------------------------------------------
 async function openSettings() {
   const s = await invoke('get_settings').catch(() => settings);
-  if (s) { $('settings-api').value = s.api_base_url; $('settings-socket').value = s.socket_url; }
+  if (s) {
+    $('settings-api').value = s.api_base_url;
+    $('settings-socket').value = s.socket_url;
+    $('settings-ca-file').value = s.ca_file || '';
+    $('settings-allow-unencrypted').checked = Boolean(s.allow_unencrypted);
+  }
   $('settings-error').hidden = true;
   $('settings-dialog').showModal();
 }
@@ -128,9 +138,16 @@ async function saveSettings(ev) {
   ev.preventDefault();
   try {
     settings = await invoke('save_settings', {
-      settings: { api_base_url: $('settings-api').value, socket_url: $('settings-socket').value },
+      settings: {
+        api_base_url: $('settings-api').value,
+        socket_url: $('settings-socket').value,
+        ca_file: $('settings-ca-file').value.trim() || null,
+        allow_unencrypted: $('settings-allow-unencrypted').checked,
+      },
     });
     $('settings-dialog').close();
+    const session = await invoke('current_session').catch(() => null);
+    if (session) showUnencrypted(session.unencrypted);
     if (!$('login-view').hidden) $('login-server').textContent = `Server: ${settings.api_base_url}`;
   } catch (err) {
     $('settings-error').textContent = errorText(err);
@@ -168,6 +185,7 @@ async function start() {
     const session = await invoke('current_session');
     settings = session.settings;
     showRemember(session.remember);
+    showUnencrypted(session.unencrypted);
     await loadDashboard(); // then the current state: nothing sent before we listened is lost
     if (session.logged_in) showDashboard();
     else showLogin('');

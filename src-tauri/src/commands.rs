@@ -25,6 +25,8 @@ pub struct SessionView {
     pub settings: Settings,
     /// Whether "remember me" can work on this computer.
     pub remember: RememberView,
+    /// An address is http:// to another computer (the operator allowed it): the banner says so.
+    pub unencrypted: bool,
 }
 
 /// "Remember me" is possible only with a credential store.
@@ -43,6 +45,7 @@ async fn session_view(state: &Arc<AppState>) -> SessionView {
         user: session.and_then(|s| s.user),
         settings: state.settings(),
         remember: RememberView { available: check.is_ok(), reason: check.err().map(|e| e.to_string()) },
+        unencrypted: state.settings().unencrypted(),
     }
 }
 
@@ -58,11 +61,12 @@ pub async fn login(
         return Err(CommandError::new(ErrorKind::RememberUnavailable, format!("\"Remember me\" is not possible: {e}")));
     }
     let settings = state.settings();
-    let session = stock_client::login(&LoginTarget::new(settings.api_base_url.clone()), &email, &password).await?;
+    let target = LoginTarget { trust: settings.trust()?, ..LoginTarget::new(settings.api_base_url.clone()) };
+    let session = stock_client::login(&target, &email, &password).await?;
     let live = LiveSession { token: session.token, user: session.user };
     session::keep(state.inner().clone(), &live, remember).await?;
     *lock(&state.session) = Some(live.clone());
-    session::start_feed(state.inner().clone(), &settings.socket_url, live.token.expose_secret()).await;
+    session::start_feed(state.inner().clone(), &settings, live.token.expose_secret()).await;
     Ok(session_view(state.inner()).await)
 }
 
@@ -80,6 +84,7 @@ pub async fn current_session(state: AppStateRef<'_>) -> Result<SessionView, Comm
             tracing::info!("page ready after {} ms", started.elapsed().as_millis());
         }
     });
+    session::restored(&state).await;
     Ok(session_view(state.inner()).await)
 }
 
@@ -98,11 +103,13 @@ pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result
         .save(SETTINGS_KEY, Some(value))
         .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the settings: {e}")))?;
     let previous = std::mem::replace(&mut *lock(&state.settings), settings.clone());
-    if previous.socket_url != settings.socket_url
+    // (The feed's lock is released before restarting it: start_feed takes it itself.)
+    let feed_running = state.feed.lock().await.is_some();
+    if (previous.socket_url != settings.socket_url || previous.ca_file != settings.ca_file)
+        && feed_running
         && let Some(session) = state.session()
-        && state.feed.lock().await.is_some()
     {
-        session::start_feed(state.inner().clone(), &settings.socket_url, session.token.expose_secret()).await;
+        session::start_feed(state.inner().clone(), &settings, session.token.expose_secret()).await;
     }
     Ok(settings)
 }

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     ServerError,
     UnexpectedAnswer,
     InvalidUrl,
+    /// The server's TLS certificate is not trusted (the message names the host and why).
+    UntrustedCertificate,
     MissingInput,
     InvalidSettings,
     NotLoggedIn,
@@ -30,12 +32,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, for the contract test.
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::WrongCredentials,
         ErrorKind::Unreachable,
         ErrorKind::ServerError,
         ErrorKind::UnexpectedAnswer,
         ErrorKind::InvalidUrl,
+        ErrorKind::UntrustedCertificate,
         ErrorKind::MissingInput,
         ErrorKind::InvalidSettings,
         ErrorKind::NotLoggedIn,
@@ -67,6 +70,7 @@ impl From<LoginError> for CommandError {
             LoginError::UnexpectedAnswer { .. } => ErrorKind::UnexpectedAnswer,
             LoginError::InvalidUrl { .. } => ErrorKind::InvalidUrl,
             LoginError::MissingInput(_) => ErrorKind::MissingInput,
+            LoginError::UntrustedCertificate { .. } => ErrorKind::UntrustedCertificate,
         };
         CommandError::new(kind, e.to_string())
     }

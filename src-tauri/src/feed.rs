@@ -2,7 +2,7 @@
 //! events on. Dropping the [`Feed`] stops both; [`Feed::stop`] also waits for the
 //! connection to be torn down. Must be started inside the async runtime.
 
-use stock_client::{ClientConfig, ClientEvent, LiveClient, SocketTarget, StatsSnapshot, connect};
+use stock_client::{ClientConfig, ClientEvent, LiveClient, SocketTarget, StatsSnapshot, Trust, connect};
 use tokio::task::JoinHandle;
 
 pub struct Feed {
@@ -11,10 +11,16 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Connects to `socket_url` with `token` and hands every event to `on_event`, in order.
-    pub fn start(socket_url: &str, token: &str, mut on_event: impl FnMut(ClientEvent) + Send + 'static) -> Feed {
-        let (client, mut events) =
-            connect(SocketTarget::new(socket_url, Some(token.to_owned())), ClientConfig::default());
+    /// Connects to `socket_url` with `token`, trusting what `trust` trusts, and hands every
+    /// event to `on_event`, in order.
+    pub fn start(
+        socket_url: &str,
+        token: &str,
+        trust: Trust,
+        mut on_event: impl FnMut(ClientEvent) + Send + 'static,
+    ) -> Feed {
+        let target = SocketTarget { trust, ..SocketTarget::new(socket_url, Some(token.to_owned())) };
+        let (client, mut events) = connect(target, ClientConfig::default());
         let forwarder = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 on_event(event);

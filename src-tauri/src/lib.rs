@@ -50,12 +50,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
 
 /// Starts the feed of a remembered session, so it skips the login screen.
 pub fn resume(state: Arc<AppState>) {
-    if let Some(session) = state.session() {
-        let socket_url = state.settings().socket_url;
-        tauri::async_runtime::spawn(async move {
-            session::start_feed(state, &socket_url, secrecy::ExposeSecret::expose_secret(&session.token)).await;
-        });
-    }
+    tauri::async_runtime::spawn(session::restore(state));
 }
 
 /// When the process started, for the "page ready" log line (read by `bench/app-bench.js`).

@@ -75,8 +75,12 @@ mod tests {
     }
 
     fn samples() -> Value {
-        let settings =
-            Settings { api_base_url: "http://127.0.0.1:3001".into(), socket_url: "http://127.0.0.1:3001".into() };
+        let settings = Settings {
+            api_base_url: "http://127.0.0.1:3001".into(),
+            socket_url: "http://127.0.0.1:3001".into(),
+            ca_file: None,
+            allow_unencrypted: false,
+        };
         let user = User { id: "1".into(), name: Some("Demo Operator".into()) };
         let connected = StateChange {
             state: ConnectionState::Connected,
@@ -155,6 +159,7 @@ mod tests {
                 user: Some(user),
                 settings: settings.clone(),
                 remember: RememberView { available: true, reason: None },
+                unencrypted: false,
             },
             "dashboard": view,
             "batch": batch,

@@ -7,15 +7,25 @@
 use crate::credentials::CredentialError;
 use crate::error::{CommandError, ErrorKind};
 use crate::feed::Feed;
-use crate::settings::{LiveSession, RememberedUser, SESSION_KEY};
+use crate::settings::{LiveSession, RememberedUser, SESSION_KEY, Settings};
 use crate::state::{AppState, lock};
 use chrono::Utc;
+use secrecy::ExposeSecret;
 use std::sync::Arc;
+use stock_client::Trust;
 use stock_client::{ClientEvent, StateChange};
 use stock_protocol::ConnectionState;
 
-/// (Re)starts the feed for `token` on `socket_url`, with an empty view.
-pub async fn start_feed(state: Arc<AppState>, socket_url: &str, token: &str) {
+/// (Re)starts the feed for `token` on the settings' socket address, with an empty view.
+pub async fn start_feed(state: Arc<AppState>, settings: &Settings, token: &str) {
+    // Saved settings were checked when saved; a CA file gone since then is reported as the reason.
+    let trust = match settings.trust() {
+        Ok(trust) => trust,
+        Err(e) => {
+            tracing::warn!("{}", e.message);
+            Trust::system()
+        }
+    };
     let mut feed = state.feed.lock().await;
     if let Some(old) = feed.take() {
         old.stop().await;
@@ -23,25 +33,71 @@ pub async fn start_feed(state: Arc<AppState>, socket_url: &str, token: &str) {
     state.clear_view();
     // Weak: the state owns the feed, the feed must not keep the state alive.
     let weak = Arc::downgrade(&state);
-    *feed = Some(Feed::start(socket_url, token, move |event| {
+    *feed = Some(Feed::start(&settings.socket_url, token, trust, move |event| {
         let Some(state) = weak.upgrade() else { return };
         let refused = matches!(event, ClientEvent::Unauthorized { .. });
         state.record(event);
         if refused {
-            // The server no longer accepts this token: forget it, so the next start asks to log in.
-            // (On this forwarding task: the credential store's call blocks it briefly.)
-            if let Err(e) = forget(&state) {
-                tracing::warn!("could not forget the refused session: {e}");
-            }
+            // The server no longer accepts this token: forget it, so the next start asks to
+            // log in (on a task of its own: the credential store may take a while).
+            tokio::spawn(async move {
+                if let Err(e) = forget_now(state).await {
+                    tracing::warn!("could not forget the refused session: {e}");
+                }
+            });
         }
     }));
 }
 
+/// The longest the app waits for the credential store. A locked keyring may show the
+/// user a prompt and wait for it; past this, the store counts as unavailable for now
+/// (the page says why) instead of the app hanging.
+pub const CREDENTIAL_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `call` (which may block on D-Bus or OS APIs) on a blocking thread, for at most
+/// [`CREDENTIAL_STORE_WAIT`].
+async fn with_store<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, CredentialError> + Send + 'static,
+) -> Result<T, CredentialError> {
+    match tokio::time::timeout(CREDENTIAL_STORE_WAIT, tokio::task::spawn_blocking(call)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(CredentialError::Failed(e.to_string())),
+        Err(_) => Err(CredentialError::Unavailable(format!(
+            "it did not answer within {} s (is the keyring locked?)",
+            CREDENTIAL_STORE_WAIT.as_secs()
+        ))),
+    }
+}
+
+/// Looks for a remembered session (the user in the vault, the token in the credential
+/// store) and, when there is one, logs it in and starts its feed. Marks the state
+/// restored either way, so the page's `current_session` can answer.
+pub async fn restore(state: Arc<AppState>) {
+    if let Some(remembered) = state.remembered_user() {
+        let store = state.clone();
+        match with_store(move || store.credentials.load()).await {
+            Ok(Some(token)) => {
+                let live = LiveSession { token, user: remembered.user };
+                *lock(&state.session) = Some(live.clone());
+                let settings = state.settings();
+                start_feed(state.clone(), &settings, live.token.expose_secret()).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("the remembered session cannot be read: {e}"),
+        }
+    }
+    state.restored.send_replace(true);
+}
+
+/// Waits (bounded) until [`restore`] has run.
+pub async fn restored(state: &AppState) {
+    let mut restored = state.restored.subscribe();
+    let _ = tokio::time::timeout(CREDENTIAL_STORE_WAIT * 2, restored.wait_for(|done| *done)).await;
+}
+
 /// Whether tokens can be remembered here.
 pub async fn remember_check(state: Arc<AppState>) -> Result<(), CredentialError> {
-    tokio::task::spawn_blocking(move || state.remember_check())
-        .await
-        .unwrap_or_else(|e| Err(CredentialError::Failed(e.to_string())))
+    with_store(move || state.remember_check()).await
 }
 
 /// Remembers `live` (token in the credential store, user in the vault) or, with
@@ -49,20 +105,22 @@ pub async fn remember_check(state: Arc<AppState>) -> Result<(), CredentialError>
 pub async fn keep(state: Arc<AppState>, live: &LiveSession, remember: bool) -> Result<(), CommandError> {
     let token = live.token.clone();
     let user = RememberedUser { user: live.user.clone() };
-    tokio::task::spawn_blocking(move || {
-        if remember {
-            state.credentials.save(&token).map_err(|e| {
-                CommandError::new(ErrorKind::RememberUnavailable, format!("could not keep the session: {e}"))
-            })?;
-            let value = serde_json::to_value(&user).unwrap_or_default();
-            state.vault.save(SESSION_KEY, Some(value))
-        } else {
-            forget(&state)
-        }
-        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the session: {e}")))
-    })
-    .await
-    .map_err(|e| CommandError::new(ErrorKind::Storage, e.to_string()))?
+    if remember {
+        let store = state.clone();
+        with_store(move || store.credentials.save(&token)).await.map_err(|e| {
+            CommandError::new(ErrorKind::RememberUnavailable, format!("could not keep the session: {e}"))
+        })?;
+        let value = serde_json::to_value(&user).unwrap_or_default();
+        state.vault.save(SESSION_KEY, Some(value))
+    } else {
+        forget_now(state).await
+    }
+    .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the session: {e}")))
+}
+
+/// [`forget`] on a blocking thread, bounded like every call to the credential store.
+async fn forget_now(state: Arc<AppState>) -> Result<(), String> {
+    with_store(move || Ok(forget(&state))).await.unwrap_or_else(|e| Err(e.to_string()))
 }
 
 /// Stops the feed and forgets the session (in memory and remembered); the view is emptied
@@ -71,10 +129,8 @@ pub async fn end(state: Arc<AppState>) -> Result<(), CommandError> {
     if let Some(feed) = state.feed.lock().await.take() {
         feed.stop().await;
     }
-    let forgetting = state.clone();
-    let saved = tokio::task::spawn_blocking(move || forget(&forgetting))
+    let saved = forget_now(state.clone())
         .await
-        .unwrap_or_else(|e| Err(e.to_string()))
         .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not forget the session: {e}")));
     state.clear_view();
     state.record(ClientEvent::State(StateChange {

@@ -7,26 +7,38 @@
 use crate::error::{CommandError, ErrorKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use stock_client::{Token, User};
+use stock_client::{Token, Trust, User};
 
 /// The embedded default: `stock-bridge demo` on this machine.
 pub const DEMO_URL: &str = "http://127.0.0.1:3001";
 
-/// The two addresses the app talks to.
+/// The two addresses the app talks to, and how it trusts them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     pub api_base_url: String,
     pub socket_url: String,
+    /// A private CA bundle (PEM file) trusted besides the system's, for login and socket.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// The operator's explicit choice to use http:// with a host other than this computer.
+    #[serde(default)]
+    pub allow_unencrypted: bool,
 }
 
 impl Settings {
     /// From the environment, else the demo.
     pub fn from_env() -> Self {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
-        Settings {
+        let mut settings = Settings {
             api_base_url: var("MEDIBOY_API_BASE_URL").unwrap_or_else(|| DEMO_URL.into()),
             socket_url: var("VITE_SOCKET_URL").unwrap_or_else(|| DEMO_URL.into()),
-        }
+            ca_file: var(stock_client::trust::CA_FILE_VAR),
+            allow_unencrypted: false,
+        };
+        // Addresses given by the environment are the installer's choice: an unencrypted one
+        // is taken as allowed (and flagged in the banner), and shows so in Settings.
+        settings.allow_unencrypted = settings.unencrypted();
+        settings
     }
 
     /// Trims and checks both URLs (with the `url` crate); refuses anything but an
@@ -48,10 +60,43 @@ impl Settings {
             }
             Ok(trimmed)
         };
-        Ok(Settings {
+        let settings = Settings {
             api_base_url: check("The API address", self.api_base_url)?,
             socket_url: check("The socket address", self.socket_url)?,
-        })
+            ca_file: self.ca_file.map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()),
+            allow_unencrypted: self.allow_unencrypted,
+        };
+        if !settings.allow_unencrypted {
+            for (what, address) in
+                [("The API address", &settings.api_base_url), ("The socket address", &settings.socket_url)]
+            {
+                if stock_client::trust::is_unencrypted_remote(address) {
+                    return Err(CommandError::new(
+                        ErrorKind::InvalidSettings,
+                        format!(
+                            "{what} {address} is not encrypted: the password would travel in clear. Use https://, \
+                             or tick \"Allow unencrypted connection\" if this network is trusted"
+                        ),
+                    ));
+                }
+            }
+        }
+        settings.trust()?;
+        Ok(settings)
+    }
+
+    /// Whether an address is http:// to another computer (the banner flags it).
+    pub fn unencrypted(&self) -> bool {
+        [&self.api_base_url, &self.socket_url].iter().any(|a| stock_client::trust::is_unencrypted_remote(a))
+    }
+
+    /// The servers trusted: the system's store, plus the CA file if one is set.
+    pub fn trust(&self) -> Result<Trust, CommandError> {
+        match &self.ca_file {
+            None => Ok(Trust::system()),
+            Some(path) => Trust::with_ca_file(std::path::Path::new(path))
+                .map_err(|e| CommandError::new(ErrorKind::InvalidSettings, format!("{e}"))),
+        }
     }
 }
 
@@ -128,13 +173,50 @@ mod tests {
 
     #[test]
     fn only_http_addresses_are_accepted() {
-        let ok = Settings { api_base_url: " http://api.local/ ".into(), socket_url: "https://ws.local".into() }
-            .validated()
-            .unwrap();
-        assert_eq!(ok.api_base_url, "http://api.local");
+        let at = |api: &str, socket: &str| Settings {
+            api_base_url: api.into(),
+            socket_url: socket.into(),
+            ca_file: None,
+            allow_unencrypted: false,
+        };
+        let ok = at(" https://api.local/ ", "https://ws.local").validated().unwrap();
+        assert_eq!(ok.api_base_url, "https://api.local");
         for bad in ["", "ftp://x", "http://", "api.local", "http://a b", "https://:80", "http://[::1"] {
-            let err = Settings { api_base_url: bad.into(), socket_url: DEMO_URL.into() }.validated().unwrap_err();
+            let err = at(bad, DEMO_URL).validated().unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidSettings, "{bad}");
         }
+    }
+
+    #[test]
+    fn http_to_another_computer_needs_the_operators_explicit_choice() {
+        let at = |api: &str, allow| Settings {
+            api_base_url: api.into(),
+            socket_url: "http://127.0.0.1:3001".into(),
+            ca_file: None,
+            allow_unencrypted: allow,
+        };
+        let err = at("http://remote.example", false).validated().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidSettings);
+        assert!(err.message.contains("http://remote.example is not encrypted"), "{}", err.message);
+        for local in ["http://127.0.0.1:3001", "http://localhost:3001", "http://[::1]:3001", "https://remote.example"] {
+            assert!(at(local, false).validated().is_ok(), "{local}");
+        }
+        let allowed = at("http://remote.example", true).validated().unwrap();
+        assert!(allowed.unencrypted(), "the banner flags it");
+        assert!(!at("https://remote.example", false).validated().unwrap().unencrypted());
+    }
+
+    #[test]
+    fn a_ca_file_is_checked_when_saved() {
+        let settings = |ca: &str| Settings {
+            api_base_url: "https://api.local".into(),
+            socket_url: "https://ws.local".into(),
+            ca_file: Some(ca.into()),
+            allow_unencrypted: false,
+        };
+        let err = settings("/nonexistent/ca.pem").validated().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidSettings);
+        assert!(err.message.contains("/nonexistent/ca.pem"), "names the file: {}", err.message);
+        assert_eq!(settings("  ").validated().unwrap().ca_file, None, "blank means none");
     }
 }

@@ -19,31 +19,26 @@ pub struct AppState {
     pub feed: tokio::sync::Mutex<Option<Feed>>,
     dashboard: Mutex<Dashboard>,
     pub outlet: Outlet,
+    /// True once a remembered session has been looked for (the page waits for it).
+    pub restored: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
-    /// Loads saved settings (else the environment's) and a remembered session (its user
-    /// from the vault, its token from the credential store).
+    /// Loads saved settings (else the environment's). A remembered session is restored
+    /// later, off the main thread ([`crate::session::restore`]): the credential store may
+    /// take a while (or show the user a prompt).
     pub fn load(vault: Arc<dyn Vault>, credentials: Arc<dyn CredentialStore>) -> Self {
         let settings = vault
             .load(SETTINGS_KEY)
             .and_then(|v| serde_json::from_value::<Settings>(v).ok())
             .and_then(|s| s.validated().ok())
             .unwrap_or_else(Settings::from_env);
-        let session = vault.load(SESSION_KEY).and_then(|v| serde_json::from_value::<RememberedUser>(v).ok()).and_then(
-            |remembered| match credentials.load() {
-                Ok(token) => token.map(|token| LiveSession { token, user: remembered.user }),
-                Err(e) => {
-                    tracing::warn!("the remembered session cannot be read: {e}");
-                    None
-                }
-            },
-        );
         AppState {
             vault,
             credentials,
             settings: Mutex::new(settings),
-            session: Mutex::new(session),
+            session: Mutex::new(None),
+            restored: tokio::sync::watch::channel(false).0,
             feed: tokio::sync::Mutex::new(None),
             dashboard: Mutex::new(Dashboard::default()),
             outlet: Outlet::default(),
@@ -56,6 +51,11 @@ impl AppState {
 
     pub fn session(&self) -> Option<LiveSession> {
         lock(&self.session).clone()
+    }
+
+    /// Who was remembered (the vault's part of a remembered session).
+    pub fn remembered_user(&self) -> Option<RememberedUser> {
+        self.vault.load(SESSION_KEY).and_then(|v| serde_json::from_value::<RememberedUser>(v).ok())
     }
 
     /// Whether "remember me" can work here, and if not why.

@@ -45,7 +45,8 @@ fn app_with(vault: Arc<MemoryVault>, url: &str) -> TestApp {
 }
 
 fn app_with_credentials(vault: Arc<MemoryVault>, credentials: Arc<MemoryCredentials>, url: &str) -> TestApp {
-    let settings = Settings { api_base_url: url.into(), socket_url: url.into() };
+    let settings =
+        Settings { api_base_url: url.into(), socket_url: url.into(), ca_file: None, allow_unencrypted: false };
     vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
     let state = Arc::new(AppState::load(vault.clone(), credentials.clone()));
     let app = mock_builder()
@@ -236,7 +237,8 @@ mod os_store {
         credentials.delete().expect("the Secret Service answers");
         let url = demo_bridge();
         let vault = Arc::new(MemoryVault::default());
-        let settings = Settings { api_base_url: url.clone(), socket_url: url.clone() };
+        let settings =
+            Settings { api_base_url: url.clone(), socket_url: url.clone(), ca_file: None, allow_unencrypted: false };
         vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
 
         let start = |vault: Arc<MemoryVault>| {
@@ -281,4 +283,30 @@ mod os_store {
         let state = AppState::load(vault, Arc::new(OsCredentials::new("stock-dashboard-test")));
         assert!(state.remember_check().is_err(), "\"remember me\" is reported unavailable");
     }
+}
+
+#[test]
+fn moving_the_socket_address_while_logged_in_restarts_the_feed_there() {
+    let first = demo_bridge();
+    let second = demo_bridge();
+    let app = app_with(Arc::new(MemoryVault::default()), &first);
+    call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": false})).unwrap();
+    wait_for_state(&app, "socket connected");
+    // save_settings stops the running feed and starts one on the new address. The call
+    // blocks this thread, so a watchdog bounds it: no answer within WAIT ends the process.
+    let (answered, watch) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if watch.recv_timeout(WAIT).is_err() {
+            eprintln!("save_settings did not answer within {WAIT:?}");
+            std::process::exit(101);
+        }
+    });
+    let settings =
+        json!({"settings": {"api_base_url": first, "socket_url": second, "ca_file": null, "allow_unencrypted": false}});
+    let saved = call(&app, "save_settings", settings);
+    let _ = answered.send(());
+    assert_eq!(saved.unwrap()["socket_url"], second);
+    let view = wait_for_state(&app, "socket connected");
+    let diagnostics = call(&app, "diagnostics", json!({})).unwrap();
+    assert_eq!(diagnostics["socket_url"], second, "{view}");
 }

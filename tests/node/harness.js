@@ -49,7 +49,9 @@ const byTestId = (id) => `[data-testid="${id}"]`;
 class WebDriver {
   constructor(url) { this.url = url; }
   async cmd(method, route, body) {
-    const res = await fetch(`${this.url}${route}`, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+    // Bounded: a WebDriver call that does not answer fails the test instead of hanging it.
+    const res = await fetch(`${this.url}${route}`, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000) });
     const json = await res.json();
     if (!res.ok) throw new Error(`${method} ${route}: ${JSON.stringify(json.value)}`);
     return json.value;
@@ -62,6 +64,8 @@ class WebDriver {
   async text(css) { return this.cmd('GET', `${this.session}/element/${await this.find(css)}/text`); }
   async displayed(css) { return this.cmd('GET', `${this.session}/element/${await this.find(css)}/displayed`); }
   async type(css, text) { await this.cmd('POST', `${this.session}/element/${await this.find(css)}/value`, { text }); }
+  async clear(css) { await this.cmd('POST', `${this.session}/element/${await this.find(css)}/clear`, {}); }
+  async retype(css, text) { await this.clear(css); if (text) await this.type(css, text); }
   async click(css) { await this.cmd('POST', `${this.session}/element/${await this.find(css)}/click`, {}); }
   async exec(script, args = []) { return this.cmd('POST', `${this.session}/execute/sync`, { script, args }); }
   async screenshot() { return Buffer.from(await this.cmd('GET', `${this.session}/screenshot`), 'base64'); }

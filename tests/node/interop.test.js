@@ -30,12 +30,12 @@ async function startBridge(env = {}) {
     let out = '';
     child.stdout.on('data', (chunk) => {
       out += chunk;
-      const m = out.match(/listening on (http:\/\/\S+)/);
+      const m = out.match(/listening on (https?:\/\/\S+)/);
       if (m) resolve(m[1]);
     });
     child.on('exit', (code) => reject(new Error(`bridge exited with ${code}`)));
   }), 'bridge start');
-  return { url, stop: () => child.kill('SIGTERM') };
+  return { url, child, stop: () => child.kill('SIGTERM') };
 }
 
 function post(url, body, headers = { authorization: `Bearer ${KEY}` }) {
@@ -149,5 +149,102 @@ test('a refusal the client should retry reaches the official client as err.data.
   } finally {
     client.close();
     bridge.stop();
+  }
+});
+
+// ---- TLS: the bridge serving HTTPS/WSS itself, with a private CA made here by openssl ----
+const https = require('node:https');
+const tls = require('node:tls');
+const { makePki } = require('./pki.js');
+
+function httpsJson(method, url, ca, body) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { method, ca, headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` } }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, text }));
+    });
+    req.on('error', reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
+/** The serial number a new TLS handshake sees. */
+function servedSerial(url, ca) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: hostname, port: Number(port), ca, servername: 'localhost' }, () => {
+      resolve(socket.getPeerCertificate().serialNumber);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+}
+
+test('over wss with its ca option the official client connects; a SIGHUP reload keeps 50 clients and serves the new certificate', async () => {
+  const pki = makePki();
+  pki.issue(1);
+  // Files checked only hourly: here only the SIGHUP can bring the new certificate in.
+  const bridge = await startBridge({ STOCK_BRIDGE_TLS_CERT: pki.cert, STOCK_BRIDGE_TLS_KEY: pki.key, STOCK_BRIDGE_TLS_RELOAD_CHECK_SECS: '3600' });
+  const clients = [];
+  try {
+    assert.match(bridge.url, /^https:\/\//);
+    // Without the CA, the official client is refused by its own TLS check.
+    const untrusting = io(bridge.url, { transports: ['websocket'], reconnection: false });
+    clients.push(untrusting);
+    const refused = await withTimeout(new Promise((resolve) => untrusting.on('connect_error', resolve)), 'connect_error without the CA');
+    assert.ok(refused, 'refused');
+
+    for (let i = 0; i < 50; i++) clients.push(io(bridge.url, { transports: ['websocket'], reconnection: false, ca: pki.ca }));
+    const trusting = clients.slice(1);
+    await withTimeout(Promise.all(trusting.map((c) => new Promise((resolve) => c.on('connect', resolve)))), '50 clients over wss');
+    let dropped = 0;
+    for (const c of trusting) c.on('disconnect', () => { dropped += 1; });
+    assert.equal(await servedSerial(bridge.url, pki.ca), '01');
+
+    const health = JSON.parse((await httpsJson('GET', `${bridge.url}/healthz`, pki.ca)).text);
+    assert.equal(health.tls.enabled, true);
+    assert.ok(health.tls.days_left >= 29 && health.tls.days_left <= 30, JSON.stringify(health));
+    const metrics = (await httpsJson('GET', `${bridge.url}/metrics`, pki.ca)).text;
+    assert.match(metrics, /stock_bridge_tls_cert_not_after_seconds \d+/);
+
+    // Renewed on disk: nothing changes until SIGHUP (a barrier: one more handshake after
+    // the files are written still sees serial 1); then new handshakes get serial 2 and
+    // connected clients stay.
+    pki.issue(2);
+    assert.equal(await servedSerial(bridge.url, pki.ca), '01');
+    bridge.child.kill('SIGHUP');
+    const deadline = Date.now() + WAIT_MS;
+    while ((await servedSerial(bridge.url, pki.ca)) !== '02') {
+      assert.ok(Date.now() < deadline, 'the new certificate was not served after SIGHUP');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const got = trusting.map((c) => new Promise((resolve) => c.once('add_stock', resolve)));
+    const r = await httpsJson('POST', `${bridge.url}/broadcast`, pki.ca, { event: 'add_stock', data: DATA });
+    assert.equal(r.status, 200, r.text);
+    await withTimeout(Promise.all(got), 'all 50 receive after the reload');
+    assert.equal(dropped, 0, 'no client was dropped by the reload');
+  } finally {
+    for (const c of clients) c.close();
+    bridge.stop();
+    pki.remove();
+  }
+});
+
+test('a certificate renewed on disk is served without a signal (the files are watched)', async () => {
+  const pki = makePki();
+  pki.issue(7);
+  const bridge = await startBridge({ STOCK_BRIDGE_TLS_CERT: pki.cert, STOCK_BRIDGE_TLS_KEY: pki.key, STOCK_BRIDGE_TLS_RELOAD_CHECK_SECS: '1' });
+  try {
+    assert.equal(await servedSerial(bridge.url, pki.ca), '07');
+    pki.issue(8);
+    const deadline = Date.now() + WAIT_MS;
+    while ((await servedSerial(bridge.url, pki.ca)) !== '08') {
+      assert.ok(Date.now() < deadline, 'the renewed certificate was not picked up');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    bridge.stop();
+    pki.remove();
   }
 });

@@ -129,6 +129,15 @@ pub struct ServeArgs {
     /// Cluster mode: Redis shared by every bridge node (e.g. redis://10.0.0.9:6379).
     #[arg(long, env = "STOCK_BRIDGE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// PEM certificate chain to serve HTTPS/WSS with (leaf first); needs --tls-key. Reloaded on SIGHUP and when the file changes.
+    #[arg(long, env = "STOCK_BRIDGE_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "STOCK_BRIDGE_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Seconds between checks of the TLS files for a renewal (SIGHUP reloads at once).
+    #[arg(long, env = "STOCK_BRIDGE_TLS_RELOAD_CHECK_SECS", default_value_t = crate::tls::RELOAD_CHECK.as_secs())]
+    pub tls_reload_check_secs: u64,
     /// Prefix of Redis keys and channels; nodes of one cluster use the same.
     #[arg(long, env = "STOCK_BRIDGE_REDIS_PREFIX", default_value = config::DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
@@ -227,6 +236,22 @@ impl ServeArgs {
             client_auth,
             redis_url: self.redis_url.filter(|u| !u.trim().is_empty()),
             redis_prefix: self.redis_prefix,
+            tls: match (self.tls_cert, self.tls_key) {
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(invalid(crate::tls::KEY_VAR, format!("is required with {}", crate::tls::CERT_VAR)));
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(crate::tls::CERT_VAR, format!("is required with {}", crate::tls::KEY_VAR)));
+                }
+                (Some(cert), Some(key)) => Some(
+                    crate::tls::ServedCert::load_checking_every(
+                        crate::tls::TlsFiles { cert, key },
+                        Duration::from_secs(self.tls_reload_check_secs),
+                    )
+                    .map_err(|e| config::ConfigError::Tls(e.to_string()))?,
+                ),
+            },
         }
         .validate()
     }
@@ -295,17 +320,18 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let config = Arc::new(args.into_config()?);
     let (listener, bound) = listen(config.listen).await?;
     let auth = if config.api_key.is_some() { "api key" } else { "none (loopback or --insecure-no-auth)" };
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
     let served = match config.redis_url.clone() {
         Some(url) => {
             let (router, bridge) =
                 crate::http::cluster_app(config, &url, axum::Router::new()).await.map_err(CliError::Cluster)?;
             // Scripts (and tests using port 0) read this line.
-            println!("stock-bridge listening on http://{bound}");
+            println!("stock-bridge listening on {scheme}://{bound}");
             tracing::info!(listen = %bound, auth, redis = %crate::http::redact(&url), "stock-bridge serving HTTP and Socket.IO, cluster mode");
             crate::serve(listener, router, bridge, stock_process::shutdown_signal()).await
         }
         None => {
-            println!("stock-bridge listening on http://{bound}");
+            println!("stock-bridge listening on {scheme}://{bound}");
             tracing::info!(listen = %bound, auth, "stock-bridge serving HTTP and Socket.IO");
             crate::run(listener, config, stock_process::shutdown_signal()).await
         }

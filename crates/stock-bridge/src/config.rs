@@ -97,6 +97,8 @@ pub struct BridgeConfig {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel (nodes of one cluster share it).
     pub redis_prefix: String,
+    /// Serve TLS with this certificate (`STOCK_BRIDGE_TLS_CERT` / `_KEY`), loaded and checked.
+    pub tls: Option<std::sync::Arc<crate::tls::ServedCert>>,
 }
 
 /// Prefix of Redis keys and channels unless configured.
@@ -129,6 +131,7 @@ impl Default for BridgeConfig {
             client_auth: ClientAuth::None,
             redis_url: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            tls: None,
         }
     }
 }
@@ -145,6 +148,9 @@ pub enum ConfigError {
     KeyTooShort,
     #[error("invalid {what}: {why}")]
     Invalid { what: &'static str, why: String },
+    /// The TLS files (the text names the variable and the file).
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl BridgeConfig {

@@ -94,6 +94,11 @@ pub struct DemoArgs {
     /// Milliseconds between synthetic updates; 0 turns the feed off.
     #[arg(long, default_value_t = 700)]
     pub interval_ms: u64,
+    /// Serve HTTPS/WSS with this PEM certificate chain (with --tls-key), as `serve` does.
+    #[arg(long)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    #[arg(long)]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// The demo's client authentication: HS256 with the demo secret, no leeway (so a short
@@ -231,14 +236,27 @@ async fn user(headers: HeaderMap) -> impl IntoResponse {
 
 /// Runs `demo` until SIGINT/SIGTERM.
 pub async fn run(args: DemoArgs) -> Result<(), crate::cli::CliError> {
-    let config = Arc::new(config(args.listen, &args.api_key)?);
+    let tls = match (args.tls_cert, args.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(
+            crate::tls::ServedCert::load(crate::tls::TlsFiles { cert, key })
+                .map_err(|e| crate::config::ConfigError::Tls(e.to_string()))?,
+        ),
+        _ => {
+            return Err(
+                crate::config::ConfigError::Invalid { what: "--tls-cert", why: "goes with --tls-key".into() }.into()
+            );
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let config = Arc::new(BridgeConfig { tls, ..config(args.listen, &args.api_key)? });
     let (listener, addr) = crate::cli::listen(config.listen).await?;
     let (router, bridge) = app_with_ttl(config, Duration::from_secs(args.token_ttl_secs));
     let _feed = (args.interval_ms > 0).then(|| start_feed(bridge.clone(), Duration::from_millis(args.interval_ms)));
-    println!("stock-bridge demo listening on http://{addr}");
-    println!("  Socket.IO:      http://{addr}  (VITE_SOCKET_URL)");
+    println!("stock-bridge demo listening on {scheme}://{addr}");
+    println!("  Socket.IO:      {scheme}://{addr}  (VITE_SOCKET_URL)");
     println!(
-        "  demo login:     POST http://{addr}/login  email {DEMO_EMAIL}  password {DEMO_PASSWORD}  (MEDIBOY_API_BASE_URL=http://{addr})"
+        "  demo login:     POST {scheme}://{addr}/login  email {DEMO_EMAIL}  password {DEMO_PASSWORD}  (MEDIBOY_API_BASE_URL={scheme}://{addr})"
     );
     println!("  broadcast key:  {}", args.api_key);
     println!(

@@ -10,7 +10,8 @@
 //! - [`cli`]: the command line (`serve`, `send`, `demo`) and its environment variables.
 //! - [`http`]: [`http::app`], the router (testable in process), and the HTTP handlers.
 //! - [`socket`]: the Socket.IO namespace: client auth, `stock:ping`, `stock:catch_up`.
-//! - [`server`]: the accept loop: connection cap, header timeout, shutdown order.
+//! - [`server`]: the accept loop: connection cap, header timeout, TLS, shutdown order.
+//! - [`tls`]: the served certificate (rustls), checked at start, reloaded while running.
 //! - [`relay`]: [`relay::Bridge`], the shared state, and the one path broadcasts take.
 //! - [`outflow`]: what each client costs: bytes queued, catch-up in flight, event rate.
 //! - [`lastvalue`]: the per-product last-value cache with sequence and epoch.
@@ -36,6 +37,7 @@ pub mod relay;
 pub mod send;
 pub mod server;
 pub mod socket;
+pub mod tls;
 
 pub use config::BridgeConfig;
 

@@ -3,8 +3,11 @@
 //! It owns what `axum::serve` does not offer: a cap on open connections (beyond it a new
 //! connection is closed at once and existing clients are unaffected), a header-read
 //! timeout (which is also the idle timeout of a kept-alive HTTP connection), TCP_NODELAY,
-//! a byte counter on every connection ([`crate::outflow::Tap`]) and a shutdown that stops
-//! listening first, then says goodbye to the Socket.IO clients, then drains.
+//! TLS when configured ([`crate::tls`]; the handshake runs in the connection's own task,
+//! within the header-read timeout, so a slow handshake delays no one else), a byte
+//! counter on every connection ([`crate::outflow::Tap`], counting plaintext) and a
+//! shutdown that stops listening first, then says goodbye to the Socket.IO clients, then
+//! drains.
 
 use crate::outflow::{CountedStream, Tap};
 use crate::relay::Bridge;
@@ -34,10 +37,56 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// A connection's bytes: plain TCP, or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+macro_rules! transport {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Transport::Plain($s) => $e,
+            Transport::Tls($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        transport!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        transport!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        transport!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Transport::Plain(s) => s.is_write_vectored(),
+            Transport::Tls(s) => s.is_write_vectored(),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        transport!(self, s => Pin::new(s).poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        transport!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
 /// A connection holding one of the `max_connections` places until it closes (also after
 /// a WebSocket upgrade, which outlives the HTTP connection that carried it).
 struct Admitted {
-    stream: CountedStream<TcpStream>,
+    stream: CountedStream<Transport>,
     _place: OwnedSemaphorePermit,
 }
 
@@ -82,6 +131,9 @@ pub async fn serve<A: Adapter>(
     http.http1().timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
     let http = http.http1_only();
     let graceful = GracefulShutdown::new();
+    let tls = config.tls.as_ref().map(|cert| cert.acceptor());
+    // Reloads the certificate on SIGHUP or a change on disk, for as long as we serve.
+    let _reloading = config.tls.as_ref().map(|cert| cert.watch());
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -106,20 +158,37 @@ pub async fn serve<A: Adapter>(
             // Without it, small broadcast frames wait for Nagle's algorithm (about 4x latency).
             tracing::debug!("could not set TCP_NODELAY: {e}");
         }
-        let stream = CountedStream::new(tcp);
-        let tap = stream.tap();
         let router = router.clone();
         let bridge = bridge.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.extensions_mut().insert(tap.clone());
-            attach_upgrade(&bridge, &req, &tap);
-            router.clone().oneshot(req)
-        });
-        let io = TokioIo::new(Admitted { stream, _place: place });
-        let conn = graceful.watch(http.serve_connection_with_upgrades(io, service).into_owned());
+        let http = http.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        let handshake_timeout = config.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let transport = match tls {
+                None => Transport::Plain(tcp),
+                Some(tls) => match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
+                    Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake not finished within {handshake_timeout:?}");
+                        return;
+                    }
+                },
+            };
+            let stream = CountedStream::new(transport);
+            let tap = stream.tap();
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(tap.clone());
+                attach_upgrade(&bridge, &req, &tap);
+                router.clone().oneshot(req)
+            });
+            let io = TokioIo::new(Admitted { stream, _place: place });
+            if let Err(e) = watcher.watch(http.serve_connection_with_upgrades(io, service).into_owned()).await {
                 tracing::trace!(%peer, "connection ended: {e}");
             }
         });

@@ -68,3 +68,40 @@ fn jwt_misconfiguration_names_the_variable_and_the_file() {
     let err = refused(&run(&serve, &short));
     assert!(err.contains("STOCK_BRIDGE_JWT_SECRET") && err.contains("at least 16"), "{err}");
 }
+
+#[test]
+fn tls_misconfiguration_names_the_variable_and_the_file() {
+    use stock_testkit::{Leaf, Pki};
+    let pki = Pki::new("CLI Test CA");
+    let one = pki.issue("one", &Leaf::default());
+    let two = pki.issue("two", &Leaf::default());
+    let serve = ["serve", "--listen", "127.0.0.1:0"];
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+
+    let err = refused(&run(&serve, &[("STOCK_BRIDGE_TLS_CERT", &path(&one.cert_file))]));
+    assert!(err.contains("STOCK_BRIDGE_TLS_KEY") && err.contains("is required"), "{err}");
+
+    let mismatched = [("STOCK_BRIDGE_TLS_CERT", path(&one.cert_file)), ("STOCK_BRIDGE_TLS_KEY", path(&two.key_file))];
+    let env: Vec<(&str, &str)> = mismatched.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let err = refused(&run(&serve, &env));
+    assert!(
+        err.contains("is not the key of the certificate") && err.contains("two.key") && err.contains("one.pem"),
+        "{err}"
+    );
+
+    let no_cert = pki.dir().join("empty.pem");
+    std::fs::write(&no_cert, "nothing here\n").unwrap();
+    let empty = [("STOCK_BRIDGE_TLS_CERT", path(&no_cert)), ("STOCK_BRIDGE_TLS_KEY", path(&one.key_file))];
+    let env: Vec<(&str, &str)> = empty.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let err = refused(&run(&serve, &env));
+    assert!(
+        err.contains("STOCK_BRIDGE_TLS_CERT") && err.contains("empty.pem") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+
+    let missing =
+        [("STOCK_BRIDGE_TLS_CERT", "/nonexistent/cert.pem".to_owned()), ("STOCK_BRIDGE_TLS_KEY", path(&one.key_file))];
+    let env: Vec<(&str, &str)> = missing.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let err = refused(&run(&serve, &env));
+    assert!(err.contains("STOCK_BRIDGE_TLS_CERT") && err.contains("/nonexistent/cert.pem"), "{err}");
+}

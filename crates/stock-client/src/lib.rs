@@ -12,6 +12,8 @@
 //! - [`dashboard`]: the operator's view (latest per product, state history, gap notice),
 //!   what any UI draws.
 //! - [`backoff`]: reconnect delays.
+//! - [`trust`]: which servers are trusted over https/wss (system store + a private CA),
+//!   and connection failures named by cause (certificate problems included).
 //! - [`watch`]: the `stock-watch` command line.
 
 pub mod backoff;
@@ -20,11 +22,13 @@ pub mod ledger;
 pub mod link;
 pub mod login;
 pub mod supervisor;
+pub mod trust;
 pub mod watch;
 
 pub use link::{Connector, SocketIoConnector, SocketTarget};
 pub use login::{LoginError, LoginTarget, Session, Token, User, login};
 pub use supervisor::{ClientConfig, ClientEvent, LiveClient, StateChange, StatsSnapshot};
+pub use trust::Trust;
 
 use std::sync::Arc;
 

@@ -85,6 +85,8 @@ pub struct SocketTarget {
     /// Events passed on to the supervisor.
     pub events: Vec<String>,
     pub transport: Transport,
+    /// Which servers are trusted over https/wss.
+    pub trust: crate::trust::Trust,
 }
 
 impl SocketTarget {
@@ -94,6 +96,7 @@ impl SocketTarget {
             token,
             events: vec![events::ADD_STOCK.to_owned(), events::SALE_MODE.to_owned()],
             transport: Transport::Any,
+            trust: crate::trust::Trust::system(),
         }
     }
 }
@@ -174,6 +177,15 @@ async fn drive(
         .transport_type(target.transport.into())
         .reconnect(false)
         .reconnect_on_disconnect(false);
+    if target.url.starts_with("https:") || target.url.starts_with("wss:") {
+        match target.trust.socket_connector() {
+            Ok(tls) => builder = builder.tls_config(tls),
+            Err(e) => {
+                let _ = signals.send(LinkSignal::Failed(format!("TLS cannot be set up: {e}")));
+                return;
+            }
+        }
+    }
     if let Some(token) = &target.token {
         builder = builder.auth(json!({ "token": token })).opening_header("Authorization", format!("Bearer {token}"));
     }
@@ -214,7 +226,12 @@ async fn drive(
     let client: Client = match builder.connect().await {
         Ok(c) => c,
         Err(e) => {
-            let _ = signals.send(LinkSignal::Failed(format!("could not connect: {e}")));
+            // Named by its cause when the network or the certificate says which.
+            let why = match crate::trust::why_unreachable(&target.url, &target.trust).await {
+                Some(why) => why.to_string(),
+                None => format!("could not connect: {e}"),
+            };
+            let _ = signals.send(LinkSignal::Failed(why));
             return;
         }
     };

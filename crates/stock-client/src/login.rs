@@ -5,6 +5,7 @@
 //! an unreachable server, and an unexpected answer are distinct [`LoginError`]s. Every
 //! request has a timeout; the password is never logged or echoed in an error.
 
+use crate::trust::Trust;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -50,6 +51,9 @@ pub enum LoginError {
     InvalidUrl { url: String, reason: String },
     #[error("{0}")]
     MissingInput(&'static str),
+    /// The server's TLS certificate is not trusted (`text` names the host and why).
+    #[error("{text}")]
+    UntrustedCertificate { text: String },
 }
 
 fn server_says(message: &Option<String>) -> String {
@@ -66,6 +70,7 @@ impl LoginError {
             LoginError::UnexpectedAnswer { .. } => "unexpected_answer",
             LoginError::InvalidUrl { .. } => "invalid_url",
             LoginError::MissingInput(_) => "missing_input",
+            LoginError::UntrustedCertificate { .. } => "untrusted_certificate",
         }
     }
 }
@@ -76,11 +81,18 @@ pub struct LoginTarget {
     pub base_url: String,
     pub path: String,
     pub timeout: Duration,
+    /// Which servers are trusted over https.
+    pub trust: Trust,
 }
 
 impl LoginTarget {
     pub fn new(base_url: impl Into<String>) -> Self {
-        LoginTarget { base_url: base_url.into(), path: DEFAULT_LOGIN_PATH.into(), timeout: DEFAULT_LOGIN_TIMEOUT }
+        LoginTarget {
+            base_url: base_url.into(),
+            path: DEFAULT_LOGIN_PATH.into(),
+            timeout: DEFAULT_LOGIN_TIMEOUT,
+            trust: Trust::system(),
+        }
     }
 
     /// The full login URL, checked.
@@ -107,7 +119,9 @@ pub async fn login(target: &LoginTarget, email: &str, password: &str) -> Result<
         return Err(LoginError::MissingInput("enter your password"));
     }
     let url = target.url()?;
-    let client = reqwest::Client::builder()
+    let client = target
+        .trust
+        .http_client()
         .timeout(target.timeout)
         .connect_timeout(CONNECT_TIMEOUT.min(target.timeout))
         .build()
@@ -118,8 +132,12 @@ pub async fn login(target: &LoginTarget, email: &str, password: &str) -> Result<
         .header("accept", "application/json")
         .json(&json!({"email": email.trim(), "password": password}))
         .send()
-        .await
-        .map_err(|e| LoginError::Unreachable { reason: describe(e, target.timeout) })?;
+        .await;
+    let response = match response {
+        Ok(r) => r,
+        Err(e) if e.is_connect() => return Err(unreachable(url.as_str(), &target.trust, e, target.timeout).await),
+        Err(e) => return Err(LoginError::Unreachable { reason: describe(e, target.timeout) }),
+    };
     let status = response.status().as_u16();
     let body = response.bytes().await.map_err(|e| LoginError::Unreachable { reason: describe(e, target.timeout) })?;
     let json: Option<Value> = serde_json::from_slice(&body).ok();
@@ -147,6 +165,17 @@ pub fn session_from(json: &Value) -> Result<Session, LoginError> {
         Some(User { id, name: u["name"].as_str().map(str::to_owned) })
     });
     Ok(Session { token: SecretString::from(token), user })
+}
+
+/// A connection that failed: named by its cause (a certificate gets its own kind).
+async fn unreachable(url: &str, trust: &Trust, e: reqwest::Error, timeout: Duration) -> LoginError {
+    match crate::trust::why_unreachable(url, trust).await {
+        Some(why @ crate::trust::Unreachable::Certificate { .. }) => {
+            LoginError::UntrustedCertificate { text: why.to_string() }
+        }
+        Some(why) => LoginError::Unreachable { reason: why.to_string() },
+        None => LoginError::Unreachable { reason: describe(e, timeout) },
+    }
 }
 
 fn describe(e: reqwest::Error, timeout: Duration) -> String {

@@ -1,8 +1,10 @@
 //! `stock-watch`: logs in (or takes `--token`), connects, and prints one line per state
 //! change and per event: readable by default, one JSON object per line with `--json`.
 //! Exits 0 on Ctrl-C/SIGTERM after a clean disconnect (or after the first event with
-//! `--once`); exits 1 with a readable message when login fails, 3 when the server
-//! refuses the token.
+//! `--once`); exits 1 with a readable message when login fails (a certificate problem
+//! is named: unknown issuer, expired, another name), 2 on bad arguments (an unreadable CA
+//! file), 3 when the server refuses the token. `--ca-file` / `STOCK_CA_FILE` adds a
+//! private CA; an unencrypted address to another computer is warned about.
 
 use crate::link::Transport;
 use crate::supervisor::{ClientConfig, ClientEvent, DEFAULT_WATCHDOG};
@@ -45,6 +47,9 @@ pub struct WatchArgs {
     /// Seconds of silence (after the server answered a probe) before the feed counts as offline.
     #[arg(long, default_value_t = DEFAULT_WATCHDOG.as_secs())]
     pub watchdog_secs: u64,
+    /// Extra CA bundle (PEM) to trust besides the system's, for servers with a private CA.
+    #[arg(long, env = "STOCK_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Transport: any (polling upgraded to websocket), websocket, or polling.
     #[arg(long, default_value = "any", value_parser = ["any", "websocket", "polling"])]
     pub transport: String,
@@ -66,10 +71,29 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(args: WatchArgs) -> ExitCode {
+    let trust = match &args.ca_file {
+        None => crate::Trust::system(),
+        Some(path) => match crate::Trust::with_ca_file(path) {
+            Ok(trust) => trust,
+            Err(e) => {
+                eprintln!("stock-watch: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    for address in [&args.api, &args.socket] {
+        if crate::trust::is_unencrypted_remote(address) {
+            eprintln!("stock-watch: warning: {address} is not encrypted: the password and the feed travel in clear");
+        }
+    }
     let token = match (&args.token, &args.email, &args.password) {
         (Some(token), _, _) => token.clone(),
         (None, Some(email), Some(password)) => {
-            let target = LoginTarget { path: args.login_path.clone(), ..LoginTarget::new(args.api.clone()) };
+            let target = LoginTarget {
+                path: args.login_path.clone(),
+                trust: trust.clone(),
+                ..LoginTarget::new(args.api.clone())
+            };
             match login(&target, email, password).await {
                 Ok(session) => {
                     if let Some(user) = &session.user {
@@ -91,6 +115,7 @@ async fn run(args: WatchArgs) -> ExitCode {
         }
     };
     let mut target = SocketTarget::new(args.socket.clone(), Some(token));
+    target.trust = trust;
     target.transport = match args.transport.as_str() {
         "websocket" => Transport::Websocket,
         "polling" => Transport::Polling,

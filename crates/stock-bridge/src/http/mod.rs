@@ -90,7 +90,7 @@ fn assemble<A: Adapter>(layer: SocketIoLayer<A>, bridge: Arc<Bridge<A>>, extra: 
     let config = bridge.config.clone();
     let router = Router::new()
         .route("/broadcast", post(broadcast::broadcast::<A>))
-        .route("/healthz", get(status::healthz))
+        .route("/healthz", get(status::healthz::<A>))
         .route("/readyz", get(status::readyz::<A>))
         .route("/metrics", get(status::metrics::<A>))
         .route("/snapshot", get(status::snapshot::<A>))

@@ -14,8 +14,17 @@ use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 use stock_protocol::CatchUpRequest;
 
-pub async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+/// Alive; whether TLS is on and when the served certificate expires.
+pub async fn healthz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
+    let tls = match &bridge.config.tls {
+        None => json!({"enabled": false}),
+        Some(cert) => {
+            let served = cert.current();
+            let days_left = (served.not_after - chrono::Utc::now()).num_days();
+            json!({"enabled": true, "not_after": served.not_after.to_rfc3339(), "days_left": days_left, "serial": served.serial})
+        }
+    };
+    Json(json!({"status": "ok", "tls": tls}))
 }
 
 /// Ready unless (in cluster mode) Redis is unreachable.
@@ -33,6 +42,9 @@ pub async fn readyz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl In
 
 pub async fn metrics<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
     metrics::gauge!(m::CONNECTED_CLIENTS).set(bridge.connected_clients() as f64);
+    if let Some(cert) = &bridge.config.tls {
+        metrics::gauge!(m::TLS_CERT_NOT_AFTER).set(cert.current().not_after.timestamp() as f64);
+    }
     let body = crate::metrics::install().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -1,0 +1,199 @@
+//! TLS on the bridge's listener, with rustls through `tokio-rustls` (the rustls project's
+//! own tokio integration; rustls because it is memory-safe and needs no system OpenSSL,
+//! with the `ring` provider because it builds without cmake, unlike `aws-lc-rs`).
+//!
+//! - [`TlsFiles`]: the PEM files, `STOCK_BRIDGE_TLS_CERT` (the chain, leaf first) and
+//!   `STOCK_BRIDGE_TLS_KEY`. Misconfiguration (unreadable, no certificate, no key, a key
+//!   that is not the certificate's) is refused at start with the variable and the file.
+//! - [`ServedCert`]: the pair being served, replaceable while running: [`ServedCert::watch`]
+//!   reloads on SIGHUP and when either file changes on disk (checked every
+//!   [`RELOAD_CHECK`] unless `STOCK_BRIDGE_TLS_RELOAD_CHECK_SECS` says otherwise). Open connections keep their session; the next handshake gets the
+//!   new certificate. A reload that fails keeps the old pair and says why in the log.
+//! - Its expiry is in `/healthz` and in `/metrics` (`stock_bridge_tls_cert_not_after_seconds`).
+
+use chrono::{DateTime, Utc};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
+
+pub const CERT_VAR: &str = "STOCK_BRIDGE_TLS_CERT";
+pub const KEY_VAR: &str = "STOCK_BRIDGE_TLS_KEY";
+/// How often the files are checked for changes.
+pub const RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// Where the certificate chain and its key are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{var}: cannot read {}: {source}", path.display())]
+    Unreadable { var: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{var}: {} holds no PEM certificate", path.display())]
+    NoCertificate { var: &'static str, path: PathBuf },
+    #[error("{var}: {} holds no PEM private key", path.display())]
+    NoKey { var: &'static str, path: PathBuf },
+    #[error("{var}: {}: {why}", path.display())]
+    Invalid { var: &'static str, path: PathBuf, why: String },
+    #[error("{KEY_VAR} ({}) is not the key of the certificate in {CERT_VAR} ({})", key.display(), cert.display())]
+    Mismatch { cert: PathBuf, key: PathBuf },
+}
+
+/// A loaded pair and what operators want to know about it.
+pub struct Served {
+    pub key: Arc<CertifiedKey>,
+    pub not_after: DateTime<Utc>,
+    /// The leaf's serial number, hex.
+    pub serial: String,
+}
+
+/// Reads and checks `files`.
+pub fn load(files: &TlsFiles) -> Result<Served, TlsError> {
+    let read = |var: &'static str, path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Unreadable { var, path: path.to_owned(), source })
+    };
+    let cert_pem = read(CERT_VAR, &files.cert)?;
+    let key_pem = read(KEY_VAR, &files.key)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Invalid { var: CERT_VAR, path: files.cert.clone(), why: e.to_string() })?;
+    let Some(leaf) = chain.first() else {
+        return Err(TlsError::NoCertificate { var: CERT_VAR, path: files.cert.clone() });
+    };
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| TlsError::NoKey { var: KEY_VAR, path: files.key.clone() })?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| TlsError::Invalid {
+        var: CERT_VAR,
+        path: files.cert.clone(),
+        why: e.to_string(),
+    })?;
+    let not_after = DateTime::from_timestamp(parsed.validity().not_after.timestamp(), 0).unwrap_or_default();
+    let serial = parsed.raw_serial_as_string();
+    let provider = rustls::crypto::ring::default_provider();
+    let signing = provider.key_provider.load_private_key(key).map_err(|e| TlsError::Invalid {
+        var: KEY_VAR,
+        path: files.key.clone(),
+        why: e.to_string(),
+    })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|_| TlsError::Mismatch { cert: files.cert.clone(), key: files.key.clone() })?;
+    Ok(Served { key: Arc::new(certified), not_after, serial })
+}
+
+/// See the module docs.
+pub struct ServedCert {
+    files: TlsFiles,
+    current: RwLock<Arc<Served>>,
+    check_every: Duration,
+}
+
+impl fmt::Debug for ServedCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let current = self.current();
+        f.debug_struct("ServedCert")
+            .field("files", &self.files)
+            .field("serial", &current.serial)
+            .field("not_after", &current.not_after)
+            .finish()
+    }
+}
+
+impl ServedCert {
+    pub fn load(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
+        Self::load_checking_every(files, RELOAD_CHECK)
+    }
+
+    /// [`ServedCert::load`], looking at the files every `check_every`.
+    pub fn load_checking_every(files: TlsFiles, check_every: Duration) -> Result<Arc<Self>, TlsError> {
+        let served = load(&files)?;
+        Ok(Arc::new(ServedCert { files, current: RwLock::new(Arc::new(served)), check_every }))
+    }
+
+    pub fn current(&self) -> Arc<Served> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the files again; on an error the served pair stays as it was.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let served = load(&self.files)?;
+        tracing::info!(serial = %served.serial, not_after = %served.not_after, "TLS certificate reloaded");
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(served);
+        Ok(())
+    }
+
+    /// A rustls acceptor that always serves the current pair (HTTP/1.1 only).
+    pub fn acceptor(self: &Arc<Self>) -> tokio_rustls::TlsAcceptor {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// Reloads on SIGHUP and when a file changes; stops when the handle is dropped.
+    pub fn watch(self: &Arc<Self>) -> Watcher {
+        let served = self.clone();
+        Watcher(tokio::spawn(async move {
+            let mut seen = served.modified();
+            #[cfg(unix)]
+            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut check = tokio::time::interval(served.check_every.max(Duration::from_millis(100)));
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                #[cfg(unix)]
+                let signalled = async {
+                    match hangup.as_mut() {
+                        Some(s) => s.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                #[cfg(not(unix))]
+                let signalled = std::future::pending::<Option<()>>();
+                let why = tokio::select! {
+                    _ = signalled => "SIGHUP",
+                    _ = check.tick() => {
+                        let now = served.modified();
+                        if now == seen { continue; }
+                        seen = now;
+                        "the files changed"
+                    }
+                };
+                if let Err(e) = served.reload() {
+                    tracing::warn!("TLS reload ({why}) failed, still serving the previous certificate: {e}");
+                }
+            }
+        }))
+    }
+
+    fn modified(&self) -> (Option<SystemTime>, Option<SystemTime>) {
+        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        (m(&self.files.cert), m(&self.files.key))
+    }
+}
+
+impl ResolvesServerCert for ServedCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current().key.clone())
+    }
+}
+
+/// The reload task; dropping it stops the task.
+pub struct Watcher(JoinHandle<()>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
