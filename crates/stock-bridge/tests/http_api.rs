@@ -204,7 +204,7 @@ async fn health_metrics_and_snapshot() {
     assert_eq!(broadcast(&r, add_stock().to_string()).await.0, StatusCode::OK);
     assert_eq!(broadcast(&r, r#"{"event":"connect","data":{}}"#).await.0, StatusCode::BAD_REQUEST);
     let (status, body) = send(&r, Request::get("/healthz").body(Body::empty()).unwrap()).await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok", "tls": {"enabled": false}})));
     let (status, metrics) = send(&r, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     let metrics = metrics.as_str().unwrap().to_owned();

@@ -278,3 +278,31 @@ async fn an_attempt_against_a_server_that_never_answers_times_out_and_is_retried
     tokio::time::timeout(WAIT, client.stop()).await.expect("stop did not finish");
     held.abort();
 }
+
+/// `stock-watch` stops with exit code 3 and the operator's sentence when the bridge refuses
+/// its token, saying whether the session expired.
+#[tokio::test]
+async fn stock_watch_exits_3_with_the_reason_when_the_token_is_refused() {
+    let secret = "jwt-secret-0123456789";
+    let config = BridgeConfig { client_auth: ClientAuth::jwt_hs256(secret).unwrap(), ..BridgeConfig::default() };
+    let bridge = InProcessBridge::start(config).await;
+    let expired = stock_bridge::socket::jwt::sign_hs256(
+        &serde_json::json!({"sub": 1, "exp": chrono::Utc::now().timestamp() - 3600}),
+        secret.as_bytes(),
+    );
+    for (token, sentence) in [
+        (expired.as_str(), "Your session has expired — please sign in again"),
+        ("not-a-token", "Your session was refused by the server — please sign in again"),
+    ] {
+        let out = tokio::process::Command::new(bin("stock-watch"))
+            .args(["--socket", &bridge.url(), "--token", token])
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(WAIT, out).await.expect("stock-watch exits").unwrap();
+        assert_eq!(out.status.code(), Some(3), "{token}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(sentence), "{stderr}");
+        assert!(!stderr.contains(token) || token == "not-a-token", "the token is not printed");
+    }
+    bridge.stop().await;
+}
