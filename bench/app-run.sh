@@ -8,4 +8,6 @@ cargo build --release --locked -p stock-dashboard -p stock-bridge -p empty-windo
 export STOCK_DASHBOARD_BIN="$CARGO_TARGET_DIR/release/stock-dashboard"
 export EMPTY_WINDOW_BIN="$CARGO_TARGET_DIR/release/empty-window"
 export STOCK_BRIDGE_BIN="$CARGO_TARGET_DIR/release/stock-bridge"
-exec xvfb-run -a -s "-screen 0 1280x800x24" node bench/app-bench.js
+# On a private D-Bus session with an unlocked keyring, like the window tests: the app's
+# credential store answers at once and nothing can prompt.
+exec bash scripts/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" node bench/app-bench.js
