@@ -37,14 +37,14 @@ struct TestApp {
     webview: tauri::WebviewWindow<tauri::test::MockRuntime>,
     state: Arc<AppState>,
     vault: Arc<MemoryVault>,
-    credentials: Arc<MemoryCredentials>,
+    credentials: Arc<dyn CredentialStore>,
 }
 
 fn app_with(vault: Arc<MemoryVault>, url: &str) -> TestApp {
     app_with_credentials(vault, Arc::new(MemoryCredentials::default()), url)
 }
 
-fn app_with_credentials(vault: Arc<MemoryVault>, credentials: Arc<MemoryCredentials>, url: &str) -> TestApp {
+fn app_with_credentials(vault: Arc<MemoryVault>, credentials: Arc<dyn CredentialStore>, url: &str) -> TestApp {
     let settings =
         Settings { api_base_url: url.into(), socket_url: url.into(), ca_file: None, allow_unencrypted: false };
     vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
@@ -237,21 +237,8 @@ mod os_store {
         credentials.delete().expect("the Secret Service answers");
         let url = demo_bridge();
         let vault = Arc::new(MemoryVault::default());
-        let settings =
-            Settings { api_base_url: url.clone(), socket_url: url.clone(), ca_file: None, allow_unencrypted: false };
-        vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
 
-        let start = |vault: Arc<MemoryVault>| {
-            let state = Arc::new(AppState::load(vault, credentials.clone()));
-            let app = mock_builder()
-                .invoke_handler(stock_dashboard::handler())
-                .build(tauri::generate_context!("../tauri.conf.json", test = true))
-                .expect("mock app");
-            app.manage(state.clone());
-            stock_dashboard::resume(state.clone());
-            let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().unwrap();
-            TestApp { _app: app, webview, state, vault: Arc::new(MemoryVault::default()), credentials: Arc::default() }
-        };
+        let start = |vault: Arc<MemoryVault>| app_with_credentials(vault, credentials.clone(), &url);
 
         let first = start(vault.clone());
         assert_eq!(call(&first, "current_session", json!({})).unwrap()["remember"]["available"], true);

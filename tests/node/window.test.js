@@ -70,6 +70,23 @@ async function logIn(wd) {
   await until('socket connected', async () => (await wd.text(T('connection-state'))) === 'socket connected');
 }
 
+/**
+ * Opens the app on `bridgeUrl` and runs `body(wd)`. On a failure: a picture
+ * (window-failure-<label>.png) and the app's output in the error. Always closes the app.
+ */
+async function withApp(bridgeUrl, label, body) {
+  const { wd, driver } = await openApp(bridgeUrl);
+  try {
+    await body(wd);
+  } catch (e) {
+    await picture(wd, `window-failure-${label}.png`);
+    throw new Error(`${e.message}\n--- tauri-driver/app output ---\n${driver.output.slice(-4000)}`, { cause: e });
+  } finally {
+    await wd.close();
+    stop(driver);
+  }
+}
+
 test('the real window logs in, shows a sent add_stock, and follows the bridge going away and back', { timeout: 240_000 }, async () => {
   assert.ok(APP && fs.existsSync(APP), `STOCK_DASHBOARD_BIN must name the built app (got ${APP})`);
   assert.ok(BRIDGE && fs.existsSync(BRIDGE), `STOCK_BRIDGE_BIN must name the built bridge (got ${BRIDGE})`);
@@ -77,23 +94,8 @@ test('the real window logs in, shows a sent add_stock, and follows the bridge go
   let bridge = await startBridge(bridgePort);
   const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
 
-  const driverPort = await freePort();
-  const nativePort = await freePort();
-  // A fresh home: no remembered session or settings from an earlier run.
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'stock-dashboard-window-'));
-  const appEnv = { HOME: home, XDG_DATA_HOME: path.join(home, 'data'), XDG_CONFIG_HOME: path.join(home, 'config'),
-    MEDIBOY_API_BASE_URL: bridgeUrl, VITE_SOCKET_URL: bridgeUrl, RUST_LOG: 'info' };
-  const driver = start('tauri-driver', ['--port', String(driverPort), '--native-port', String(nativePort)], appEnv);
-  const wd = new WebDriver(`http://127.0.0.1:${driverPort}`);
-  await until('tauri-driver', async () => (await fetch(`${wd.url}/status`)).ok);
-  try {
-    await wd.open(APP);
-    await until('the login form', () => wd.displayed(T('login-email')));
-    await wd.type(T('login-email'), 'demo@mediboy.local');
-    await wd.type(T('login-password'), 'demo1234');
-    await wd.click(T('login-submit'));
-    await until('the dashboard', () => wd.displayed(T('stock-table')));
-    await until('socket connected', async () => (await wd.text(T('connection-state'))) === 'socket connected');
+  await withApp(bridgeUrl, 'feed', async (wd) => {
+    await logIn(wd);
 
     await new Promise((resolve, reject) => execFile(BRIDGE, ['send', '--url', `${bridgeUrl}/broadcast`, '--api-key', 'demo-broadcast-key-change-me',
       '--product-id', '5486', '--in-stock', '17', '--discount-price', '120', '--peak-hour-price', '140', '--mediboy-offer-price', '90.5'],
@@ -111,22 +113,15 @@ test('the real window logs in, shows a sent add_stock, and follows the bridge go
 
     bridge = await startBridge(bridgePort);
     await until('socket connected again', async () => (await wd.text(T('connection-state'))) === 'socket connected');
-  } catch (e) {
-    await wd.screenshot().then((png) => save(png, path.join(ROOT, 'tests', 'artifacts', 'window-failure.png'))).catch(() => {});
-    e.message += `\n--- tauri-driver/app output ---\n${driver.output.slice(-4000)}`;
-    throw e;
-  } finally {
-    await wd.close();
-    stop(driver);
-  }
+  });
 });
 
 test('when the bridge refuses the session as expired, the window asks to sign in again and says why', { timeout: 240_000 }, async () => {
-  const TTL_SECS = 3;
+  // Long enough for the login and the first handshake on a loaded machine, short enough to wait for.
+  const TTL_SECS = 8;
   const bridgePort = await freePort();
   let bridge = await startBridge(bridgePort, ['--token-ttl-secs', String(TTL_SECS)]);
-  const { wd, driver } = await openApp(`http://127.0.0.1:${bridgePort}`);
-  try {
+  await withApp(`http://127.0.0.1:${bridgePort}`, 'expired', async (wd) => {
     const loggedInAt = Date.now();
     await logIn(wd);
     // The token is checked at the handshake: reconnecting after it expired is refused as
@@ -140,14 +135,7 @@ test('when the bridge refuses the session as expired, the window asks to sign in
     assert.equal(await wd.text(T('login-error')), 'Your session has expired — please sign in again');
     assert.equal(await wd.text(T('connection-state')), 'socket offline');
     await picture(wd, 'window-expired.png');
-  } catch (e) {
-    await wd.screenshot().then((png) => save(png, path.join(ROOT, 'tests', 'artifacts', 'window-failure-expired.png'))).catch(() => {});
-    e.message += `\n--- tauri-driver/app output ---\n${driver.output.slice(-4000)}`;
-    throw e;
-  } finally {
-    await wd.close();
-    stop(driver);
-  }
+  });
 });
 
 test('over wss, with the private CA set in Settings, the window connects; Settings refuse http://remote.example and accept http://127.0.0.1', { timeout: 240_000 }, async () => {
@@ -155,45 +143,41 @@ test('over wss, with the private CA set in Settings, the window connects; Settin
   const bridgePort = await freePort();
   const bridge = await startBridge(bridgePort, ['--tls-cert', pki.cert, '--tls-key', pki.key]);
   const url = `https://localhost:${bridgePort}`;
-  const { wd, driver } = await openApp(url);
-  const saveSettings = async (fields) => {
+  const saveSettings = async (wd, fields) => {
     await wd.click('#open-settings');
     await until('the settings dialog', () => wd.displayed(T('settings-api')));
     for (const [id, value] of Object.entries(fields)) await wd.retype(T(id), value);
     await wd.click('#settings-save');
   };
   try {
-    // The CA is not trusted yet: the login names the certificate problem.
-    await until('the login form', () => wd.displayed(T('login-email')));
-    await wd.type(T('login-email'), 'demo@mediboy.local');
-    await wd.type(T('login-password'), 'demo1234');
-    await wd.click(T('login-submit'));
-    await until('the certificate error', async () => (await wd.text(T('login-error'))).includes('not trusted'));
-    assert.equal(await wd.text(T('login-error')), 'the certificate of localhost is not trusted (unknown issuer)');
+    await withApp(url, 'wss', async (wd) => {
+      // The CA is not trusted yet: the login names the certificate problem.
+      await until('the login form', () => wd.displayed(T('login-email')));
+      await wd.type(T('login-email'), 'demo@mediboy.local');
+      await wd.type(T('login-password'), 'demo1234');
+      await wd.click(T('login-submit'));
+      await until('the certificate error', async () => (await wd.text(T('login-error'))).includes('not trusted'));
+      assert.equal(await wd.text(T('login-error')), 'the certificate of localhost is not trusted (unknown issuer)');
 
-    // http:// to another computer is refused unless the operator allows it.
-    await saveSettings({ 'settings-api': 'http://remote.example', 'settings-socket': url, 'settings-ca-file': pki.caFile });
-    await until('the settings error', async () => (await wd.text('#settings-error')).length > 0);
-    assert.match(await wd.text('#settings-error'), /http:\/\/remote\.example is not encrypted/);
-    // The private CA in Settings: saved, and the login and socket trust it.
-    await wd.retype(T('settings-api'), url);
-    await wd.click('#settings-save');
-    await until('the dialog to close', async () => !(await wd.displayed(T('settings-api'))));
-    await wd.retype(T('login-password'), 'demo1234');
-    await wd.click(T('login-submit'));
-    await until('the dashboard', () => wd.displayed(T('stock-table')));
-    await until('socket connected over wss', async () => (await wd.text(T('connection-state'))) === 'socket connected');
-    assert.equal(await wd.displayed(T('unencrypted-flag')), false, 'encrypted: no flag');
+      // http:// to another computer is refused unless the operator allows it.
+      await saveSettings(wd, { 'settings-api': 'http://remote.example', 'settings-socket': url, 'settings-ca-file': pki.caFile });
+      await until('the settings error', async () => (await wd.text('#settings-error')).length > 0);
+      assert.match(await wd.text('#settings-error'), /http:\/\/remote\.example is not encrypted/);
+      // The private CA in Settings: saved, and the login and socket trust it.
+      await wd.retype(T('settings-api'), url);
+      await wd.click('#settings-save');
+      await until('the dialog to close', async () => !(await wd.displayed(T('settings-api'))));
+      await wd.retype(T('login-password'), 'demo1234');
+      await wd.click(T('login-submit'));
+      await until('the dashboard', () => wd.displayed(T('stock-table')));
+      await until('socket connected over wss', async () => (await wd.text(T('connection-state'))) === 'socket connected');
+      assert.equal(await wd.displayed(T('unencrypted-flag')), false, 'encrypted: no flag');
 
-    // http:// to this computer is fine without ticking anything.
-    await saveSettings({ 'settings-api': `http://127.0.0.1:${bridgePort}`, 'settings-socket': `http://127.0.0.1:${bridgePort}`, 'settings-ca-file': '' });
-    await until('the dialog to close', async () => !(await wd.displayed(T('settings-api'))));
-  } catch (e) {
-    await wd.screenshot().then((png) => save(png, path.join(ROOT, 'tests', 'artifacts', 'window-failure-wss.png'))).catch(() => {});
-    throw new Error(`${e.message}\n--- tauri-driver/app output ---\n${driver.output.slice(-4000)}`, { cause: e });
+      // http:// to this computer is fine without ticking anything.
+      await saveSettings(wd, { 'settings-api': `http://127.0.0.1:${bridgePort}`, 'settings-socket': `http://127.0.0.1:${bridgePort}`, 'settings-ca-file': '' });
+      await until('the dialog to close', async () => !(await wd.displayed(T('settings-api'))));
+    });
   } finally {
-    await wd.close();
-    stop(driver);
     stop(bridge);
     pki.remove();
   }

@@ -10,20 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
-use stock_client::backoff::Backoff;
 use stock_client::{ClientConfig, ClientEvent, SocketTarget, connect};
 use stock_protocol::ConnectionState::{Connected, Connecting, Offline};
-
-fn fast() -> ClientConfig {
-    ClientConfig {
-        backoff: Backoff { min: Duration::from_millis(100), max: Duration::from_millis(400), ..Backoff::default() },
-        attempt_timeout: Duration::from_secs(5),
-        // Our bridge always answers a catch-up; on a loaded 2-core machine the answer can
-        // take longer than the product's 3 s, and these tests are not about that wait.
-        catch_up_timeout: Duration::from_secs(10),
-        ..ClientConfig::default()
-    }
-}
 
 /// The next add_stock as (product, stock), skipping gap notices.
 async fn next_stock(events: &mut tokio::sync::mpsc::Receiver<ClientEvent>) -> (i64, i64) {

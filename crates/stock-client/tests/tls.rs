@@ -7,24 +7,13 @@ mod common;
 
 use common::*;
 use std::sync::Arc;
-use std::time::Duration;
 use stock_bridge::config::BridgeConfig;
 use stock_bridge::tls::{ServedCert, TlsFiles};
-use stock_client::backoff::Backoff;
 use stock_client::trust::{CertProblem, untrusted_text};
-use stock_client::{ClientConfig, ClientEvent, LoginError, LoginTarget, SocketTarget, Trust, connect, login};
+use stock_client::{ClientEvent, LoginError, LoginTarget, SocketTarget, Trust, connect, login};
 use stock_protocol::ConnectionState::{Connected, Offline};
 use stock_testkit::{Issued, Leaf, Pki, hours_ago};
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-fn fast() -> ClientConfig {
-    ClientConfig {
-        backoff: Backoff { min: Duration::from_millis(100), max: Duration::from_millis(400), ..Backoff::default() },
-        attempt_timeout: Duration::from_secs(5),
-        catch_up_timeout: Duration::from_secs(10),
-        ..ClientConfig::default()
-    }
-}
 
 fn served(issued: &Issued) -> Arc<ServedCert> {
     ServedCert::load(TlsFiles { cert: issued.cert_file.clone(), key: issued.key_file.clone() }).unwrap()

@@ -277,3 +277,19 @@ impl Proxy {
         self.generation.send_modify(|g| *g += 1);
     }
 }
+
+/// Quick reconnects for tests on loopback (an attempt still gets 5 s).
+pub fn fast() -> stock_client::ClientConfig {
+    stock_client::ClientConfig {
+        backoff: stock_client::backoff::Backoff {
+            min: Duration::from_millis(100),
+            max: Duration::from_millis(400),
+            ..stock_client::backoff::Backoff::default()
+        },
+        attempt_timeout: Duration::from_secs(5),
+        // Our bridge always answers a catch-up; on a loaded 2-core machine the answer can
+        // take longer than the product's 3 s, and these tests are not about that wait.
+        catch_up_timeout: Duration::from_secs(10),
+        ..stock_client::ClientConfig::default()
+    }
+}
