@@ -56,7 +56,8 @@ function showLogin(message) {
   $('diagnostics').hidden = true;
   $('login-server').textContent = settings ? `Server: ${settings.api_base_url}` : '';
   showLoginError(message || '');
-  $('login-email').focus();
+  // Never pull the caret away from someone already typing in the form.
+  if (!$('login-form').contains(document.activeElement)) $('login-email').focus();
 }
 
 function showDashboard() {

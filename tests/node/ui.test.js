@@ -84,6 +84,25 @@ test('without a credential store, "remember me" is off and says why', async () =
   await page.close();
 });
 
+test('a slow start does not pull the caret away from someone already typing', async () => {
+  const page = await openPage(() => {
+    const s = window.__standin;
+    const session = s.handlers.current_session();
+    // The app answers late (it waits for the credential store).
+    s.handlers.current_session = () => new Promise((resolve) => { window.__answerSession = () => resolve(session); });
+  });
+  await page.click(byId('login-password'));
+  await page.keyboard.type('demo');
+  await page.evaluate(() => window.__answerSession());
+  // Barrier: the login view has been shown (it names the server) — where the caret used to jump.
+  await page.waitForFunction(() => document.getElementById('login-server').textContent.startsWith('Server:'), null, WAIT);
+  await page.keyboard.type('1234');
+  assert.equal(await page.inputValue(byId('login-password')), 'demo1234');
+  assert.equal(await page.inputValue(byId('login-email')), '');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('a successful login shows the dashboard; state words and colours follow the feed', async () => {
   const page = await openPage();
   await page.evaluate(() => { window.__standin.handlers.login = () => window.__standin.samples.session; });
