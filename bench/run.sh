@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fan-out benchmark on release builds: our bridge and the Node bridge on the same work,
 # the servers pinned to CPU 0 and the load generator to CPU 1. Prints a Markdown table.
-# Usage: bash bench/run.sh [--cases "1x2000@0,1000x200@50,10000x50@10"] [--redis]
+# Usage: bash bench/run.sh [--cases "1x2000@0,1000x200@50,10000x50@10"] [--redis] [--wss]
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$ROOT"

@@ -41,7 +41,7 @@ bash scripts/window-test.sh
 
 echo "==> fan-out benchmark, small configuration (must finish and lose nothing; figures not asserted)"
 timeout 600 "$CARGO_TARGET_DIR/debug/fanout-bench" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \
-  --cases "20x100@0,50x50@50" --redis --strict
+  --cases "20x100@0,50x50@50" --redis --wss --strict
 
 echo "==> soak, 2 x 30 s (a fifth of the clients misbehave; must lose nothing, keep answering, and memory must settle)"
 timeout 300 "$CARGO_TARGET_DIR/debug/soak" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \

@@ -48,6 +48,32 @@ struct Args {
     /// Skip the Node bridge (for profiling our bridge alone; no ratios are printed).
     #[arg(long)]
     no_node: bool,
+    /// Also run each case on our bridge over TLS (wss:// and https://, a certificate from a
+    /// private CA made for the run), and print what TLS costs.
+    #[arg(long)]
+    wss: bool,
+}
+
+/// TLS for a run over wss: the bridge's files and what clients trust.
+struct Tls {
+    /// Keeps the files alive.
+    _pki: stock_testkit::Pki,
+    cert: PathBuf,
+    key: PathBuf,
+    ca_pem: String,
+}
+
+impl Tls {
+    fn new() -> Tls {
+        let pki = stock_testkit::Pki::new("fanout-bench CA");
+        let issued = pki.issue("bridge", &stock_testkit::Leaf::default());
+        Tls { cert: issued.cert_file, key: issued.key_file, ca_pem: pki.ca_pem.clone(), _pki: pki }
+    }
+
+    fn connector(&self) -> native_tls::TlsConnector {
+        let ca = native_tls::Certificate::from_pem(self.ca_pem.as_bytes()).expect("the CA");
+        native_tls::TlsConnector::builder().add_root_certificate(ca).build().expect("a TLS connector")
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +113,16 @@ struct Server {
     procs: Vec<Child>,
     /// Where clients connect (round robin) and where broadcasts are posted (the first).
     addrs: Vec<SocketAddr>,
+    /// Served over TLS: clients use this connector and `wss://`, posts `https://`.
+    tls: Option<native_tls::TlsConnector>,
+    /// The CA the posts trust, over TLS.
+    ca_pem: Option<String>,
+}
+
+impl Server {
+    fn scheme(&self) -> (&'static str, &'static str) {
+        if self.tls.is_some() { ("wss", "https") } else { ("ws", "http") }
+    }
 }
 
 impl Server {
@@ -164,11 +200,24 @@ async fn spawn_listening(mut cmd: Command, cpu: Option<usize>) -> Result<(Child,
     Ok((child, SocketAddr::from(([127, 0, 0, 1], port))))
 }
 
-async fn ours(bin: &PathBuf, cpu: Option<usize>, redis: Option<&str>, nodes: usize) -> Result<Server, String> {
+async fn ours(
+    bin: &PathBuf,
+    cpu: Option<usize>,
+    redis: Option<&str>,
+    nodes: usize,
+    tls: Option<&Tls>,
+) -> Result<Server, String> {
+    let name = match (redis, tls) {
+        (Some(_), _) => format!("stock-bridge x{nodes} + Redis"),
+        (None, Some(_)) => "stock-bridge (wss)".into(),
+        (None, None) => "stock-bridge".into(),
+    };
     let mut server = Server {
-        name: if redis.is_some() { format!("stock-bridge x{nodes} + Redis") } else { "stock-bridge".into() },
+        name,
         procs: vec![],
         addrs: vec![],
+        tls: tls.map(Tls::connector),
+        ca_pem: tls.map(|t| t.ca_pem.clone()),
     };
     for _ in 0..nodes {
         let mut cmd = Command::new(bin);
@@ -187,6 +236,9 @@ async fn ours(bin: &PathBuf, cpu: Option<usize>, redis: Option<&str>, nodes: usi
         if let Some(url) = redis {
             cmd.args(["--redis-url", url, "--redis-prefix", "bench"]);
         }
+        if let Some(tls) = tls {
+            cmd.arg("--tls-cert").arg(&tls.cert).arg("--tls-key").arg(&tls.key);
+        }
         let (child, addr) = spawn_listening(cmd, cpu).await?;
         server.procs.push(child);
         server.addrs.push(addr);
@@ -198,19 +250,22 @@ async fn node(script: &PathBuf, cpu: Option<usize>) -> Result<Server, String> {
     let mut cmd = Command::new("node");
     cmd.arg(script).env("PORT", "0");
     let (child, addr) = spawn_listening(cmd, cpu).await?;
-    Ok(Server { name: "Node bridge".into(), procs: vec![child], addrs: vec![addr] })
+    Ok(Server { name: "Node bridge".into(), procs: vec![child], addrs: vec![addr], tls: None, ca_pem: None })
 }
 
 /// A cheap Socket.IO client: returns (bench_seq, receipt time) for every add_stock.
 async fn client(
     addr: SocketAddr,
+    tls: Option<native_tls::TlsConnector>,
     received: Arc<AtomicU64>,
     ready: tokio::sync::mpsc::Sender<()>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<(u64, Instant)> {
-    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-    let Ok(Ok((ws, _))) = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url)).await
-    else {
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://{addr}/socket.io/?EIO=4&transport=websocket");
+    let connector = tls.map(tokio_tungstenite::Connector::NativeTls);
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector);
+    let Ok(Ok((ws, _))) = tokio::time::timeout(Duration::from_secs(30), connecting).await else {
         return Vec::new();
     };
     let (mut tx, mut rx) = ws.split();
@@ -270,6 +325,8 @@ struct Outcome {
     rss_idle_kib: u64,
     rss_peak_kib: u64,
     cpu_us_per_delivery: f64,
+    /// The server's CPU time while the clients connected (handshakes included).
+    connect_cpu_ms: f64,
 }
 
 impl Outcome {
@@ -293,10 +350,12 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(case.clients.max(1));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(case.clients);
+    let cpu_at_start = server.cpu();
     // Connect in waves, so the listen backlog is not flooded.
     for i in 0..case.clients {
         let addr = server.addrs[i % server.addrs.len()];
-        tasks.push(tokio::spawn(client(addr, received.clone(), ready_tx.clone(), stop_rx.clone())));
+        let client = client(addr, server.tls.clone(), received.clone(), ready_tx.clone(), stop_rx.clone());
+        tasks.push(tokio::spawn(client));
         if i % 200 == 199 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -313,13 +372,14 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
     tokio::time::sleep(Duration::from_millis(500)).await; // let the server settle before reading idle RSS
     let rss_idle = server.rss_kib();
     let cpu_before = server.cpu();
+    let connect_cpu = cpu_before.saturating_sub(cpu_at_start);
 
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let url = format!("http://{}/broadcast", server.addrs[0]);
+    let mut http = reqwest::Client::builder().tcp_nodelay(true).timeout(Duration::from_secs(30));
+    if let Some(pem) = &server.ca_pem {
+        http = http.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| e.to_string())?);
+    }
+    let http = http.build().map_err(|e| e.to_string())?;
+    let url = format!("{}://{}/broadcast", server.scheme().1, server.addrs[0]);
     let mut sent_at = Vec::with_capacity(case.events);
     let mut rss_peak = rss_idle;
     // Open loop at a fixed rate: each POST leaves on schedule whether or not the previous
@@ -404,6 +464,7 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
         rss_idle_kib: rss_idle,
         rss_peak_kib: rss_peak,
         cpu_us_per_delivery: cpu.as_secs_f64() * 1e6 / (unique.max(1) as f64),
+        connect_cpu_ms: connect_cpu.as_secs_f64() * 1e3,
     })
 }
 
@@ -466,15 +527,27 @@ async fn run(args: Args) -> Result<bool, String> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios = Vec::new();
+    let mut tls_costs = Vec::new();
+    let tls = args.wss.then(Tls::new);
     for case in &cases {
         println!("| **{case}** | | | | | | | | | | | |");
-        let server = ours(&args.bridge, args.server_cpu, None, 1).await?;
+        let server = ours(&args.bridge, args.server_cpu, None, 1, None).await?;
         let name = server.name.clone();
         let a = run_case(&server, *case).await;
         server.stop().await;
         let a = a?;
         println!("{}", row(&name, &a));
         clean &= a.lost() == 0 && a.dups() == 0 && a.connected == case.clients;
+        if let Some(tls) = &tls {
+            let server = ours(&args.bridge, args.server_cpu, None, 1, Some(tls)).await?;
+            let name = server.name.clone();
+            let w = run_case(&server, *case).await;
+            server.stop().await;
+            let w = w?;
+            println!("{}", row(&name, &w));
+            clean &= w.lost() == 0 && w.dups() == 0 && w.connected == case.clients;
+            tls_costs.push((*case, a.clone(), w));
+        }
         if args.no_node {
             continue;
         }
@@ -500,7 +573,7 @@ async fn run(args: Args) -> Result<bool, String> {
             .port();
         let redis = redis_server(port).await?;
         let url = format!("redis://127.0.0.1:{port}");
-        let server = ours(&args.bridge, args.server_cpu, Some(&url), 2).await?;
+        let server = ours(&args.bridge, args.server_cpu, Some(&url), 2, None).await?;
         let name = server.name.clone();
         println!("| **{case}, two nodes sharing Redis (clients split, posts to node 1)** | | | | | | | | | | | |");
         let o = run_case(&server, case).await;
@@ -523,6 +596,30 @@ async fn run(args: Args) -> Result<bool, String> {
             ratio(a.rss_peak_kib as f64, b.rss_peak_kib as f64),
             ratio(a.post_per_s, b.post_per_s)
         );
+    }
+    if !tls_costs.is_empty() {
+        println!();
+        println!(
+            "What TLS costs our bridge (wss / ws, same run; the handshakes are the server's CPU while the clients connected, per 1,000 clients):"
+        );
+        println!();
+        println!(
+            "| case | CPU per delivery ws µs | wss µs | wss / ws | p99 wss / ws | connecting 1,000 clients ws ms CPU | wss ms CPU | TLS handshakes, per 1,000 ms CPU |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for (case, ws, wss) in tls_costs {
+            let per_thousand = |o: &Outcome| o.connect_cpu_ms * 1000.0 / o.connected.max(1) as f64;
+            println!(
+                "| {case} | {:.2} | {:.2} | {} | {} | {:.0} | {:.0} | {:.0} |",
+                ws.cpu_us_per_delivery,
+                wss.cpu_us_per_delivery,
+                ratio(wss.cpu_us_per_delivery, ws.cpu_us_per_delivery),
+                ratio(wss.p99_ms, ws.p99_ms),
+                per_thousand(&ws),
+                per_thousand(&wss),
+                per_thousand(&wss) - per_thousand(&ws),
+            );
+        }
     }
     if !clean {
         eprintln!("fanout-bench: our bridge lost or duplicated deliveries, or clients failed to connect");

@@ -206,7 +206,7 @@ test('over wss with its ca option the official client connects; a SIGHUP reload 
     assert.equal(health.tls.enabled, true);
     assert.ok(health.tls.days_left >= 29 && health.tls.days_left <= 30, JSON.stringify(health));
     const metrics = (await httpsJson('GET', `${bridge.url}/metrics`, pki.ca)).text;
-    assert.match(metrics, /stock_bridge_tls_cert_not_after_seconds \d+/);
+    assert.match(metrics, /stock_bridge_tls_cert_not_after_seconds\{listener="public"\} \d+/);
 
     // Renewed on disk: nothing changes until SIGHUP (a barrier: one more handshake after
     // the files are written still sees serial 1); then new handshakes get serial 2 and

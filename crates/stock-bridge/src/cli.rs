@@ -40,6 +40,14 @@ pub enum ClientAuthMode {
     Introspect,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AdminAuthMode {
+    /// The API key is required (and the client certificate too when a client CA is set).
+    Key,
+    /// A client certificate from STOCK_BRIDGE_ADMIN_CLIENT_CA is enough.
+    Mtls,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -138,6 +146,27 @@ pub struct ServeArgs {
     /// Seconds between checks of the TLS files for a renewal (SIGHUP reloads at once).
     #[arg(long, env = "STOCK_BRIDGE_TLS_RELOAD_CHECK_SECS", default_value_t = crate::tls::RELOAD_CHECK.as_secs())]
     pub tls_reload_check_secs: u64,
+    /// A separate back-office listener (e.g. 10.0.0.2:3002): /broadcast, /snapshot and /metrics move there; the public listener keeps Socket.IO, /healthz and /readyz.
+    #[arg(long, env = "STOCK_BRIDGE_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the back-office listener [default: the public pair, when set].
+    #[arg(long, env = "STOCK_BRIDGE_ADMIN_TLS_CERT")]
+    pub admin_tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --admin-tls-cert.
+    #[arg(long, env = "STOCK_BRIDGE_ADMIN_TLS_KEY")]
+    pub admin_tls_key: Option<std::path::PathBuf>,
+    /// Mutual TLS: PEM CA whose client certificate the back office must present in the handshake.
+    #[arg(long, env = "STOCK_BRIDGE_ADMIN_CLIENT_CA")]
+    pub admin_client_ca: Option<std::path::PathBuf>,
+    /// What a back-office request must present: `key` (the API key; plus the certificate with --admin-client-ca) or `mtls` (the certificate alone).
+    #[arg(long, env = "STOCK_BRIDGE_ADMIN_AUTH", value_enum, default_value_t = AdminAuthMode::Key)]
+    pub admin_auth: AdminAuthMode,
+    /// Client certificate names allowed on the back-office listener (comma-separated; matched against the SAN and CN); default any from the CA.
+    #[arg(long = "admin-client-name", env = "STOCK_BRIDGE_ADMIN_CLIENT_NAMES", value_delimiter = ',')]
+    pub admin_client_names: Vec<String>,
+    /// Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or networks); from anyone else it is ignored.
+    #[arg(long = "trusted-proxy", env = "STOCK_BRIDGE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
     /// Prefix of Redis keys and channels; nodes of one cluster use the same.
     #[arg(long, env = "STOCK_BRIDGE_REDIS_PREFIX", default_value = config::DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
@@ -209,6 +238,84 @@ impl ServeArgs {
                 ClientAuth::Introspect { url, cache_for: Duration::from_secs(self.introspect_cache_secs) }
             }
         };
+        let tls = match (self.tls_cert, self.tls_key) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(crate::tls::KEY_VAR, format!("is required with {}", crate::tls::CERT_VAR)));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(crate::tls::CERT_VAR, format!("is required with {}", crate::tls::KEY_VAR)));
+            }
+            (Some(cert), Some(key)) => Some(
+                crate::tls::ServedCert::load_checking_every(
+                    crate::tls::TlsFiles::public(cert, key),
+                    Duration::from_secs(self.tls_reload_check_secs),
+                )
+                .map_err(|e| config::ConfigError::Tls(e.to_string()))?,
+            ),
+        };
+        let admin = match self.admin_listen {
+            None => {
+                let given = [
+                    ("STOCK_BRIDGE_ADMIN_TLS_CERT", self.admin_tls_cert.is_some()),
+                    ("STOCK_BRIDGE_ADMIN_TLS_KEY", self.admin_tls_key.is_some()),
+                    ("STOCK_BRIDGE_ADMIN_CLIENT_CA", self.admin_client_ca.is_some()),
+                    ("STOCK_BRIDGE_ADMIN_AUTH", self.admin_auth != AdminAuthMode::Key),
+                    ("STOCK_BRIDGE_ADMIN_CLIENT_NAMES", !self.admin_client_names.is_empty()),
+                ];
+                if let Some((var, _)) = given.iter().find(|(_, set)| *set) {
+                    return Err(invalid(var, "needs STOCK_BRIDGE_ADMIN_LISTEN (the back-office listener)".into()));
+                }
+                None
+            }
+            Some(listen) => {
+                let own = match (self.admin_tls_cert, self.admin_tls_key) {
+                    (None, None) => None,
+                    (Some(cert), Some(key)) => Some(
+                        crate::tls::ServedCert::load_checking_every(
+                            crate::tls::TlsFiles::admin(cert, key),
+                            Duration::from_secs(self.tls_reload_check_secs),
+                        )
+                        .map_err(|e| config::ConfigError::Tls(e.to_string()))?,
+                    ),
+                    (Some(_), None) => {
+                        return Err(invalid(
+                            crate::tls::ADMIN_KEY_VAR,
+                            format!("is required with {}", crate::tls::ADMIN_CERT_VAR),
+                        ));
+                    }
+                    (None, Some(_)) => {
+                        return Err(invalid(
+                            crate::tls::ADMIN_CERT_VAR,
+                            format!("is required with {}", crate::tls::ADMIN_KEY_VAR),
+                        ));
+                    }
+                };
+                let names: Vec<String> =
+                    self.admin_client_names.iter().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
+                let client_ca = match self.admin_client_ca {
+                    Some(file) => Some(
+                        crate::tls::ClientCa::load(file, names).map_err(|e| config::ConfigError::Tls(e.to_string()))?,
+                    ),
+                    None if !names.is_empty() => {
+                        return Err(invalid(
+                            "STOCK_BRIDGE_ADMIN_CLIENT_NAMES",
+                            "needs STOCK_BRIDGE_ADMIN_CLIENT_CA (names are read from client certificates)".into(),
+                        ));
+                    }
+                    None => None,
+                };
+                Some(config::AdminConfig {
+                    listen,
+                    tls: own.or_else(|| tls.clone()),
+                    client_ca,
+                    auth: match self.admin_auth {
+                        AdminAuthMode::Key => config::AdminAuth::Key,
+                        AdminAuthMode::Mtls => config::AdminAuth::Mtls,
+                    },
+                })
+            }
+        };
         BridgeConfig {
             listen: self.listen,
             api_key: self.api_key.filter(|k| !k.is_empty()).map(ApiKey::new),
@@ -236,22 +343,9 @@ impl ServeArgs {
             client_auth,
             redis_url: self.redis_url.filter(|u| !u.trim().is_empty()),
             redis_prefix: self.redis_prefix,
-            tls: match (self.tls_cert, self.tls_key) {
-                (None, None) => None,
-                (Some(_), None) => {
-                    return Err(invalid(crate::tls::KEY_VAR, format!("is required with {}", crate::tls::CERT_VAR)));
-                }
-                (None, Some(_)) => {
-                    return Err(invalid(crate::tls::CERT_VAR, format!("is required with {}", crate::tls::KEY_VAR)));
-                }
-                (Some(cert), Some(key)) => Some(
-                    crate::tls::ServedCert::load_checking_every(
-                        crate::tls::TlsFiles { cert, key },
-                        Duration::from_secs(self.tls_reload_check_secs),
-                    )
-                    .map_err(|e| config::ConfigError::Tls(e.to_string()))?,
-                ),
-            },
+            tls,
+            admin,
+            trusted_proxies: self.trusted_proxies,
         }
         .validate()
     }
@@ -319,7 +413,25 @@ pub(crate) async fn listen(addr: SocketAddr) -> Result<(tokio::net::TcpListener,
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let config = Arc::new(args.into_config()?);
     let (listener, bound) = listen(config.listen).await?;
-    let auth = if config.api_key.is_some() { "api key" } else { "none (loopback or --insecure-no-auth)" };
+    let mut admin_bound = None;
+    let admin = match &config.admin {
+        Some(admin) => {
+            let (listener, bound) = listen(admin.listen).await?;
+            admin_bound = Some(bound);
+            let scheme = if admin.tls.is_some() { "https" } else { "http" };
+            let mtls = if admin.client_ca.is_some() { " (client certificate required)" } else { "" };
+            // Scripts (and tests using port 0) read this line too.
+            println!("stock-bridge back office listening on {scheme}://{bound}{mtls}");
+            Some(listener)
+        }
+        None => None,
+    };
+    let listeners = crate::Listeners { public: listener, admin };
+    let auth = match (&config.api_key, config.admin.as_ref().is_some_and(|a| a.certificate_suffices())) {
+        (_, true) => "client certificate",
+        (Some(_), false) => "api key",
+        (None, false) => "none (loopback or --insecure-no-auth)",
+    };
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let served = match config.redis_url.clone() {
         Some(url) => {
@@ -327,13 +439,14 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
                 crate::http::cluster_app(config, &url, axum::Router::new()).await.map_err(CliError::Cluster)?;
             // Scripts (and tests using port 0) read this line.
             println!("stock-bridge listening on {scheme}://{bound}");
-            tracing::info!(listen = %bound, auth, redis = %crate::http::redact(&url), "stock-bridge serving HTTP and Socket.IO, cluster mode");
-            crate::serve(listener, router, bridge, stock_process::shutdown_signal()).await
+            tracing::info!(listen = %bound, admin = ?admin_bound, auth, redis = %crate::http::redact(&url), "stock-bridge serving HTTP and Socket.IO, cluster mode");
+            crate::serve_on(listeners, router, bridge, stock_process::shutdown_signal()).await
         }
         None => {
             println!("stock-bridge listening on {scheme}://{bound}");
-            tracing::info!(listen = %bound, auth, "stock-bridge serving HTTP and Socket.IO");
-            crate::run(listener, config, stock_process::shutdown_signal()).await
+            tracing::info!(listen = %bound, admin = ?admin_bound, auth, "stock-bridge serving HTTP and Socket.IO");
+            let (router, bridge) = crate::http::app(config);
+            crate::serve_on(listeners, router, bridge, stock_process::shutdown_signal()).await
         }
     };
     served.map_err(CliError::Serve)

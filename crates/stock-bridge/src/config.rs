@@ -99,6 +99,41 @@ pub struct BridgeConfig {
     pub redis_prefix: String,
     /// Serve TLS with this certificate (`STOCK_BRIDGE_TLS_CERT` / `_KEY`), loaded and checked.
     pub tls: Option<std::sync::Arc<crate::tls::ServedCert>>,
+    /// A separate back-office listener (`STOCK_BRIDGE_ADMIN_LISTEN`): when set, the
+    /// back-office routes are served there only.
+    pub admin: Option<AdminConfig>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`STOCK_BRIDGE_TRUSTED_PROXIES`);
+    /// from anyone else the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// The back-office listener: `POST /broadcast`, `GET /snapshot` and `GET /metrics` are
+/// served here and nowhere else.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Its certificate: its own pair, or the public listener's.
+    pub tls: Option<std::sync::Arc<crate::tls::ServedCert>>,
+    /// Mutual TLS: a client certificate from this CA is required in the handshake.
+    pub client_ca: Option<crate::tls::ClientCa>,
+    pub auth: AdminAuth,
+}
+
+/// What a back-office request must present (`STOCK_BRIDGE_ADMIN_AUTH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdminAuth {
+    /// The API key (and, with `STOCK_BRIDGE_ADMIN_CLIENT_CA`, the client certificate too).
+    #[default]
+    Key,
+    /// The client certificate alone is enough (needs `STOCK_BRIDGE_ADMIN_CLIENT_CA`).
+    Mtls,
+}
+
+impl AdminConfig {
+    /// True when a verified client certificate replaces the API key.
+    pub fn certificate_suffices(&self) -> bool {
+        self.auth == AdminAuth::Mtls && self.client_ca.is_some()
+    }
 }
 
 /// Prefix of Redis keys and channels unless configured.
@@ -132,6 +167,8 @@ impl Default for BridgeConfig {
             redis_url: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             tls: None,
+            admin: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -156,12 +193,37 @@ pub enum ConfigError {
 impl BridgeConfig {
     /// Checks the rules that make a configuration unsafe or meaningless.
     pub fn validate(self) -> Result<Self, ConfigError> {
+        if let Some(admin) = &self.admin {
+            if admin.client_ca.is_some() && admin.tls.is_none() {
+                return Err(ConfigError::Invalid {
+                    what: "STOCK_BRIDGE_ADMIN_CLIENT_CA",
+                    why: "mutual TLS needs TLS on the back-office listener: set STOCK_BRIDGE_ADMIN_TLS_CERT and \
+                          STOCK_BRIDGE_ADMIN_TLS_KEY (or STOCK_BRIDGE_TLS_CERT and STOCK_BRIDGE_TLS_KEY)"
+                        .into(),
+                });
+            }
+            if admin.auth == AdminAuth::Mtls && admin.client_ca.is_none() {
+                return Err(ConfigError::Invalid {
+                    what: "STOCK_BRIDGE_ADMIN_AUTH",
+                    why: "`mtls` needs STOCK_BRIDGE_ADMIN_CLIENT_CA (the CA of the back office's certificates)".into(),
+                });
+            }
+            if admin.listen == self.listen && admin.listen.port() != 0 {
+                return Err(ConfigError::Invalid {
+                    what: "STOCK_BRIDGE_ADMIN_LISTEN",
+                    why: format!("{} is also STOCK_BRIDGE_LISTEN; give the back office its own port", admin.listen),
+                });
+            }
+        }
+        // Broadcasts are accepted where the back-office routes are served.
+        let broadcasts_on = self.admin.as_ref().map_or(self.listen, |a| a.listen);
+        let certificate_suffices = self.admin.as_ref().is_some_and(AdminConfig::certificate_suffices);
         if let Some(key) = &self.api_key {
             if key.chars() < 16 {
                 return Err(ConfigError::KeyTooShort);
             }
-        } else if !self.listen.ip().is_loopback() && !self.insecure_no_auth {
-            return Err(ConfigError::NoKeyOnPublicAddress(self.listen));
+        } else if !broadcasts_on.ip().is_loopback() && !self.insecure_no_auth && !certificate_suffices {
+            return Err(ConfigError::NoKeyOnPublicAddress(broadcasts_on));
         }
         let positive = |what: &'static str, v: usize| {
             if v == 0 { Err(ConfigError::Invalid { what, why: "must be greater than 0".into() }) } else { Ok(()) }
@@ -196,6 +258,30 @@ mod tests {
         assert!(BridgeConfig { insecure_no_auth: true, ..cfg.clone() }.validate().is_ok());
         assert!(BridgeConfig { api_key: Some(ApiKey::new("0123456789abcdef")), ..cfg }.validate().is_ok());
         assert!(BridgeConfig::default().validate().is_ok(), "loopback without key is allowed");
+    }
+
+    #[test]
+    fn with_a_back_office_listener_the_key_rule_applies_to_it() {
+        let admin = |listen: &str| AdminConfig {
+            listen: listen.parse().unwrap(),
+            tls: None,
+            client_ca: None,
+            auth: AdminAuth::Key,
+        };
+        let public = "0.0.0.0:3001".parse().unwrap();
+        // The public listener serves no broadcasts, so it needs no key of its own.
+        let cfg = BridgeConfig { listen: public, admin: Some(admin("127.0.0.1:3002")), ..Default::default() };
+        assert!(cfg.validate().is_ok());
+        let cfg = BridgeConfig { listen: public, admin: Some(admin("10.0.0.1:3002")), ..Default::default() };
+        assert_eq!(cfg.validate().unwrap_err(), ConfigError::NoKeyOnPublicAddress("10.0.0.1:3002".parse().unwrap()));
+        let cfg = BridgeConfig { listen: public, admin: Some(admin("0.0.0.0:3001")), ..Default::default() };
+        assert!(cfg.validate().unwrap_err().to_string().contains("STOCK_BRIDGE_ADMIN_LISTEN"));
+        let cfg = BridgeConfig {
+            admin: Some(AdminConfig { auth: AdminAuth::Mtls, ..admin("127.0.0.1:3002") }),
+            ..Default::default()
+        };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("STOCK_BRIDGE_ADMIN_AUTH") && err.contains("STOCK_BRIDGE_ADMIN_CLIENT_CA"), "{err}");
     }
 
     #[test]

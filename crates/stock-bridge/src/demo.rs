@@ -239,7 +239,7 @@ pub async fn run(args: DemoArgs) -> Result<(), crate::cli::CliError> {
     let tls = match (args.tls_cert, args.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => Some(
-            crate::tls::ServedCert::load(crate::tls::TlsFiles { cert, key })
+            crate::tls::ServedCert::load(crate::tls::TlsFiles::public(cert, key))
                 .map_err(|e| crate::config::ConfigError::Tls(e.to_string()))?,
         ),
         _ => {

@@ -1,9 +1,12 @@
 //! `stock-bridge send`: posts one event to a bridge exactly as the Laravel back office's
 //! `testWebSocket` does (`{"event", "data"}` with the key header, 5 s timeout, 2 s to
-//! connect), prints the answer and fails with the reason on anything but a 2xx.
+//! connect), prints the answer and fails with the reason on anything but a 2xx. Over
+//! HTTPS it trusts the system's CAs plus `--cacert`, and presents `--cert`/`--key` to a
+//! back-office listener with mutual TLS.
 
 use clap::Args;
 use serde_json::{Map, Value, json};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where `send` posts unless told otherwise.
@@ -39,6 +42,15 @@ pub struct SendArgs {
     /// RFC 3339 timestamp [default: now].
     #[arg(long)]
     pub sync_at: Option<String>,
+    /// PEM CA bundle to trust besides the system's (a bridge with a private CA's certificate).
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+    /// PEM client certificate, for a back-office listener with mutual TLS; needs --key.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, `BEGIN PRIVATE KEY`) of --cert.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 /// Why `send` did not get a 2xx answer.
@@ -50,6 +62,10 @@ pub enum SendError {
     MissingFields(Vec<String>),
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
+    #[error("{flag}: cannot read {}: {source}", path.display())]
+    Unreadable { flag: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{flag}: {}: {why}", path.display())]
+    BadPem { flag: &'static str, path: PathBuf, why: String },
     #[error("could not reach {url}: {why}")]
     Unreachable { url: String, why: String },
     #[error("the bridge answered {status}: {body}")]
@@ -94,28 +110,110 @@ impl SendArgs {
     }
 }
 
+/// The HTTP client `send` posts with: the system's trust store plus `--cacert`, and the
+/// client certificate of `--cert`/`--key`.
+pub fn http_client(args: &SendArgs) -> Result<reqwest::Client, SendError> {
+    let read = |flag: &'static str, path: &PathBuf| {
+        std::fs::read(path).map_err(|source| SendError::Unreadable { flag, path: path.clone(), source })
+    };
+    let mut builder =
+        reqwest::Client::builder().timeout(Duration::from_secs(5)).connect_timeout(Duration::from_secs(2));
+    if let Some(path) = &args.cacert {
+        let pem = read("--cacert", path)?;
+        let bad = |why: String| SendError::BadPem { flag: "--cacert", path: path.clone(), why };
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("holds no PEM certificate".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        let cert_pem = read("--cert", cert)?;
+        let key_pem = read("--key", key)?;
+        if !String::from_utf8_lossy(&cert_pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(SendError::BadPem {
+                flag: "--cert",
+                path: cert.clone(),
+                why: "holds no PEM certificate".into(),
+            });
+        }
+        let identity = reqwest::Identity::from_pkcs8_pem(&cert_pem, &key_pem).map_err(|e| SendError::BadPem {
+            flag: "--key",
+            path: key.clone(),
+            why: format!(
+                "not a PKCS#8 private key of --cert ({e}); convert one with `openssl pkcs8 -topk8 -nocrypt -in key.pem`"
+            ),
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(SendError::Client)
+}
+
+/// Why a request got no answer, in words: a TLS problem by name, else the innermost
+/// cause (refused, name not found, ...).
+fn unreachable_why(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer within 5 s".to_owned();
+    }
+    let mut innermost: &(dyn std::error::Error + 'static) = &e;
+    let mut tls = None;
+    loop {
+        tls = tls.or_else(|| tls_problem(innermost));
+        match innermost.source() {
+            Some(source) => innermost = source,
+            None => break,
+        }
+    }
+    match tls {
+        Some(problem) => format!("TLS failed: {problem} ({innermost})"),
+        None if e.is_connect() => format!("connection failed: {innermost} (is the bridge running?)"),
+        None => e.without_url().to_string(),
+    }
+}
+
+/// A TLS failure, named by OpenSSL's reason code.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn tls_problem(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    // OpenSSL's SSL_R_* reason codes (ssl/sslerr.h).
+    const CERTIFICATE_VERIFY_FAILED: i32 = 134;
+    const ALERT_BAD_CERTIFICATE: i32 = 1042;
+    const ALERT_CERTIFICATE_UNKNOWN: i32 = 1046;
+    const ALERT_UNKNOWN_CA: i32 = 1048;
+    const ALERT_ACCESS_DENIED: i32 = 1049;
+    const ALERT_CERTIFICATE_REQUIRED: i32 = 1116;
+    let stack = match e.downcast_ref::<openssl::ssl::Error>() {
+        Some(ssl) => ssl.ssl_error()?,
+        None => e.downcast_ref::<openssl::error::ErrorStack>()?,
+    };
+    let reason = stack.errors().iter().map(openssl::error::Error::reason_code).next()?;
+    Some(match reason {
+        CERTIFICATE_VERIFY_FAILED => "the bridge's certificate is not trusted (a private CA needs --cacert)",
+        ALERT_CERTIFICATE_REQUIRED => "the bridge requires a client certificate (give --cert and --key)",
+        ALERT_UNKNOWN_CA | ALERT_BAD_CERTIFICATE | ALERT_CERTIFICATE_UNKNOWN | ALERT_ACCESS_DENIED => {
+            "the bridge refused our client certificate (not from its client CA, or a name it does not allow)"
+        }
+        _ => "the TLS handshake failed",
+    })
+}
+
+/// Elsewhere the TLS stack's own text (the innermost cause) says it.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn tls_problem(_: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    None
+}
+
 /// Runs `send`: Ok when the bridge answered 2xx.
 pub async fn run(args: SendArgs) -> Result<(), SendError> {
     let body = args.body()?;
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .map_err(SendError::Client)?;
+    let client = http_client(&args)?;
     let mut request = client.post(&args.url).json(&body);
     if let Some(key) = args.api_key.as_deref().filter(|k| !k.is_empty()) {
         request = request.bearer_auth(key);
     }
-    let response = request.send().await.map_err(|e| {
-        let why = if e.is_timeout() {
-            "no answer within 5 s".to_owned()
-        } else if e.is_connect() {
-            "connection failed (is the bridge running?)".to_owned()
-        } else {
-            e.without_url().to_string()
-        };
-        SendError::Unreachable { url: args.url.clone(), why }
-    })?;
+    let response =
+        request.send().await.map_err(|e| SendError::Unreachable { url: args.url.clone(), why: unreachable_why(e) })?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     if status.is_success() {

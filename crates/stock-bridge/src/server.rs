@@ -1,4 +1,6 @@
-//! The accept loop: TCP connections in, HTTP/1.1 and WebSocket upgrades out.
+//! The accept loop: TCP connections in, HTTP/1.1 and WebSocket upgrades out, on the public
+//! listener and, when configured, the back-office listener (its own router, TLS with an
+//! optional client certificate, its own connection cap).
 //!
 //! It owns what `axum::serve` does not offer: a cap on open connections (beyond it a new
 //! connection is closed at once and existing clients are unaffected), a header-read
@@ -11,6 +13,7 @@
 
 use crate::outflow::{CountedStream, Tap};
 use crate::relay::Bridge;
+use crate::tls::VerifiedClient;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -118,39 +121,88 @@ impl AsyncWrite for Admitted {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// What the bridge listens on: the public port, and the back-office port when
+/// `STOCK_BRIDGE_ADMIN_LISTEN` is set.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+/// Back-office connections open at once at most (counted apart from the clients', so a
+/// full public listener never locks the back office out).
+pub const ADMIN_MAX_CONNECTIONS: usize = 256;
+
+/// One listener's way of serving a connection.
+#[derive(Clone)]
+struct Side {
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    places: Arc<Semaphore>,
+    /// The cap, for the log line when it is reached.
+    cap: (&'static str, usize),
+    /// Socket.IO is served here (its upgrades are counted per socket).
+    sockets: bool,
+}
+
+/// Serves `router` on `listeners.public` (and the back-office routes on `listeners.admin`)
+/// until `shutdown` completes.
 pub async fn serve<A: Adapter>(
-    listener: TcpListener,
+    listeners: Listeners,
     router: Router,
     bridge: Arc<Bridge<A>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let config = bridge.config.clone();
-    let places = Arc::new(Semaphore::new(config.max_connections));
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1().timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
     let http = http.http1_only();
     let graceful = GracefulShutdown::new();
-    let tls = config.tls.as_ref().map(|cert| cert.acceptor());
-    // Reloads the certificate on SIGHUP or a change on disk, for as long as we serve.
-    let _reloading = config.tls.as_ref().map(|cert| cert.watch());
+    let public = Side {
+        router,
+        tls: config.tls.as_ref().map(|cert| cert.acceptor()),
+        places: Arc::new(Semaphore::new(config.max_connections)),
+        cap: ("STOCK_BRIDGE_MAX_CONNECTIONS", config.max_connections),
+        sockets: true,
+    };
+    let admin = config.admin.as_ref().map(|admin| Side {
+        router: crate::http::admin_app(bridge.clone()),
+        tls: admin.tls.as_ref().map(|cert| cert.acceptor_for(admin.client_ca.as_ref())),
+        places: Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS)),
+        cap: ("ADMIN_MAX_CONNECTIONS", ADMIN_MAX_CONNECTIONS),
+        sockets: false,
+    });
+    if admin.is_some() != listeners.admin.is_some() {
+        return Err(std::io::Error::other("STOCK_BRIDGE_ADMIN_LISTEN is set but no back-office listener was bound"));
+    }
+    // Reload the certificates on SIGHUP or a change on disk, for as long as we serve (one
+    // watcher per pair: the back office may use the public pair).
+    let _reloading_public = config.tls.as_ref().map(|cert| cert.watch());
+    let _reloading_admin = config
+        .admin
+        .as_ref()
+        .and_then(|a| a.tls.as_ref())
+        .filter(|cert| !config.tls.as_ref().is_some_and(|public| Arc::ptr_eq(public, cert)))
+        .map(|cert| cert.watch());
+    let Listeners { public: public_listener, admin: admin_listener } = listeners;
     tokio::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (accepted, side) = tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}; trying again shortly");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
+            accepted = public_listener.accept() => (accepted, &public),
+            accepted = accept_on(admin_listener.as_ref()) => (accepted, admin.as_ref().expect("bound only when configured")),
         };
-        let Ok(place) = places.clone().try_acquire_owned() else {
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}; trying again shortly");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(place) = side.places.clone().try_acquire_owned() else {
             metrics::counter!(crate::metrics::CONNECTIONS_OVER_CAPACITY).increment(1);
-            tracing::debug!(%peer, "connection refused: {} connections are open (STOCK_BRIDGE_MAX_CONNECTIONS)", config.max_connections);
+            tracing::debug!(%peer, "connection refused: {} connections are open ({})", side.cap.1, side.cap.0);
             drop(tcp);
             continue;
         };
@@ -158,17 +210,19 @@ pub async fn serve<A: Adapter>(
             // Without it, small broadcast frames wait for Nagle's algorithm (about 4x latency).
             tracing::debug!("could not set TCP_NODELAY: {e}");
         }
-        let router = router.clone();
+        let side = side.clone();
         let bridge = bridge.clone();
         let http = http.clone();
-        let tls = tls.clone();
         let watcher = graceful.watcher();
         let handshake_timeout = config.header_read_timeout;
         tokio::spawn(async move {
-            let transport = match tls {
-                None => Transport::Plain(tcp),
+            let (transport, client) = match side.tls {
+                None => (Transport::Plain(tcp), None),
                 Some(tls) => match tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await {
-                    Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
+                    Ok(Ok(stream)) => {
+                        let client = verified_client(&stream);
+                        (Transport::Tls(Box::new(stream)), client)
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, "TLS handshake failed: {e}");
                         return;
@@ -181,10 +235,16 @@ pub async fn serve<A: Adapter>(
             };
             let stream = CountedStream::new(transport);
             let tap = stream.tap();
+            let (router, sockets) = (side.router, side.sockets);
             let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req.extensions_mut().insert(tap.clone());
-                attach_upgrade(&bridge, &req, &tap);
+                if let Some(client) = &client {
+                    req.extensions_mut().insert(client.clone());
+                }
+                if sockets {
+                    attach_upgrade(&bridge, &req, &tap);
+                }
                 router.clone().oneshot(req)
             });
             let io = TokioIo::new(Admitted { stream, _place: place });
@@ -193,8 +253,9 @@ pub async fn serve<A: Adapter>(
             }
         });
     }
-    // Stop listening first, so a restart can bind the port while we drain.
-    drop(listener);
+    // Stop listening first, so a restart can bind the ports while we drain.
+    drop(public_listener);
+    drop(admin_listener);
     tracing::info!("shutting down: closing client connections");
     // DISCONNECT first, so clients know it was the server (Socket.IO "close"), and give the
     // packets a moment to leave before the transports are closed.
@@ -205,6 +266,22 @@ pub async fn serve<A: Adapter>(
         tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; stopping anyway");
     }
     Ok(())
+}
+
+/// The next connection on `listener`; never, when there is none.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The names of the client certificate the handshake verified (mutual TLS), if any.
+fn verified_client(stream: &tokio_rustls::server::TlsStream<TcpStream>) -> Option<VerifiedClient> {
+    let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+    let names = crate::tls::certificate_names(leaf);
+    tracing::debug!(?names, "back-office client certificate verified");
+    Some(VerifiedClient { names: names.into() })
 }
 
 /// A long-polling socket upgrading to WebSocket (`?transport=websocket&sid=...`): from now

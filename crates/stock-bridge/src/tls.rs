@@ -10,9 +10,14 @@
 //!   [`RELOAD_CHECK`] unless `STOCK_BRIDGE_TLS_RELOAD_CHECK_SECS` says otherwise). Open connections keep their session; the next handshake gets the
 //!   new certificate. A reload that fails keeps the old pair and says why in the log.
 //! - Its expiry is in `/healthz` and in `/metrics` (`stock_bridge_tls_cert_not_after_seconds`).
+//! - [`ClientCa`]: mutual TLS on the back-office listener: the CA its clients' certificates
+//!   must come from, and optionally the names they must carry; both checked in the
+//!   handshake, so a wrong client never gets to send a byte of HTTP.
 
 use chrono::{DateTime, Utc};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -21,17 +26,37 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
+use x509_parser::extensions::GeneralName;
 
 pub const CERT_VAR: &str = "STOCK_BRIDGE_TLS_CERT";
 pub const KEY_VAR: &str = "STOCK_BRIDGE_TLS_KEY";
 /// How often the files are checked for changes.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(5);
 
-/// Where the certificate chain and its key are.
+pub const ADMIN_CERT_VAR: &str = "STOCK_BRIDGE_ADMIN_TLS_CERT";
+pub const ADMIN_KEY_VAR: &str = "STOCK_BRIDGE_ADMIN_TLS_KEY";
+pub const ADMIN_CLIENT_CA_VAR: &str = "STOCK_BRIDGE_ADMIN_CLIENT_CA";
+
+/// Where the certificate chain and its key are, and the variables that named them (for
+/// error messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub cert_var: &'static str,
+    pub key_var: &'static str,
+}
+
+impl TlsFiles {
+    /// The public listener's pair (`STOCK_BRIDGE_TLS_CERT` / `_KEY`).
+    pub fn public(cert: PathBuf, key: PathBuf) -> Self {
+        TlsFiles { cert, key, cert_var: CERT_VAR, key_var: KEY_VAR }
+    }
+
+    /// The back-office listener's own pair (`STOCK_BRIDGE_ADMIN_TLS_CERT` / `_KEY`).
+    pub fn admin(cert: PathBuf, key: PathBuf) -> Self {
+        TlsFiles { cert, key, cert_var: ADMIN_CERT_VAR, key_var: ADMIN_KEY_VAR }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +69,8 @@ pub enum TlsError {
     NoKey { var: &'static str, path: PathBuf },
     #[error("{var}: {}: {why}", path.display())]
     Invalid { var: &'static str, path: PathBuf, why: String },
-    #[error("{KEY_VAR} ({}) is not the key of the certificate in {CERT_VAR} ({})", key.display(), cert.display())]
-    Mismatch { cert: PathBuf, key: PathBuf },
+    #[error("{key_var} ({}) is not the key of the certificate in {cert_var} ({})", key.display(), cert.display())]
+    Mismatch { cert: PathBuf, key: PathBuf, cert_var: &'static str, key_var: &'static str },
 }
 
 /// A loaded pair and what operators want to know about it.
@@ -61,18 +86,19 @@ pub fn load(files: &TlsFiles) -> Result<Served, TlsError> {
     let read = |var: &'static str, path: &Path| {
         std::fs::read(path).map_err(|source| TlsError::Unreadable { var, path: path.to_owned(), source })
     };
-    let cert_pem = read(CERT_VAR, &files.cert)?;
-    let key_pem = read(KEY_VAR, &files.key)?;
+    let (cert_var, key_var) = (files.cert_var, files.key_var);
+    let cert_pem = read(cert_var, &files.cert)?;
+    let key_pem = read(key_var, &files.key)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Invalid { var: CERT_VAR, path: files.cert.clone(), why: e.to_string() })?;
+        .map_err(|e| TlsError::Invalid { var: cert_var, path: files.cert.clone(), why: e.to_string() })?;
     let Some(leaf) = chain.first() else {
-        return Err(TlsError::NoCertificate { var: CERT_VAR, path: files.cert.clone() });
+        return Err(TlsError::NoCertificate { var: cert_var, path: files.cert.clone() });
     };
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|_| TlsError::NoKey { var: KEY_VAR, path: files.key.clone() })?;
+        .map_err(|_| TlsError::NoKey { var: key_var, path: files.key.clone() })?;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| TlsError::Invalid {
-        var: CERT_VAR,
+        var: cert_var,
         path: files.cert.clone(),
         why: e.to_string(),
     })?;
@@ -80,12 +106,17 @@ pub fn load(files: &TlsFiles) -> Result<Served, TlsError> {
     let serial = parsed.raw_serial_as_string();
     let provider = rustls::crypto::ring::default_provider();
     let signing = provider.key_provider.load_private_key(key).map_err(|e| TlsError::Invalid {
-        var: KEY_VAR,
+        var: key_var,
         path: files.key.clone(),
         why: e.to_string(),
     })?;
     let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|_| TlsError::Mismatch { cert: files.cert.clone(), key: files.key.clone() })?;
+    certified.keys_match().map_err(|_| TlsError::Mismatch {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        cert_var,
+        key_var,
+    })?;
     Ok(Served { key: Arc::new(certified), not_after, serial })
 }
 
@@ -132,12 +163,20 @@ impl ServedCert {
 
     /// A rustls acceptor that always serves the current pair (HTTP/1.1 only).
     pub fn acceptor(self: &Arc<Self>) -> tokio_rustls::TlsAcceptor {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        self.acceptor_for(None)
+    }
+
+    /// [`ServedCert::acceptor`], asking for a client certificate from `clients` when given
+    /// (mutual TLS: a client without one is refused in the handshake).
+    pub fn acceptor_for(self: &Arc<Self>, clients: Option<&ClientCa>) -> tokio_rustls::TlsAcceptor {
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_no_client_auth()
-            .with_cert_resolver(self.clone());
+            .expect("ring supports the default protocol versions");
+        let builder = match clients {
+            None => builder.with_no_client_auth(),
+            Some(clients) => builder.with_client_cert_verifier(clients.verifier.clone()),
+        };
+        let mut config = builder.with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         tokio_rustls::TlsAcceptor::from(Arc::new(config))
     }
@@ -180,6 +219,132 @@ impl ServedCert {
     fn modified(&self) -> (Option<SystemTime>, Option<SystemTime>) {
         let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         (m(&self.files.cert), m(&self.files.key))
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The CA whose client certificates the back-office listener accepts
+/// (`STOCK_BRIDGE_ADMIN_CLIENT_CA`), and the names allowed
+/// (`STOCK_BRIDGE_ADMIN_CLIENT_NAMES`; empty: any certificate from the CA).
+#[derive(Clone)]
+pub struct ClientCa {
+    pub file: PathBuf,
+    pub names: Vec<String>,
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl fmt::Debug for ClientCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCa").field("file", &self.file).field("names", &self.names).finish()
+    }
+}
+
+impl ClientCa {
+    /// Reads the CA bundle (at least one certificate) and builds the verifier.
+    pub fn load(file: PathBuf, names: Vec<String>) -> Result<Self, TlsError> {
+        let var = ADMIN_CLIENT_CA_VAR;
+        let pem = std::fs::read(&file).map_err(|source| TlsError::Unreadable { var, path: file.clone(), source })?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| TlsError::Invalid { var, path: file.clone(), why: e.to_string() })?;
+        if certs.is_empty() {
+            return Err(TlsError::NoCertificate { var, path: file });
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots.add(cert).map_err(|e| TlsError::Invalid { var, path: file.clone(), why: e.to_string() })?;
+        }
+        let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| TlsError::Invalid { var, path: file.clone(), why: e.to_string() })?;
+        let verifier: Arc<dyn ClientCertVerifier> =
+            if names.is_empty() { inner } else { Arc::new(NamedClients { inner, names: names.clone() }) };
+        Ok(ClientCa { file, names, verifier })
+    }
+}
+
+/// The names a certificate is for: its DNS, e-mail and URI subject alternative names and
+/// its common name.
+pub fn certificate_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert) else { return Vec::new() };
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = parsed.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(n) | GeneralName::RFC822Name(n) | GeneralName::URI(n) => {
+                    names.push((*n).to_owned())
+                }
+                _ => {}
+            }
+        }
+    }
+    for cn in parsed.subject().iter_common_name() {
+        if let Ok(cn) = cn.as_str() {
+            names.push(cn.to_owned());
+        }
+    }
+    names
+}
+
+/// On a request's extensions: the connection presented a client certificate that
+/// [`ClientCa`] verified, for these names.
+#[derive(Debug, Clone)]
+pub struct VerifiedClient {
+    pub names: Arc<[String]>,
+}
+
+/// The client certificate's verifier, then the allow-list of names: a certificate from the
+/// right CA but for another name is refused in the handshake too.
+#[derive(Debug)]
+struct NamedClients {
+    inner: Arc<dyn ClientCertVerifier>,
+    names: Vec<String>,
+}
+
+impl ClientCertVerifier for NamedClients {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let names = certificate_names(end_entity);
+        if names.iter().any(|n| self.names.iter().any(|allowed| allowed.eq_ignore_ascii_case(n))) {
+            Ok(verified)
+        } else {
+            tracing::info!(?names, "client certificate refused: no name on STOCK_BRIDGE_ADMIN_CLIENT_NAMES");
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

@@ -105,3 +105,89 @@ fn tls_misconfiguration_names_the_variable_and_the_file() {
     let err = refused(&run(&serve, &env));
     assert!(err.contains("STOCK_BRIDGE_TLS_CERT") && err.contains("/nonexistent/cert.pem"), "{err}");
 }
+
+#[test]
+fn back_office_listener_misconfiguration_names_the_variable_and_the_file() {
+    use stock_testkit::{Leaf, Pki};
+    let pki = Pki::new("CLI Admin Test CA");
+    let one = pki.issue("one", &Leaf::default());
+    let two = pki.issue("two", &Leaf::default());
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let ca = path(&pki.ca_file);
+    let serve = ["serve", "--listen", "127.0.0.1:0"];
+    let admin = ("STOCK_BRIDGE_ADMIN_LISTEN", "127.0.0.1:0");
+
+    // An admin setting without the admin listener.
+    let err = refused(&run(&serve, &[("STOCK_BRIDGE_ADMIN_CLIENT_CA", &ca)]));
+    assert!(err.contains("STOCK_BRIDGE_ADMIN_CLIENT_CA") && err.contains("needs STOCK_BRIDGE_ADMIN_LISTEN"), "{err}");
+
+    // Mutual TLS asked without TLS.
+    let err = refused(&run(&serve, &[admin, ("STOCK_BRIDGE_ADMIN_CLIENT_CA", &ca)]));
+    assert!(err.contains("STOCK_BRIDGE_ADMIN_CLIENT_CA") && err.contains("mutual TLS needs TLS"), "{err}");
+
+    // A CA file with no certificate.
+    let empty = pki.dir().join("empty-ca.pem");
+    std::fs::write(&empty, "nothing here\n").unwrap();
+    let (cert, key) = (path(&one.cert_file), path(&one.key_file));
+    let env = [
+        admin,
+        ("STOCK_BRIDGE_TLS_CERT", cert.as_str()),
+        ("STOCK_BRIDGE_TLS_KEY", key.as_str()),
+        ("STOCK_BRIDGE_ADMIN_CLIENT_CA", empty.to_str().unwrap()),
+    ];
+    let err = refused(&run(&serve, &env));
+    assert!(
+        err.contains("STOCK_BRIDGE_ADMIN_CLIENT_CA")
+            && err.contains("empty-ca.pem")
+            && err.contains("no PEM certificate"),
+        "{err}"
+    );
+
+    // The back office's own pair, mismatched.
+    let other_key = path(&two.key_file);
+    let env =
+        [admin, ("STOCK_BRIDGE_ADMIN_TLS_CERT", cert.as_str()), ("STOCK_BRIDGE_ADMIN_TLS_KEY", other_key.as_str())];
+    let err = refused(&run(&serve, &env));
+    assert!(err.contains("STOCK_BRIDGE_ADMIN_TLS_KEY") && err.contains("two.key") && err.contains("one.pem"), "{err}");
+
+    // `mtls` without a client CA; names without a client CA.
+    let err = refused(&run(&serve, &[admin, ("STOCK_BRIDGE_ADMIN_AUTH", "mtls")]));
+    assert!(err.contains("STOCK_BRIDGE_ADMIN_AUTH") && err.contains("STOCK_BRIDGE_ADMIN_CLIENT_CA"), "{err}");
+    let err = refused(&run(&serve, &[admin, ("STOCK_BRIDGE_ADMIN_CLIENT_NAMES", "laravel")]));
+    assert!(err.contains("STOCK_BRIDGE_ADMIN_CLIENT_NAMES") && err.contains("STOCK_BRIDGE_ADMIN_CLIENT_CA"), "{err}");
+
+    // Untrusted-proxy lists are checked like the allow-list.
+    let err = refused(&run(&serve, &[("STOCK_BRIDGE_TRUSTED_PROXIES", "10.0.0.0/8,nginx")]));
+    assert!(err.contains("nginx") && err.contains("not an IP address"), "{err}");
+}
+
+/// `serve` with `STOCK_BRIDGE_ADMIN_LISTEN` prints both addresses and serves the back
+/// office on the second only.
+#[tokio::test]
+async fn serve_prints_and_serves_the_back_office_listener() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let key = "cli-admin-key-0123456789";
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stock-bridge"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("STOCK_BRIDGE_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("STOCK_BRIDGE_API_KEY", key)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let wait = Duration::from_secs(20);
+    let mut next_line = async || tokio::time::timeout(wait, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let admin = next_line().await;
+    let public = next_line().await;
+    let url = |line: &str| line.rsplit(' ').next().unwrap().to_owned();
+    assert!(admin.starts_with("stock-bridge back office listening on http://127.0.0.1:"), "{admin}");
+    assert!(public.starts_with("stock-bridge listening on http://127.0.0.1:"), "{public}");
+    let (admin, public) = (url(&admin), url(&public));
+    let client = reqwest::Client::builder().timeout(wait).build().unwrap();
+    let body = serde_json::json!({"event": "sale_mode", "data": {"mode": "normal"}});
+    let post = |base: &str| client.post(format!("{base}/broadcast")).bearer_auth(key).json(&body).send();
+    assert_eq!(post(&admin).await.unwrap().status(), 200);
+    assert_eq!(post(&public).await.unwrap().status(), 404);
+    assert_eq!(client.get(format!("{public}/healthz")).send().await.unwrap().status(), 200);
+}

@@ -16,7 +16,7 @@ use stock_testkit::{Issued, Leaf, Pki, hours_ago};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn served(issued: &Issued) -> Arc<ServedCert> {
-    ServedCert::load(TlsFiles { cert: issued.cert_file.clone(), key: issued.key_file.clone() }).unwrap()
+    ServedCert::load(TlsFiles::public(issued.cert_file.clone(), issued.key_file.clone())).unwrap()
 }
 
 async fn tls_bridge(issued: &Issued) -> InProcessBridge {

@@ -1,10 +1,14 @@
 //! What the tests of several crates share: test certificates, made with rcgen at test
 //! time (no private key is committed).
 //!
-//! [`Pki::new`] makes a private CA; [`Pki::issue`] a server certificate signed by it,
-//! written as PEM files in a temporary folder (removed with the [`Pki`]).
+//! [`Pki::new`] makes a private CA; [`Pki::issue`] a server certificate signed by it and
+//! [`Pki::issue_client`] a client certificate (mutual TLS), written as PEM files in a
+//! temporary folder (removed with the [`Pki`]).
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
+};
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 
@@ -85,6 +89,24 @@ impl Pki {
         std::fs::write(&cert_file, cert.pem()).expect("write the certificate");
         std::fs::write(&key_file, key.serialize_pem()).expect("write the key");
         Issued { cert_file, key_file, serial }
+    }
+
+    /// A client certificate (extended key usage `clientAuth`) for `name` (its DNS name
+    /// and common name), valid now, written as `<file_stem>.pem` and `<file_stem>.key`.
+    pub fn issue_client(&self, file_stem: &str, name: &str) -> Issued {
+        let key = KeyPair::generate().expect("a key pair");
+        let mut params = CertificateParams::new(vec![name.to_owned()]).expect("client parameters");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::days(1);
+        params.not_after = now + Duration::days(30);
+        let cert = params.signed_by(&key, &self.issuer).expect("a signed client certificate");
+        let cert_file = self.dir.path().join(format!("{file_stem}.pem"));
+        let key_file = self.dir.path().join(format!("{file_stem}.key"));
+        std::fs::write(&cert_file, cert.pem()).expect("write the certificate");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write the key");
+        Issued { cert_file, key_file, serial: Vec::new() }
     }
 
     /// The folder the files are in.

@@ -3,8 +3,11 @@
 //! Checks run cheapest first: source address, API key, rate, content type, size, body.
 
 use super::error::ApiError;
+use crate::config::{AdminConfig, BridgeConfig};
 use crate::metrics as m;
 use crate::relay::Bridge;
+use crate::source_addr::source_ip;
+use crate::tls::VerifiedClient;
 use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -45,13 +48,17 @@ const BROADCAST_KEYS_MAX: usize = 10_000;
 
 async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<BroadcastRequest, ApiError> {
     let config = &bridge.config;
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| source_ip(c.0.ip(), request.headers(), &config.trusted_proxies));
     if !config.allow_sources.is_empty()
         && !peer.is_some_and(|ip| config.allow_sources.iter().any(|net| net.contains(&ip)))
     {
         return Err(ApiError::Forbidden);
     }
     if let Some(key) = &config.api_key
+        && !certificate_suffices(config, request.extensions())
         && !presented_key(request.headers()).is_some_and(|k| key.matches(k))
     {
         return Err(ApiError::Unauthorized);
@@ -79,6 +86,12 @@ async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<Broa
         if is_over_limit(&e) { ApiError::TooLarge(limit) } else { ApiError::UnreadableBody(e.to_string()) }
     })?;
     Ok(BroadcastRequest::parse(&bytes, &config.events)?)
+}
+
+/// True when the request came with a verified client certificate over the back-office
+/// listener and `STOCK_BRIDGE_ADMIN_AUTH=mtls` says that is enough without the key.
+pub(crate) fn certificate_suffices(config: &BridgeConfig, extensions: &axum::http::Extensions) -> bool {
+    config.admin.as_ref().is_some_and(AdminConfig::certificate_suffices) && extensions.get::<VerifiedClient>().is_some()
 }
 
 /// True when reading the body stopped at the size limit (not a malformed body).

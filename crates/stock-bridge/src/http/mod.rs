@@ -85,22 +85,37 @@ fn builder(config: &BridgeConfig) -> SocketIoBuilder {
 }
 
 /// The routes, then the Socket.IO and CORS layers around everything (added last, so they
-/// also wrap `extra`).
+/// also wrap `extra`). With a back-office listener configured, the back-office routes are
+/// left out here ([`admin_app`] serves them).
 fn assemble<A: Adapter>(layer: SocketIoLayer<A>, bridge: Arc<Bridge<A>>, extra: Router) -> Router {
     let config = bridge.config.clone();
-    let router = Router::new()
-        .route("/broadcast", post(broadcast::broadcast::<A>))
-        .route("/healthz", get(status::healthz::<A>))
-        .route("/readyz", get(status::readyz::<A>))
-        .route("/metrics", get(status::metrics::<A>))
-        .route("/snapshot", get(status::snapshot::<A>))
-        .with_state(bridge)
-        .merge(extra)
-        .layer(layer);
+    let mut router =
+        Router::new().route("/healthz", get(status::healthz::<A>)).route("/readyz", get(status::readyz::<A>));
+    if config.admin.is_none() {
+        router = back_office_routes(router);
+    }
+    let router = router.with_state(bridge).merge(extra).layer(layer);
     match cors(&config) {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// What only the back office uses: `POST /broadcast`, `GET /snapshot`, `GET /metrics`.
+fn back_office_routes<A: Adapter>(router: Router<Arc<Bridge<A>>>) -> Router<Arc<Bridge<A>>> {
+    router
+        .route("/broadcast", post(broadcast::broadcast::<A>))
+        .route("/metrics", get(status::metrics::<A>))
+        .route("/snapshot", get(status::snapshot::<A>))
+}
+
+/// The back-office listener's router (`STOCK_BRIDGE_ADMIN_LISTEN`): the back-office routes
+/// and the health checks, no Socket.IO, no CORS (browsers have no business there).
+pub fn admin_app<A: Adapter>(bridge: Arc<Bridge<A>>) -> Router {
+    back_office_routes(Router::new())
+        .route("/healthz", get(status::healthz::<A>))
+        .route("/readyz", get(status::readyz::<A>))
+        .with_state(bridge)
 }
 
 fn cors(config: &BridgeConfig) -> Option<CorsLayer> {

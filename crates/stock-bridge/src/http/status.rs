@@ -1,7 +1,7 @@
 //! `GET /healthz`, `GET /readyz`, `GET /metrics` and `GET /snapshot`: what operators and
 //! support staff look at.
 
-use super::broadcast::presented_key;
+use super::broadcast::{certificate_suffices, presented_key};
 use super::error::ApiError;
 use crate::metrics as m;
 use crate::relay::Bridge;
@@ -43,7 +43,10 @@ pub async fn readyz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl In
 pub async fn metrics<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
     metrics::gauge!(m::CONNECTED_CLIENTS).set(bridge.connected_clients() as f64);
     if let Some(cert) = &bridge.config.tls {
-        metrics::gauge!(m::TLS_CERT_NOT_AFTER).set(cert.current().not_after.timestamp() as f64);
+        metrics::gauge!(m::TLS_CERT_NOT_AFTER, "listener" => "public").set(cert.current().not_after.timestamp() as f64);
+    }
+    if let Some(cert) = bridge.config.admin.as_ref().and_then(|a| a.tls.as_ref()) {
+        metrics::gauge!(m::TLS_CERT_NOT_AFTER, "listener" => "admin").set(cert.current().not_after.timestamp() as f64);
     }
     let body = crate::metrics::install().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
@@ -53,9 +56,12 @@ pub async fn metrics<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl I
 /// key (when one is configured) or, with client auth on, a client token the bridge accepts.
 pub async fn snapshot<A: Adapter>(
     State(bridge): State<Arc<Bridge<A>>>,
+    extensions: axum::http::Extensions,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if let Some(key) = &bridge.config.api_key {
+    if let Some(key) = &bridge.config.api_key
+        && !certificate_suffices(&bridge.config, &extensions)
+    {
         let presented = presented_key(&headers);
         let by_key = presented.is_some_and(|k| key.matches(k));
         let by_token = match presented.and_then(|t| std::str::from_utf8(t).ok()) {

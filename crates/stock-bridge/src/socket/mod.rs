@@ -33,8 +33,11 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
     let check = move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
         let bridge = checker.clone();
         async move {
-            let peer =
-                s.req_parts().extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+            let parts = s.req_parts();
+            let peer = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| crate::source_addr::source_ip(c.0.ip(), &parts.headers, &bridge.config.trusted_proxies));
             if let Some(peer) = peer {
                 if bridge.handshakes.check_key(&peer).is_err() {
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => "rate_limited").increment(1);

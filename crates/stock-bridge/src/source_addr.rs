@@ -1,0 +1,86 @@
+//! Which address a request comes from: the TCP peer, or, when that peer is one of our
+//! reverse proxies (`STOCK_BRIDGE_TRUSTED_PROXIES`), the address the proxy says it
+//! forwarded for (`X-Forwarded-For`). From anyone else the header is ignored, so a client
+//! cannot pass the allow-list or dodge a rate limit by writing it.
+//!
+//! The list is read from the right (the entry the nearest proxy added) and the first
+//! address that is not itself a trusted proxy is the source. An entry that is not an
+//! address stops the walk: the source is then the last proxy that could be believed.
+
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+pub const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// See the module docs.
+pub fn source_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let mut source = peer;
+    // Several headers are one list, in order.
+    let hops = headers.get_all(FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+    let hops: Vec<&str> = hops.collect();
+    for hop in hops.iter().rev() {
+        let Some(ip) = parse_hop(hop) else { return source };
+        source = ip;
+        if !trusted(&ip) {
+            return ip;
+        }
+    }
+    source
+}
+
+/// `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]:443` or `203.0.113.7:51000`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(FORWARDED_FOR, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_header_counts_only_from_a_trusted_proxy() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
+        let h = headers(&["203.0.113.7"]);
+        assert_eq!(source_ip(ip("198.51.100.1"), &h, &proxies), ip("198.51.100.1"), "untrusted peer");
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("203.0.113.7"));
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &[]), ip("10.0.0.2"), "no proxies configured");
+        assert_eq!(source_ip(ip("10.0.0.2"), &HeaderMap::new(), &proxies), ip("10.0.0.2"), "no header");
+    }
+
+    #[test]
+    fn a_client_cannot_prepend_its_way_in() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
+        // The client wrote "10.9.9.9" itself; the proxy appended the real address.
+        let h = headers(&["10.9.9.9, 203.0.113.7"]);
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("203.0.113.7"));
+        // Two proxies of ours in a row, then the client.
+        let h = headers(&["203.0.113.7, 10.0.0.3", "10.0.0.4"]);
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("203.0.113.7"));
+        // Garbage stops the walk at the last proxy believed.
+        let h = headers(&["203.0.113.7, unknown, 10.0.0.3"]);
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("10.0.0.3"));
+        let h = headers(&["[2001:db8::1]:443"]);
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("2001:db8::1"));
+    }
+}
