@@ -1,13 +1,14 @@
 // The header: connection state (words, colour, why and since when), the latest product's
 // values, the sale mode, and the data-may-be-incomplete notice.
 
-import { ago, money } from './format.js';
+import { ago, exactTime, money } from './format.js';
 
 const STATE_CLASS = { 'socket connected': 'connected', 'socket connecting': 'connecting', 'socket offline': 'offline' };
 
 export function createBanner(doc = document) {
   const $ = (id) => doc.getElementById(id);
   let latest = null;
+  let announced = null; // the state words last announced to screen readers
 
   function describe(s) {
     const why = s.reason ? ` — ${s.reason}` : '';
@@ -24,6 +25,11 @@ export function createBanner(doc = document) {
     parts.push(`since ${new Date(s.since).toLocaleTimeString()}`);
     if (s.state !== 'socket connected' && s.attempt) parts.push(`attempt ${s.attempt}`);
     $('state-detail').textContent = parts.join(' · ');
+    // Screen readers hear a change of state (a live region), not every retry's details.
+    if (s.state !== announced) {
+      announced = s.state;
+      $('state-announcer').textContent = s.reason ? `Connection: ${s.state}, ${s.reason}` : `Connection: ${s.state}`;
+    }
   }
 
   function showLatest(row) {
@@ -42,7 +48,7 @@ export function createBanner(doc = document) {
     if (!latest) return;
     const el = $('banner-sync-at');
     el.textContent = ago(latest.sync_at);
-    el.title = latest.sync_at;
+    el.title = exactTime(latest.sync_at);
   }
 
   function showSaleMode(data) {

@@ -180,7 +180,7 @@ async function start() {
     if (!el.hidden) diagnostics.render();
   });
   $('copy-diagnostics').addEventListener('click', () => diagnostics.copy());
-  setInterval(() => { banner.tick(); if (diagnostics.isOpen()) diagnostics.render(); }, 1000);
+  setInterval(() => { banner.tick(); table.tick(); if (diagnostics.isOpen()) diagnostics.render(); }, 1000);
   try {
     await follow({ onBatch: draw, onResync: loadDashboard }); // first, so nothing sent from now on is missed
     const session = await invoke('current_session');

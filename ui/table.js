@@ -6,7 +6,7 @@
 // DOM's size does not grow with the number of products: thousands of products cost the
 // web process what a screenful does.
 
-import { money } from './format.js';
+import { ago, exactTime, money } from './format.js';
 
 export const FIELDS = ['product_id', 'name', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price', 'sync_at'];
 const NUMERIC = new Set(['product_id', 'in_stock', 'discount_price', 'peak_hour_price', 'mediboy_offer_price']);
@@ -27,7 +27,9 @@ export function createTable(doc = document) {
     needsOrder: false, lastOrderAt: -Infinity,
     frame: 0, // a pending redraw
     lit: new Set(), sweep: 0, // entries with a highlight on, and the timer that ends them
+    named: 0, // entries with a name (the Name column is hidden while there are none)
   };
+  const SYNC = FIELDS.indexOf('sync_at');
 
   /** Writes `rows` (the latest per product) into the table, at once. */
   function upsert(rows) {
@@ -40,6 +42,14 @@ export function createTable(doc = document) {
     render();
     $('empty-table').hidden = t.rows.size > 0;
     $('row-count').textContent = `${t.rows.size} products`;
+    showNames();
+  }
+
+  // The back office's add_stock carries no name: then the column would only be empty.
+  function showNames() {
+    const none = t.named === 0;
+    const table = $('stock-table');
+    if (table.classList.contains('no-names') !== none) table.classList.toggle('no-names', none);
   }
 
   function addEntry(row) {
@@ -47,6 +57,7 @@ export function createTable(doc = document) {
     // so a row already showing this version is not written again.
     const entry = { values: row, changed: new Map(), isNew: true, version: 0 };
     t.rows.set(row.product_id, entry);
+    if (row.name) t.named++;
     highlight(entry);
     insertSorted(entry);
   }
@@ -62,6 +73,7 @@ export function createTable(doc = document) {
       if (key === t.sortKey) t.needsOrder = true;
       if (key === 'name' && t.filter) t.shownDirty = true; // (the id never changes)
     }
+    t.named += (row.name ? 1 : 0) - (entry.values.name ? 1 : 0);
     entry.values = row;
     highlight(entry);
   }
@@ -152,7 +164,18 @@ export function createTable(doc = document) {
 
   function cellText(key, v) {
     if (v === null || v === undefined) return '';
+    if (key === 'sync_at') return ago(v);
     return PRICES.has(key) ? money.format(v) : String(v);
+  }
+
+  /** Rewrites the "… ago" of the rows in view (called every second); nothing else. */
+  function tick() {
+    for (const tr of t.pool) {
+      if (!tr.entry_) continue;
+      const text = cellText('sync_at', tr.entry_.values.sync_at);
+      const td = tr.cells_[SYNC];
+      if (td.textContent !== text) td.textContent = text;
+    }
   }
 
   function fillRow(tr, entry) {
@@ -168,6 +191,10 @@ export function createTable(doc = document) {
       const td = tr.cells_[i];
       const text = cellText(key, row[key]);
       if (td.textContent !== text) td.textContent = text;
+      if (i === SYNC) {
+        const exact = exactTime(row.sync_at);
+        if (td.title !== exact) td.title = exact;
+      }
       const dir = entry.changed.get(key);
       const tdCls = `${NUMERIC.has(key) ? 'num' : ''}${dir ? ` ${dir}` : ''}`;
       if (td.className !== tdCls) td.className = tdCls;
@@ -228,6 +255,8 @@ export function createTable(doc = document) {
     t.shown = [];
     t.shownDirty = false;
     t.lit.clear();
+    t.named = 0;
+    showNames();
     for (const tr of t.pool) tr.remove();
     t.pool = [];
     $('rows-before').style.height = '0px';
@@ -236,5 +265,5 @@ export function createTable(doc = document) {
     $('row-count').textContent = '';
   }
 
-  return { upsert, reset, setFilter, sortBy, measure, redraw, get size() { return t.rows.size; } };
+  return { upsert, reset, setFilter, sortBy, measure, redraw, tick, get size() { return t.rows.size; } };
 }

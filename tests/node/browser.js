@@ -44,9 +44,12 @@ async function startBrowser() {
   };
 }
 
-/** A new page with the samples and the Tauri stand-in installed, errors and warnings recorded. */
-async function newPage(browser, url, setup) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
+/**
+ * A new page with the samples and the Tauri stand-in installed, errors and warnings
+ * recorded; `context` may set e.g. `timezoneId` and `locale`.
+ */
+async function newPage(browser, url, setup, context = {}) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 760 }, ...context });
   page.errors = [];
   page.warnings = [];
   page.on('pageerror', (e) => page.errors.push(e));
@@ -79,7 +82,17 @@ function state(words, reason = null) {
   return { ...sample, state: words, reason, since: new Date().toISOString(), attempt: 0 };
 }
 
-module.exports = { SAMPLES, WAIT, startBrowser, newPage, stock, state };
+/** Runs axe-core on the page as it is; the serious and critical violations, described. */
+async function accessibilityProblems(page) {
+  // Evaluated through the DevTools protocol, so the page's CSP (no inline scripts) allows it.
+  await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  const violations = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations);
+  return violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+module.exports = { SAMPLES, WAIT, startBrowser, newPage, stock, state, accessibilityProblems };
 
 /** An update of `type` shaped like the app's sample, with `overrides` (only fields the app sends). */
 function update(type, overrides = {}) {

@@ -3,7 +3,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { WAIT, startBrowser, newPage, stock, state, update } = require('./browser');
+const { WAIT, startBrowser, newPage, stock, state, update, accessibilityProblems } = require('./browser');
 
 // Test runs write their pictures under the ignored tests/artifacts; scripts/screenshots.sh
 // points SCREENSHOT_DIR at docs/screenshots to refresh the README's.
@@ -13,8 +13,8 @@ let env;
 test.before(async () => { env = await startBrowser(); });
 test.after(async () => { await env?.close(); });
 
-async function openPage(setup) {
-  const page = await newPage(env.browser, env.base, setup);
+async function openPage(setup, context) {
+  const page = await newPage(env.browser, env.base, setup, context);
   await page.waitForFunction(() => window.__standin && window.__standin.polling, null, WAIT);
   return page;
 }
@@ -298,6 +298,100 @@ test('diagnostics show the state and copy without secrets', async () => {
   await page.evaluate((u) => window.__standin.push(u), update('sale_mode', { data: { mode: 'discount' } }));
   await page.waitForSelector('tr[data-product-id="5501"]', WAIT);
   await page.screenshot({ path: path.join(SHOTS, 'dashboard.png') });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('accessibility: no serious or critical axe-core violation on the login, dashboard and settings screens', async () => {
+  const page = await openPage();
+  await page.waitForSelector(`${byId('login-email')}:visible`, WAIT);
+  const problems = { login: await accessibilityProblems(page) };
+  await page.evaluate(() => { window.__standin.handlers.login = () => window.__standin.samples.session; });
+  await page.fill(byId('login-email'), 'demo@mediboy.local');
+  await page.fill(byId('login-password'), 'demo1234');
+  await page.click(byId('login-submit'));
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  await page.evaluate((rows) => rows.forEach((r) => window.__standin.push(r)), [stock(5486, 10, 120), stock(12, 0, 50)]);
+  await page.waitForSelector('tr[data-product-id="12"]', WAIT);
+  problems.dashboard = await accessibilityProblems(page);
+  await page.click('#open-settings');
+  await page.waitForSelector(`${byId('settings-api')}:visible`, WAIT);
+  problems.settings = await accessibilityProblems(page);
+  assert.deepEqual(problems, { login: [], dashboard: [], settings: [] });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('accessibility: a change of connection state is announced; sorting works from the keyboard', async () => {
+  const page = await openPage(loggedInSetup);
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  assert.equal(await page.getAttribute('#state-announcer', 'role'), 'status');
+  await page.evaluate((u) => window.__standin.push(u), state('socket connected'));
+  await page.waitForFunction(() => document.getElementById('state-announcer').textContent === 'Connection: socket connected', null, WAIT);
+  await page.evaluate((u) => window.__standin.push(u), state('socket offline', 'server closed the connection'));
+  await page.waitForFunction(() => document.getElementById('state-announcer').textContent === 'Connection: socket offline, server closed the connection', null, WAIT);
+  // The latest prices are not a live region: 20 updates a second would drown the reader.
+  assert.equal(await page.$eval('#latest', (el) => el.getAttribute('aria-live')), null);
+
+  await page.evaluate((rows) => rows.forEach((r) => window.__standin.push(r)), [stock(1, 30), stock(2, 10)]);
+  await page.waitForSelector('tr[data-product-id="2"]', WAIT);
+  await page.focus('#stock-filter');
+  // Tab from the filter into the table's header: the first sort button, then the next ones.
+  for (const expected of ['product_id', 'name', 'in_stock']) {
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => document.activeElement.closest('th')?.dataset.sort ?? null);
+    if (focused === 'name' && expected === 'name') continue;
+    if (focused !== expected) {
+      // The Name column is hidden when no product has a name: it takes no focus.
+      assert.equal(expected, 'name', `focus on ${focused}`);
+    }
+    if (focused === 'in_stock') break;
+  }
+  assert.equal(await page.evaluate(() => document.activeElement.closest('th')?.dataset.sort), 'in_stock');
+  await page.keyboard.press('Enter');
+  assert.deepEqual(await page.$$eval('tr[data-product-id]', (trs) => trs.map((t) => t.dataset.productId)), ['2', '1']);
+  assert.equal(await page.getAttribute('th[data-sort="in_stock"]', 'aria-sort'), 'ascending');
+  await page.keyboard.press('Space');
+  assert.deepEqual(await page.$$eval('tr[data-product-id]', (trs) => trs.map((t) => t.dataset.productId)), ['1', '2']);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+for (const [zone, hour] of [['Asia/Dhaka', '16:00:00'], ['America/New_York', '05:00:00']]) {
+  test(`times are the operator's local time (${zone}), relative with the exact time on hover`, async () => {
+    const page = await openPage(loggedInSetup, { timezoneId: zone, locale: 'en-GB' });
+    await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+    const recent = new Date(Date.now() - 12_000).toISOString();
+    await page.evaluate((rows) => rows.forEach((r) => window.__standin.push(r)),
+      [stock(1, 5, 10, { sync_at: '2026-01-15T10:00:00.000Z' }), stock(2, 5, 10, { sync_at: recent })]);
+    await page.waitForSelector('tr[data-product-id="2"]', WAIT);
+    const cell = (id) => page.$eval(`tr[data-product-id="${id}"] td:nth-child(7)`, (td) => [td.textContent, td.title]);
+    const [oldText, oldTitle] = await cell(1);
+    assert.ok(oldTitle.includes(hour) && oldText.includes(hour), `${zone}: ${oldText} / ${oldTitle}`);
+    assert.ok(!oldText.includes('T10:00'), 'never the raw UTC string');
+    const [newText, newTitle] = await cell(2);
+    assert.match(newText, /^1\d s ago$/);
+    assert.ok(newTitle.includes(new Date(recent).toLocaleTimeString('en-GB', { timeZone: zone })), `${newTitle}`);
+    // The banner (the latest product) likewise.
+    assert.match(await page.textContent(byId('banner-sync-at')), /^1\d s ago$/);
+    assert.equal(await page.getAttribute(byId('banner-sync-at'), 'title'), newTitle);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+}
+
+test('the Name column is shown only when some product has a name', async () => {
+  const page = await openPage(loggedInSetup);
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  const nameShown = () => page.isVisible('th[data-sort="name"]');
+  await page.evaluate((r) => window.__standin.push(r), stock(1, 5, 10, { name: null }));
+  await page.waitForSelector('tr[data-product-id="1"]', WAIT);
+  assert.equal(await nameShown(), false, "the back office's add_stock has no name");
+  await page.evaluate((r) => window.__standin.push(r), stock(2, 5, 10, { name: 'Napa 500' }));
+  await page.waitForSelector('tr[data-product-id="2"]', WAIT);
+  assert.equal(await nameShown(), true);
+  await page.evaluate((r) => window.__standin.push(r), stock(2, 6, 10, { name: null }));
+  await page.waitForFunction(() => document.getElementById('stock-table').classList.contains('no-names'), null, WAIT);
   assert.deepEqual(page.errors, []);
   await page.close();
 });
