@@ -9,6 +9,7 @@ fn main() {
         "next_updates",
         "dashboard",
         "diagnostics",
+        "set_watched",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().config_path("../tauri.conf.json").app_manifest(manifest))
         .expect("failed to run the Tauri build script");

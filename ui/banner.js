@@ -1,7 +1,7 @@
 // The header: connection state (words, colour, why and since when), the latest product's
 // values, the sale mode, and the data-may-be-incomplete notice.
 
-import { ago, exactTime, money } from './format.js';
+import { ago, clockTime, exactTime, money } from './format.js';
 
 const STATE_CLASS = { 'socket connected': 'connected', 'socket connecting': 'connecting', 'socket offline': 'offline' };
 
@@ -65,5 +65,18 @@ export function createBanner(doc = document) {
     el.hidden = false;
   }
 
-  return { showState, showLatest, showSaleMode, showGap, tick };
+  /**
+   * Values restored from disk (`iso`: when they were last known) are not live until the
+   * first catch-up completes: say so, and grey the table. `null` ends it.
+   */
+  function showLastKnown(iso) {
+    const el = $('last-known');
+    $('stock-table').classList.toggle('stale', Boolean(iso));
+    if (!iso) { el.hidden = true; return; }
+    el.textContent = `Last known at ${clockTime(iso)} — not live`;
+    el.title = `These values were last known to be current at ${exactTime(iso)}; they update once the connection has caught up.`;
+    el.hidden = false;
+  }
+
+  return { showState, showLatest, showSaleMode, showGap, showLastKnown, tick };
 }

@@ -17,7 +17,7 @@ import { errorText } from './errors.js';
 
 const $ = (id) => document.getElementById(id);
 const banner = createBanner();
-const table = createTable();
+const table = createTable(document, { onWatch: watch });
 const diagnostics = createDiagnostics(invoke);
 let settings = null;
 
@@ -33,6 +33,8 @@ function draw(updates) {
   if (b.latest) banner.showLatest(b.latest);
   if (b.saleMode !== undefined) banner.showSaleMode(b.saleMode);
   if (b.gap !== undefined) banner.showGap(b.gap);
+  // A completed catch-up: values restored from disk are current now.
+  if (b.gap === null) banner.showLastKnown(null);
   if (b.sessionEnded) showLogin(b.sessionEnded);
 }
 
@@ -45,6 +47,16 @@ async function loadDashboard() {
   if (view.latest) banner.showLatest(view.latest);
   if (view.sale_mode) banner.showSaleMode(view.sale_mode);
   banner.showGap(view.gap);
+  banner.showLastKnown(view.last_known);
+}
+
+/** Stars or un-stars a product; the table shows what the app saved. */
+async function watch(productId, watched) {
+  try {
+    table.setWatched(await invoke('set_watched', { productId, watched }));
+  } catch (err) {
+    console.warn(`could not ${watched ? 'watch' : 'unwatch'} product ${productId}: ${errorText(err)}`);
+  }
 }
 
 // ---- views ---------------------------------------------------------------------------------
@@ -130,6 +142,8 @@ async function openSettings() {
     $('settings-socket').value = s.socket_url;
     $('settings-ca-file').value = s.ca_file || '';
     $('settings-allow-unencrypted').checked = Boolean(s.allow_unencrypted);
+    $('settings-close-to-tray').checked = s.close_to_tray !== false;
+    $('settings-notifications').checked = s.notifications !== false;
   }
   $('settings-error').hidden = true;
   $('settings-dialog').showModal();
@@ -144,6 +158,8 @@ async function saveSettings(ev) {
         socket_url: $('settings-socket').value,
         ca_file: $('settings-ca-file').value.trim() || null,
         allow_unencrypted: $('settings-allow-unencrypted').checked,
+        close_to_tray: $('settings-close-to-tray').checked,
+        notifications: $('settings-notifications').checked,
       },
     });
     $('settings-dialog').close();
@@ -186,6 +202,7 @@ async function start() {
     const session = await invoke('current_session');
     settings = session.settings;
     showRemember(session.remember);
+    table.setWatched(session.watched || []);
     showUnencrypted(session.unencrypted);
     await loadDashboard(); // then the current state: nothing sent before we listened is lost
     if (session.logged_in) showDashboard();

@@ -15,7 +15,11 @@ export const HIGHLIGHT_MS = 1500; // how long a new row or a changed value stays
 const OVERSCAN = 10; // rows drawn above and below the visible ones
 const RESORT_EVERY_MS = 500; // rows do not jump around under the operator's eyes
 
-export function createTable(doc = document) {
+/**
+ * `onWatch(productId, watched)` is called when the operator stars or un-stars a product
+ * (the table shows the change once `setWatched` is called with the saved list).
+ */
+export function createTable(doc = document, { onWatch = () => {} } = {}) {
   const $ = (id) => doc.getElementById(id);
   const t = {
     rows: new Map(), // product_id -> entry
@@ -28,6 +32,7 @@ export function createTable(doc = document) {
     frame: 0, // a pending redraw
     lit: new Set(), sweep: 0, // entries with a highlight on, and the timer that ends them
     named: 0, // entries with a name (the Name column is hidden while there are none)
+    watched: new Set(), // product ids the operator watches
   };
   const SYNC = FIELDS.indexOf('sync_at');
 
@@ -150,6 +155,11 @@ export function createTable(doc = document) {
         td.className = NUMERIC.has(key) ? 'num' : '';
         return tr.appendChild(td);
       });
+      const star = doc.createElement('button');
+      star.type = 'button';
+      star.className = 'watch';
+      tr.appendChild(doc.createElement('td')).appendChild(star);
+      tr.star_ = star;
       t.pool.push(tr);
       body.appendChild(tr);
     }
@@ -179,7 +189,15 @@ export function createTable(doc = document) {
   }
 
   function fillRow(tr, entry) {
-    if (tr.entry_ === entry && tr.version_ === entry.version) return;
+    if (tr.entry_ === entry && tr.version_ === entry.version && tr.watched_ === t.watched.has(entry.values.product_id)) return;
+    const watched = t.watched.has(entry.values.product_id);
+    if (tr.watched_ !== watched || tr.entry_ !== entry) {
+      tr.watched_ = watched;
+      tr.star_.textContent = watched ? '★' : '☆';
+      tr.star_.setAttribute('aria-pressed', String(watched));
+      tr.star_.setAttribute('aria-label', `Watch product ${entry.values.product_id}`);
+      tr.star_.title = watched ? 'Watched: a notification when it runs out or comes back' : 'Watch this product';
+    }
     tr.entry_ = entry;
     tr.version_ = entry.version;
     const row = entry.values;
@@ -248,6 +266,20 @@ export function createTable(doc = document) {
     return t.sortDir;
   }
 
+  /** The products watched, as saved by the app. */
+  function setWatched(ids) {
+    t.watched = new Set(ids);
+    render();
+  }
+
+  $('stock-rows').addEventListener('click', (e) => {
+    const star = e.target.closest && e.target.closest('button.watch');
+    const tr = star && star.closest('tr');
+    if (!tr || !tr.entry_) return;
+    const id = tr.entry_.values.product_id;
+    onWatch(id, !t.watched.has(id));
+  });
+
   /** Forgets every product (a new session, a reloaded view). */
   function reset() {
     t.rows.clear();
@@ -265,5 +297,5 @@ export function createTable(doc = document) {
     $('row-count').textContent = '';
   }
 
-  return { upsert, reset, setFilter, sortBy, measure, redraw, tick, get size() { return t.rows.size; } };
+  return { upsert, reset, setFilter, sortBy, measure, redraw, tick, setWatched, get size() { return t.rows.size; } };
 }

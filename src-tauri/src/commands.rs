@@ -27,6 +27,8 @@ pub struct SessionView {
     pub remember: RememberView,
     /// An address is http:// to another computer (the operator allowed it): the banner says so.
     pub unencrypted: bool,
+    /// The products the operator watches (starred in the table).
+    pub watched: Vec<i64>,
 }
 
 /// "Remember me" is possible only with a credential store.
@@ -46,7 +48,17 @@ async fn session_view(state: &Arc<AppState>) -> SessionView {
         settings: state.settings(),
         remember: RememberView { available: check.is_ok(), reason: check.err().map(|e| e.to_string()) },
         unencrypted: state.settings().unencrypted(),
+        watched: state.watched(),
     }
+}
+
+/// Watches a product (a notification when it runs out or comes back) or stops watching it.
+/// Returns the whole list, as saved.
+#[tauri::command]
+pub fn set_watched(state: AppStateRef<'_>, product_id: i64, watched: bool) -> Result<Vec<i64>, CommandError> {
+    state
+        .set_watched(product_id, watched)
+        .map_err(|e| CommandError::new(ErrorKind::Storage, format!("the watched products could not be saved: {e}")))
 }
 
 #[tauri::command]

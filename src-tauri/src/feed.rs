@@ -11,16 +11,17 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Connects to `socket_url` with `token`, trusting what `trust` trusts, and hands every
-    /// event to `on_event`, in order.
+    /// Connects to `socket_url` with `token`, trusting what `trust` trusts, configured by
+    /// `config`, and hands every event to `on_event`, in order.
     pub fn start(
         socket_url: &str,
         token: &str,
         trust: Trust,
+        config: ClientConfig,
         mut on_event: impl FnMut(ClientEvent) + Send + 'static,
     ) -> Feed {
         let target = SocketTarget { trust, ..SocketTarget::new(socket_url, Some(token.to_owned())) };
-        let (client, mut events) = connect(target, ClientConfig::default());
+        let (client, mut events) = connect(target, config);
         let forwarder = tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 on_event(event);

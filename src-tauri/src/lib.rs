@@ -12,16 +12,23 @@
 //!   [`credentials`]: the remembered token, in the OS credential store (keyring).
 //! - [`error`]: [`error::CommandError`], matched by `kind` in the page.
 //! - [`webview`]: how the window's web view renders (memory).
+//! - [`notify`]: desktop notifications (tauri-plugin-notification) for what
+//!   `stock_client::alerts` decides deserves one.
+//! - [`tray`]: the tray icon following the connection state, hiding to the tray, and
+//!   bringing the window back (a second launch does, through tauri-plugin-single-instance).
+//!   The window's size and place are kept by tauri-plugin-window-state.
 
 pub mod commands;
 pub mod credentials;
 pub mod error;
 pub mod feed;
+pub mod notify;
 pub mod outlet;
 pub mod page;
 pub mod session;
 pub mod settings;
 pub mod state;
+pub mod tray;
 pub mod webview;
 
 use settings::StoreVault;
@@ -45,12 +52,52 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::next_updates,
         commands::dashboard,
         commands::diagnostics,
+        commands::set_watched,
     ]
 }
 
 /// Starts the feed of a remembered session, so it skips the login screen.
 pub fn resume(state: Arc<AppState>) {
     tauri::async_runtime::spawn(session::restore(state));
+}
+
+/// Whether the single-instance check can run: on Linux it needs a D-Bus session bus (the
+/// plugin would stop the app without one).
+fn single_instance_possible() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty())
+            || std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|dir| std::path::Path::new(&dir).join("bus").exists())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
+    }
+}
+
+/// How often the table is written to disk for the next start (when it changed): a till
+/// that loses power loses at most this much; a clean exit writes it too.
+pub const KEEP_LAST_KNOWN_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+async fn keep_last_known(state: Arc<AppState>) {
+    let mut every = tokio::time::interval(KEEP_LAST_KNOWN_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let state = state.clone();
+        // Serialising a big table and writing the file: off the async workers.
+        let _ = tauri::async_runtime::spawn_blocking(move || state.keep_last_known()).await;
+    }
+}
+
+/// The task writing the last known values; stopped with the app.
+struct LastKnownKeeper(tauri::async_runtime::JoinHandle<()>);
+
+impl Drop for LastKnownKeeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// When the process started, for the "page ready" log line (read by `bench/app-bench.js`).
@@ -61,21 +108,50 @@ pub fn run() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
-    let result = tauri::Builder::default()
+    let mut builder = tauri::Builder::default();
+    if single_instance_possible() {
+        // First, so a second launch stops before it does anything else.
+        builder = builder.plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            tracing::info!("another launch: bringing this window to the front");
+            tray::bring_to_front(app);
+        }));
+    } else {
+        tracing::warn!("no D-Bus session bus: a second launch will open a second window");
+    }
+    let has_tray = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tray_flag = has_tray.clone();
+    let result = builder
+        .plugin(tauri_plugin_window_state::Builder::default().with_state_flags(tray::kept_window_state()).build())
         .plugin(tauri_plugin_store::Builder::default().build())
-        .setup(|app| {
+        .plugin(tauri_plugin_notification::init())
+        .setup(move |app| {
             let store = app.store(STORE_FILE)?;
             let credentials = Arc::new(credentials::OsCredentials::new(credentials::SERVICE));
             let state = Arc::new(AppState::load(Arc::new(StoreVault(store)), credentials));
+            *state::lock(&state.notifier) = Some(notify::start(app.handle().clone()));
+            app.manage(LastKnownKeeper(tauri::async_runtime::spawn(keep_last_known(state.clone()))));
             resume(state.clone());
+            tray_flag.store(tray::install(app.handle(), state.clone()), std::sync::atomic::Ordering::Relaxed);
             app.manage(state);
             if let Some(window) = app.get_webview_window("main") {
                 webview::configure(&window);
             }
             Ok(())
         })
+        .on_window_event(move |window, event| {
+            tray::on_window_event(window, event, has_tray.load(std::sync::atomic::Ordering::Relaxed))
+        })
         .invoke_handler(handler())
-        .run(tauri::generate_context!("../tauri.conf.json"));
+        .build(tauri::generate_context!("../tauri.conf.json"))
+        .map(|app| {
+            app.run(|app, event| {
+                if let tauri::RunEvent::Exit = event
+                    && let Some(state) = app.try_state::<Arc<AppState>>()
+                {
+                    state.keep_last_known();
+                }
+            })
+        });
     if let Err(e) = result {
         eprintln!("stock-dashboard: {e}");
         std::process::exit(1);

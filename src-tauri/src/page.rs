@@ -80,6 +80,8 @@ mod tests {
             socket_url: "http://127.0.0.1:3001".into(),
             ca_file: None,
             allow_unencrypted: false,
+            close_to_tray: true,
+            notifications: true,
         };
         let user = User { id: "1".into(), name: Some("Demo Operator".into()) };
         let connected = StateChange {
@@ -116,6 +118,7 @@ mod tests {
             gap: Some(gap.clone()),
             events_received: 1,
             last_event_at: Some(row.received_at),
+            last_known: None,
         };
         let batch = Batch {
             updates: vec![
@@ -160,6 +163,7 @@ mod tests {
                 settings: settings.clone(),
                 remember: RememberView { available: true, reason: None },
                 unencrypted: false,
+                watched: vec![5486],
             },
             "dashboard": view,
             "batch": batch,

@@ -16,7 +16,9 @@ use stock_client::Trust;
 use stock_client::{ClientEvent, StateChange};
 use stock_protocol::ConnectionState;
 
-/// (Re)starts the feed for `token` on the settings' socket address, with an empty view.
+/// (Re)starts the feed for `token` on the settings' socket address, with an empty view
+/// (unless the view holds values restored from disk: those stay, marked not live, until
+/// the feed's first catch-up completes).
 pub async fn start_feed(state: Arc<AppState>, settings: &Settings, token: &str) {
     // Saved settings were checked when saved; a CA file gone since then is reported as the reason.
     let trust = match settings.trust() {
@@ -30,10 +32,14 @@ pub async fn start_feed(state: Arc<AppState>, settings: &Settings, token: &str) 
     if let Some(old) = feed.take() {
         old.stop().await;
     }
-    state.clear_view();
+    let missing_since = state.last_known_since();
+    if missing_since.is_none() {
+        state.clear_view();
+    }
     // Weak: the state owns the feed, the feed must not keep the state alive.
     let weak = Arc::downgrade(&state);
-    *feed = Some(Feed::start(&settings.socket_url, token, trust, move |event| {
+    let config = stock_client::ClientConfig { missing_since, ..Default::default() };
+    *feed = Some(Feed::start(&settings.socket_url, token, trust, config, move |event| {
         let Some(state) = weak.upgrade() else { return };
         let refused = matches!(event, ClientEvent::Unauthorized { .. });
         state.record(event);

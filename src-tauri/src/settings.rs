@@ -12,7 +12,7 @@ use stock_client::{Token, Trust, User};
 /// The embedded default: `stock-bridge demo` on this machine.
 pub const DEMO_URL: &str = "http://127.0.0.1:3001";
 
-/// The two addresses the app talks to, and how it trusts them.
+/// The two addresses the app talks to, how it trusts them, and how the window behaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     pub api_base_url: String,
@@ -23,6 +23,16 @@ pub struct Settings {
     /// The operator's explicit choice to use http:// with a host other than this computer.
     #[serde(default)]
     pub allow_unencrypted: bool,
+    /// Closing the window keeps the app running in the tray (on by default).
+    #[serde(default = "on")]
+    pub close_to_tray: bool,
+    /// Desktop notifications: sale mode changes, watched products out of stock or back (on by default).
+    #[serde(default = "on")]
+    pub notifications: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 impl Settings {
@@ -34,6 +44,8 @@ impl Settings {
             socket_url: var("VITE_SOCKET_URL").unwrap_or_else(|| DEMO_URL.into()),
             ca_file: var(stock_client::trust::CA_FILE_VAR),
             allow_unencrypted: false,
+            close_to_tray: true,
+            notifications: true,
         };
         // Addresses given by the environment are the installer's choice: an unencrypted one
         // is taken as allowed (and flagged in the banner), and shows so in Settings.
@@ -65,6 +77,8 @@ impl Settings {
             socket_url: check("The socket address", self.socket_url)?,
             ca_file: self.ca_file.map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()),
             allow_unencrypted: self.allow_unencrypted,
+            close_to_tray: self.close_to_tray,
+            notifications: self.notifications,
         };
         if !settings.allow_unencrypted {
             for (what, address) in
@@ -123,6 +137,10 @@ pub trait Vault: Send + Sync + 'static {
 
 pub const SETTINGS_KEY: &str = "settings";
 pub const SESSION_KEY: &str = "session";
+/// The products the operator watches (ids; not secret).
+pub const WATCHED_KEY: &str = "watched";
+/// The table as last known ([`stock_client::dashboard::LastKnown`]; values, never a token).
+pub const LAST_KNOWN_KEY: &str = "last_known";
 
 /// A [`Vault`] in memory.
 #[derive(Default)]
@@ -178,6 +196,8 @@ mod tests {
             socket_url: socket.into(),
             ca_file: None,
             allow_unencrypted: false,
+            close_to_tray: true,
+            notifications: true,
         };
         let ok = at(" https://api.local/ ", "https://ws.local").validated().unwrap();
         assert_eq!(ok.api_base_url, "https://api.local");
@@ -194,6 +214,8 @@ mod tests {
             socket_url: "http://127.0.0.1:3001".into(),
             ca_file: None,
             allow_unencrypted: allow,
+            close_to_tray: true,
+            notifications: true,
         };
         let err = at("http://remote.example", false).validated().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidSettings);
@@ -213,6 +235,8 @@ mod tests {
             socket_url: "https://ws.local".into(),
             ca_file: Some(ca.into()),
             allow_unencrypted: false,
+            close_to_tray: true,
+            notifications: true,
         };
         let err = settings("/nonexistent/ca.pem").validated().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidSettings);

@@ -1,14 +1,20 @@
 //! The app's managed state: settings, who is logged in, the running feed, the dashboard
-//! model (its one owner) and the outlet to the page; where settings and tokens are kept.
+//! model (its one owner) and the outlet to the page; where settings and tokens are kept;
+//! the watched products and the notifier their changes go to.
 
 use crate::credentials::{CredentialError, CredentialStore};
 use crate::feed::Feed;
 use crate::outlet::Outlet;
 use crate::page::PageUpdate;
-use crate::settings::{LiveSession, RememberedUser, SESSION_KEY, SETTINGS_KEY, Settings, Vault};
+use crate::settings::{
+    LAST_KNOWN_KEY, LiveSession, RememberedUser, SESSION_KEY, SETTINGS_KEY, Settings, Vault, WATCHED_KEY,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use stock_client::ClientEvent;
-use stock_client::dashboard::{Dashboard, DashboardView};
+use stock_client::StateChange;
+use stock_client::alerts::{Notifier, Watchlist};
+use stock_client::dashboard::LastKnown;
+use stock_client::dashboard::{Change, Dashboard, DashboardView};
 
 pub struct AppState {
     pub vault: Arc<dyn Vault>,
@@ -21,6 +27,15 @@ pub struct AppState {
     pub outlet: Outlet,
     /// True once a remembered session has been looked for (the page waits for it).
     pub restored: tokio::sync::watch::Sender<bool>,
+    /// The connection state, for what follows it outside the page (the tray).
+    pub connection: tokio::sync::watch::Sender<StateChange>,
+    /// The products the operator watches, and what was last seen of them.
+    pub watchlist: Mutex<Watchlist>,
+    /// Shows desktop notifications (set by the app once it runs; none in tests).
+    pub notifier: Mutex<Option<Notifier>>,
+    /// What was last written to disk (events received, saved at), so an unchanged table is
+    /// not written again.
+    kept: Mutex<Option<(u64, chrono::DateTime<chrono::Utc>)>>,
 }
 
 impl AppState {
@@ -33,14 +48,26 @@ impl AppState {
             .and_then(|v| serde_json::from_value::<Settings>(v).ok())
             .and_then(|s| s.validated().ok())
             .unwrap_or_else(Settings::from_env);
+        let mut dashboard = Dashboard::default();
+        if let Some(saved) = vault.load(LAST_KNOWN_KEY).and_then(|v| serde_json::from_value::<LastKnown>(v).ok()) {
+            tracing::info!(products = saved.products.len(), saved_at = %saved.saved_at, "last known values restored (not live)");
+            dashboard.restore(saved);
+        }
+        let watched: Vec<i64> =
+            vault.load(WATCHED_KEY).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+        let connection = tokio::sync::watch::channel(dashboard.view().state).0;
         AppState {
+            connection,
+            watchlist: Mutex::new(Watchlist::new(watched)),
+            notifier: Mutex::new(None),
+            kept: Mutex::new(None),
             vault,
             credentials,
             settings: Mutex::new(settings),
             session: Mutex::new(None),
             restored: tokio::sync::watch::channel(false).0,
             feed: tokio::sync::Mutex::new(None),
-            dashboard: Mutex::new(Dashboard::default()),
+            dashboard: Mutex::new(dashboard),
             outlet: Outlet::default(),
         }
     }
@@ -67,7 +94,37 @@ impl AppState {
     /// a page that reads the view in between sees the change twice, never not at all.)
     pub fn record(&self, event: ClientEvent) {
         let change = lock(&self.dashboard).apply(event);
+        let alert = match &change {
+            Change::State(state) => {
+                self.connection.send_replace(state.clone());
+                None
+            }
+            Change::Stock(row) => lock(&self.watchlist).observe(row),
+            Change::SaleMode(data) => lock(&self.watchlist).observe_sale_mode(data),
+            _ => None,
+        };
+        if let Some(alert) = alert
+            && self.settings().notifications
+            && let Some(notifier) = lock(&self.notifier).as_ref()
+        {
+            notifier.push(alert);
+        }
         self.outlet.publish(PageUpdate::from(change));
+    }
+
+    /// Watches `product` or stops watching it; the list is saved. Returns the whole list.
+    pub fn set_watched(&self, product: i64, watched: bool) -> Result<Vec<i64>, String> {
+        let ids = {
+            let mut list = lock(&self.watchlist);
+            list.set(product, watched);
+            list.watched()
+        };
+        self.vault.save(WATCHED_KEY, Some(serde_json::json!(ids)))?;
+        Ok(ids)
+    }
+
+    pub fn watched(&self) -> Vec<i64> {
+        lock(&self.watchlist).watched()
     }
 
     /// Everything a page needs to draw itself now.
@@ -75,9 +132,42 @@ impl AppState {
         lock(&self.dashboard).view()
     }
 
-    /// Forgets the products and notices shown (a new login, a logout); keeps the state history.
+    /// Forgets the products and notices shown (a new login, a logout), here and on disk;
+    /// keeps the state history.
     pub fn clear_view(&self) {
         lock(&self.dashboard).clear();
+        *lock(&self.kept) = None;
+        if let Err(e) = self.vault.save(LAST_KNOWN_KEY, None) {
+            tracing::warn!("could not forget the last known values: {e}");
+        }
+    }
+
+    /// Since when the values shown are not live (restored from disk), if they are not.
+    pub fn last_known_since(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        lock(&self.dashboard).last_known()
+    }
+
+    /// Writes the table to disk for the next start, when it changed since the last time.
+    pub fn keep_last_known(&self) {
+        let (kept, received) = {
+            let dashboard = lock(&self.dashboard);
+            (dashboard.to_keep(chrono::Utc::now()), dashboard.events_received())
+        };
+        let Some(kept) = kept else { return };
+        let mark = (received, kept.saved_at);
+        if *lock(&self.kept) == Some(mark) {
+            return;
+        }
+        match serde_json::to_value(&kept)
+            .map_err(|e| e.to_string())
+            .and_then(|v| self.vault.save(LAST_KNOWN_KEY, Some(v)))
+        {
+            Ok(()) => {
+                *lock(&self.kept) = Some(mark);
+                tracing::info!(products = kept.products.len(), "last known values saved");
+            }
+            Err(e) => tracing::warn!("could not save the last known values: {e}"),
+        }
     }
 }
 

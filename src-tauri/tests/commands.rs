@@ -45,8 +45,14 @@ fn app_with(vault: Arc<MemoryVault>, url: &str) -> TestApp {
 }
 
 fn app_with_credentials(vault: Arc<MemoryVault>, credentials: Arc<dyn CredentialStore>, url: &str) -> TestApp {
-    let settings =
-        Settings { api_base_url: url.into(), socket_url: url.into(), ca_file: None, allow_unencrypted: false };
+    let settings = Settings {
+        api_base_url: url.into(),
+        socket_url: url.into(),
+        ca_file: None,
+        allow_unencrypted: false,
+        close_to_tray: true,
+        notifications: true,
+    };
     vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
     let state = Arc::new(AppState::load(vault.clone(), credentials.clone()));
     let app = mock_builder()

@@ -48,7 +48,12 @@
       save_settings: ({ settings }) => settings,
       logout: () => null,
       diagnostics: () => ({ ...copy(samples.diagnostics), generated_at: now() }),
+      set_watched: ({ productId, watched }) => {
+        standin.watched = standin.watched.filter((id) => id !== productId).concat(watched ? [productId] : []).sort((a, b) => a - b);
+        return [...standin.watched];
+      },
     },
+    watched: [],
     take() {
       const batch = { updates: standin.queue, resync: standin.resyncNext };
       standin.queue = [];

@@ -395,3 +395,50 @@ test('the Name column is shown only when some product has a name', async () => {
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+test('a product is starred to be watched, through the app, and the star says so', async () => {
+  const page = await openPage(loggedInSetup);
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  await page.evaluate((rows) => rows.forEach((r) => window.__standin.push(r)), [stock(5486, 10), stock(12, 3)]);
+  await page.waitForSelector('tr[data-product-id="12"]', WAIT);
+  // The session says which products are watched already.
+  assert.equal(await page.getAttribute('tr[data-product-id="5486"] button.watch', 'aria-pressed'), 'true');
+  const star = 'tr[data-product-id="12"] button.watch';
+  assert.equal(await page.getAttribute(star, 'aria-pressed'), 'false');
+  assert.equal(await page.getAttribute(star, 'aria-label'), 'Watch product 12');
+  await page.click(star);
+  await page.waitForFunction((s) => document.querySelector(s).getAttribute('aria-pressed') === 'true', star, WAIT);
+  assert.equal(await page.textContent(star), '★');
+  const call = await page.evaluate(() => window.__standin.calls.filter((c) => c.cmd === 'set_watched').at(-1).args);
+  assert.deepEqual(call, { productId: 12, watched: true });
+  // Still starred after an update redraws the row.
+  await page.evaluate((r) => window.__standin.push(r), stock(12, 0));
+  await page.waitForFunction(() => document.querySelector('tr[data-product-id="12"]').classList.contains('out-of-stock'), null, WAIT);
+  assert.equal(await page.getAttribute(star, 'aria-pressed'), 'true');
+  await page.click(star);
+  await page.waitForFunction((s) => document.querySelector(s).getAttribute('aria-pressed') === 'false', star, WAIT);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('values restored from disk are marked "last known at HH:MM — not live" until the catch-up completes', async () => {
+  const page = await openPage(() => {
+    const s = window.__standin;
+    s.handlers.current_session = () => JSON.parse(JSON.stringify(s.samples.session));
+    const view = s.handlers.dashboard();
+    s.handlers.dashboard = () => ({ ...view, last_known: '2026-01-15T10:00:00.000Z',
+      products: [{ ...s.samples.batch.updates.find((u) => u.type === 'stock'), product_id: 77 }] });
+  }, { timezoneId: 'Asia/Dhaka', locale: 'en-GB' });
+  await page.waitForSelector(`${byId('last-known')}:visible`, WAIT);
+  assert.equal(await page.textContent(byId('last-known')), 'Last known at 16:00 — not live');
+  assert.equal(await page.$eval(byId('stock-table'), (t) => t.classList.contains('stale')), true);
+  await page.waitForSelector('tr[data-product-id="77"]', WAIT);
+  // A gap notice is not the end of it; the catch-up closing the gap is.
+  await page.evaluate((u) => window.__standin.push(u), update('gap', { since: new Date().toISOString() }));
+  assert.equal(await page.isVisible(byId('last-known')), true);
+  await page.evaluate((u) => window.__standin.push(u), update('gap_closed'));
+  await page.waitForSelector(byId('last-known'), { ...WAIT, state: 'hidden' });
+  assert.equal(await page.$eval(byId('stock-table'), (t) => t.classList.contains('stale')), false);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});

@@ -1,7 +1,8 @@
 // The real desktop app window under Xvfb, driven through WebDriver (tauri-driver in
 // front of WebKitWebDriver), against a real `stock-bridge demo`: log in, send an
 // add_stock with `stock-bridge send`, see it; stop the bridge, see `socket offline`;
-// start it again, see `socket connected`. Saves a screenshot as a test artifact.
+// start it again, see `socket connected`; one instance, the tray's state (from the app's
+// log) and the window's size across a restart. Saves screenshots as test artifacts.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
@@ -14,6 +15,14 @@ const APP = process.env.STOCK_DASHBOARD_BIN;
 const BRIDGE = process.env.STOCK_BRIDGE_BIN;
 const { start, stop, children, freePort, until, byTestId: T, WebDriver } = require('./harness.js');
 const { makePki } = require('./pki.js');
+const { startNotificationServer } = require('./notification-server.js');
+
+/** `stock-bridge send` of an add_stock for `id` with `inStock`, as the back office posts it. */
+function sendStock(bridgeUrl, id, inStock) {
+  return new Promise((resolve, reject) => execFile(BRIDGE, ['send', '--url', `${bridgeUrl}/broadcast`, '--api-key', 'demo-broadcast-key-change-me',
+    '--product-id', String(id), '--in-stock', String(inStock), '--discount-price', '120', '--peak-hour-price', '140', '--mediboy-offer-price', '90.5'],
+  (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))));
+}
 
 async function startBridge(port, extra = []) {
   const bridge = start(BRIDGE, ['demo', '--listen', `127.0.0.1:${port}`, '--interval-ms', '0', ...extra], { RUST_LOG: 'warn' });
@@ -47,18 +56,17 @@ function save(png, file) {
 
 test.after(() => { for (const c of children) stop(c); });
 
-/** A fresh home (no remembered session or settings), tauri-driver, and a WebDriver session on the app. */
-async function openApp(bridgeUrl) {
+/** A home (fresh unless given: no remembered session or settings), tauri-driver, and a WebDriver session on the app. */
+async function openApp(bridgeUrl, home = fs.mkdtempSync(path.join(os.tmpdir(), 'stock-dashboard-window-'))) {
   const driverPort = await freePort();
   const nativePort = await freePort();
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'stock-dashboard-window-'));
   const appEnv = { HOME: home, XDG_DATA_HOME: path.join(home, 'data'), XDG_CONFIG_HOME: path.join(home, 'config'),
     MEDIBOY_API_BASE_URL: bridgeUrl, VITE_SOCKET_URL: bridgeUrl, RUST_LOG: 'info' };
   const driver = start('tauri-driver', ['--port', String(driverPort), '--native-port', String(nativePort)], appEnv);
   const wd = new WebDriver(`http://127.0.0.1:${driverPort}`);
   await until('tauri-driver', async () => (await fetch(`${wd.url}/status`)).ok);
   await wd.open(APP);
-  return { wd, driver };
+  return { wd, driver, appEnv };
 }
 
 async function logIn(wd) {
@@ -74,10 +82,10 @@ async function logIn(wd) {
  * Opens the app on `bridgeUrl` and runs `body(wd)`. On a failure: a picture
  * (window-failure-<label>.png) and the app's output in the error. Always closes the app.
  */
-async function withApp(bridgeUrl, label, body) {
-  const { wd, driver } = await openApp(bridgeUrl);
+async function withApp(bridgeUrl, label, body, home) {
+  const { wd, driver, appEnv } = await openApp(bridgeUrl, home);
   try {
-    await body(wd);
+    await body(wd, { driver, appEnv });
   } catch (e) {
     await picture(wd, `window-failure-${label}.png`);
     throw new Error(`${e.message}\n--- tauri-driver/app output ---\n${driver.output.slice(-4000)}`, { cause: e });
@@ -180,5 +188,101 @@ test('over wss, with the private CA set in Settings, the window connects; Settin
   } finally {
     stop(bridge);
     pki.remove();
+  }
+});
+
+test('one instance, a tray that follows the connection, the window size and the last known values kept across a restart', { timeout: 300_000 }, async () => {
+  const bridgePort = await freePort();
+  let bridge = await startBridge(bridgePort);
+  const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'stock-dashboard-window-'));
+  const stateFile = path.join(home, 'config', 'com.mediboy.stockdashboard', '.window-state.json');
+  try {
+    await withApp(bridgeUrl, 'instance', async (wd, { driver, appEnv }) => {
+      await logIn(wd); // "remember me" is on: the next start skips the login
+      // The tray cannot be driven through WebDriver: the app logs each change it shows.
+      await until('the tray to say connected', () => driver.output.includes('tray: socket connected'));
+
+      // A second launch with the same user's session exits at once and brings this window forward.
+      const second = start(APP, [], appEnv);
+      const code = await Promise.race([
+        new Promise((r) => second.once('exit', (c) => r(c))),
+        new Promise((r) => setTimeout(() => r('still running after 20 s'), 20_000)),
+      ]);
+      assert.equal(code, 0, `the second launch should exit: ${second.output}`);
+      await until('the first window to be brought forward', () => driver.output.includes('another launch: bringing this window to the front'));
+      assert.equal(await wd.text(T('connection-state')), 'socket connected', 'the first instance kept its connection');
+
+      stop(bridge);
+      await stopped(bridge);
+      await until('the tray to say offline', () => driver.output.includes('tray: socket offline'));
+      bridge = await startBridge(bridgePort);
+      await until('the tray to say connected again', () => driver.output.lastIndexOf('tray: socket connected') > driver.output.indexOf('tray: socket offline'));
+
+      // A product, kept on disk for the next start (written every 15 s while it changes).
+      await sendStock(bridgeUrl, 5486, 17);
+      await until('the row', () => wd.find('tr[data-product-id="5486"]'));
+      await until('the last known values to be saved', () => driver.output.includes('last known values saved'), 40_000);
+
+      // Resized: written to disk once it settles (not only at a clean exit).
+      await wd.cmd('POST', `${wd.session}/window/rect`, { width: 900, height: 640 });
+      await until('the window state file', () => fs.existsSync(stateFile) && JSON.parse(fs.readFileSync(stateFile, 'utf8')).main?.width === 900);
+    }, home);
+
+    // Restarted with the bridge down: the last known values, said to be not live.
+    stop(bridge);
+    await stopped(bridge);
+    await withApp(bridgeUrl, 'instance-restart', async (wd) => {
+      const rect = await wd.cmd('GET', `${wd.session}/window/rect`);
+      assert.deepEqual([rect.width, rect.height], [900, 640], `the size came back: ${JSON.stringify(rect)}`);
+      await until('the remembered dashboard', () => wd.displayed(T('stock-table')));
+      await until('the last known notice', () => wd.displayed(T('last-known')));
+      assert.match(await wd.text(T('last-known')), /^Last known at \d\d?:\d\d( [AP]M)? — not live$/);
+      assert.ok(await wd.find('tr[data-product-id="5486"]'), 'the row from the last run');
+      assert.notEqual(await wd.text(T('connection-state')), 'socket connected');
+      await picture(wd, 'window-last-known.png');
+      // The bridge back: the catch-up completes and the values are live again.
+      bridge = await startBridge(bridgePort);
+      await until('socket connected', async () => (await wd.text(T('connection-state'))) === 'socket connected');
+      await until('the notice to go', async () => !(await wd.displayed(T('last-known'))));
+    }, home);
+  } finally {
+    stop(bridge);
+  }
+});
+
+test('watched products notify the desktop when they run out or come back, a burst as one notice', { timeout: 240_000 }, async () => {
+  // The desktop's notification service, on the test's private session bus.
+  const notifications = await startNotificationServer();
+  const bridgePort = await freePort();
+  const bridge = await startBridge(bridgePort);
+  const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
+  try {
+    await withApp(bridgeUrl, 'notify', async (wd) => {
+      await logIn(wd);
+      for (const id of [5486, 7001, 7002]) await sendStock(bridgeUrl, id, 10);
+      for (const id of [5486, 7001, 7002]) {
+        await until(`the row of ${id}`, () => wd.find(`tr[data-product-id="${id}"] button.watch`));
+        await wd.click(`tr[data-product-id="${id}"] button.watch`);
+        await until(`${id} starred`, async () => (await wd.exec(`return document.querySelector('tr[data-product-id="${id}"] button.watch').getAttribute('aria-pressed')`)) === 'true');
+      }
+      await sendStock(bridgeUrl, 5486, 0);
+      await until('the out-of-stock notification', () => notifications.received.length >= 1, 15_000);
+      assert.deepEqual(notifications.received.map((n) => [n.summary, n.body]), [['Out of stock', 'Product #5486 is out of stock']]);
+      const first = notifications.received[0].at;
+      // A burst right after: held until 10 s after the first notice, then one notice for all three.
+      await sendStock(bridgeUrl, 7001, 0);
+      await sendStock(bridgeUrl, 7002, 0);
+      await sendStock(bridgeUrl, 5486, 4);
+      await until('the gathered notification', () => notifications.received.length >= 2, 20_000);
+      const second = notifications.received[1];
+      assert.equal(second.summary, '3 watched products changed');
+      assert.equal(second.body, 'Product #7001 is out of stock\nProduct #7002 is out of stock\nProduct #5486 is back in stock');
+      assert.ok(second.at - first >= 9_500, `at most one notice per 10 s (${second.at - first} ms apart)`);
+      await picture(wd, 'window-watched.png');
+    });
+  } finally {
+    stop(bridge);
+    notifications.close();
   }
 });

@@ -10,7 +10,7 @@
 
 use crate::supervisor::{ClientEvent, StateChange};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use stock_protocol::{ConnectionState, RefusalCode};
@@ -19,7 +19,7 @@ pub const MAX_PRODUCTS: usize = 50_000;
 pub const HISTORY_LEN: usize = 50;
 
 /// One product's latest values, as shown in the banner and the table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductRow {
     pub product_id: i64,
     /// A `name` field, when the back office sends one.
@@ -63,6 +63,18 @@ pub struct DashboardView {
     pub gap: Option<GapNotice>,
     pub events_received: u64,
     pub last_event_at: Option<DateTime<Utc>>,
+    /// The values shown were restored from disk, last known at this time, and are not live
+    /// until the first catch-up completes.
+    pub last_known: Option<DateTime<Utc>>,
+}
+
+/// What is kept on disk between runs (never a token): the products and the sale mode, and
+/// when they were last known to be current.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastKnown {
+    pub saved_at: DateTime<Utc>,
+    pub products: Vec<ProductRow>,
+    pub sale_mode: Option<Value>,
 }
 
 /// See the module docs.
@@ -76,6 +88,7 @@ pub struct Dashboard {
     gap: Option<GapNotice>,
     events_received: u64,
     last_event_at: Option<DateTime<Utc>>,
+    last_known: Option<DateTime<Utc>>,
 }
 
 impl Default for Dashboard {
@@ -95,6 +108,7 @@ impl Default for Dashboard {
             gap: None,
             events_received: 0,
             last_event_at: None,
+            last_known: None,
         }
     }
 }
@@ -145,6 +159,8 @@ impl Dashboard {
             }
             ClientEvent::GapClosed => {
                 self.gap = None;
+                // A completed catch-up: whatever was restored from disk is now current.
+                self.last_known = None;
                 Change::GapClosed
             }
             ClientEvent::Unauthorized { code, .. } => Change::SessionEnded(code),
@@ -161,6 +177,41 @@ impl Dashboard {
     }
 
     /// Forgets everything shown (on logout).
+    /// Shows `saved` (from disk) as last known, not live.
+    pub fn restore(&mut self, saved: LastKnown) {
+        self.latest = saved.products.iter().max_by(|a, b| a.received_at.cmp(&b.received_at)).map(|r| r.product_id);
+        self.products = saved.products.into_iter().take(MAX_PRODUCTS).map(|r| (r.product_id, r)).collect();
+        self.sale_mode = saved.sale_mode;
+        self.last_known = Some(saved.saved_at);
+    }
+
+    /// Events received so far (changes whenever the table may have).
+    pub fn events_received(&self) -> u64 {
+        self.events_received
+    }
+
+    /// Since when the values shown are not live (restored from disk), if they are not.
+    pub fn last_known(&self) -> Option<DateTime<Utc>> {
+        self.last_known
+    }
+
+    /// What to keep on disk now, or `None` when there is nothing. The values were current
+    /// `now` while connected, else when the connection was lost (or, if they never became
+    /// live, when they were saved before).
+    pub fn to_keep(&self, now: DateTime<Utc>) -> Option<LastKnown> {
+        if self.products.is_empty() && self.sale_mode.is_none() {
+            return None;
+        }
+        let saved_at = match (self.last_known, self.state.state) {
+            (Some(before), _) => before,
+            (None, ConnectionState::Connected) => now,
+            (None, _) => self.state.since,
+        };
+        let mut products: Vec<ProductRow> = self.products.values().cloned().collect();
+        products.sort_by_key(|r| r.product_id);
+        Some(LastKnown { saved_at, products, sale_mode: self.sale_mode.clone() })
+    }
+
     pub fn clear(&mut self) {
         *self = Dashboard { history: self.history.clone(), state: self.state.clone(), ..Dashboard::default() };
     }
@@ -177,6 +228,7 @@ impl Dashboard {
             gap: self.gap.clone(),
             events_received: self.events_received,
             last_event_at: self.last_event_at,
+            last_known: self.last_known,
         }
     }
 }
@@ -210,6 +262,39 @@ mod tests {
         assert_eq!(view.latest.unwrap().product_id, 2);
         assert_eq!(view.events_received, 3);
         assert_eq!(row.discount_price, 1.5);
+    }
+
+    #[test]
+    fn restored_values_are_not_live_until_a_catch_up_completes() {
+        let mut d = Dashboard::default();
+        assert_eq!(d.to_keep(Utc::now()), None, "nothing to keep");
+        d.apply(stock(1, 7));
+        d.apply(ClientEvent::SaleMode(json!({"mode": "peak_hour"})));
+        let went_offline = d.view().state.since;
+        // Not connected: the values were current when the connection was lost.
+        let kept = d.to_keep(Utc::now()).unwrap();
+        assert_eq!(kept.saved_at, went_offline);
+        let connected = StateChange { state: ConnectionState::Connected, reason: None, since: Utc::now(), attempt: 0 };
+        d.apply(ClientEvent::State(connected));
+        let now = Utc::now();
+        let kept = d.to_keep(now).unwrap();
+        assert_eq!(kept.saved_at, now, "connected: current until now");
+        // Round trip through JSON, as on disk.
+        let kept: LastKnown = serde_json::from_value(serde_json::to_value(&kept).unwrap()).unwrap();
+
+        let mut next = Dashboard::default();
+        next.restore(kept.clone());
+        let view = next.view();
+        assert_eq!(view.last_known, Some(now));
+        assert_eq!(view.products, kept.products);
+        assert_eq!(view.latest.unwrap().product_id, 1);
+        assert_eq!(view.sale_mode, Some(json!({"mode": "peak_hour"})));
+        // Saved again before becoming live: still "last known" at the first time.
+        assert_eq!(next.to_keep(Utc::now()).unwrap().saved_at, now);
+        next.apply(ClientEvent::Gap { since: now, reason: "r".into() });
+        assert_eq!(next.view().last_known, Some(now), "a gap is not a completed catch-up");
+        next.apply(ClientEvent::GapClosed);
+        assert_eq!(next.view().last_known, None);
     }
 
     #[test]

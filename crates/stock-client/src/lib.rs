@@ -12,10 +12,13 @@
 //! - [`dashboard`]: the operator's view (latest per product, state history, gap notice),
 //!   what any UI draws.
 //! - [`backoff`]: reconnect delays.
+//! - [`alerts`]: what deserves a desktop notification (watched products, sale mode), spaced
+//!   and gathered.
 //! - [`trust`]: which servers are trusted over https/wss (system store + a private CA),
 //!   and connection failures named by cause (certificate problems included).
 //! - [`watch`]: the `stock-watch` command line.
 
+pub mod alerts;
 pub mod backoff;
 pub mod dashboard;
 pub mod ledger;

@@ -294,3 +294,30 @@ async fn stock_watch_exits_3_with_the_reason_when_the_token_is_refused() {
     }
     bridge.stop().await;
 }
+
+/// Values restored from disk are "missing since" when they were saved: the first catch-up
+/// that completes says so (GapClosed), after the products it brought.
+#[tokio::test]
+async fn a_client_starting_from_restored_values_hears_when_its_first_catch_up_completes() {
+    let bridge = InProcessBridge::start(BridgeConfig::default()).await;
+    let addr: SocketAddr = bridge.url().trim_start_matches("http://").parse().unwrap();
+    post(addr, &add_stock(4, 2)).await;
+    let config = ClientConfig { missing_since: Some(chrono::Utc::now() - chrono::Duration::hours(1)), ..fast() };
+    let (client, mut events) = connect(SocketTarget::new(bridge.url(), None), config);
+    state(&mut events, Connected).await;
+    let mut seen = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await.expect("events ended") {
+                ClientEvent::GapClosed => return,
+                ClientEvent::Stock { snapshot, .. } => seen.push(snapshot.product_id),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "no GapClosed after the first catch-up");
+    assert_eq!(seen, vec![4], "the catch-up's products come before it");
+    client.stop().await;
+    bridge.stop().await;
+}

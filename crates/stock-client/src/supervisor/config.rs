@@ -14,6 +14,10 @@ pub struct ClientConfig {
     pub events_capacity: usize,
     /// Seed for the backoff jitter (tests fix it; `None` draws one).
     pub jitter_seed: Option<u64>,
+    /// Updates may be missing since then (the embedder shows values restored from disk):
+    /// the client starts with a gap, and the first catch-up that completes closes it
+    /// ([`crate::ClientEvent::GapClosed`]).
+    pub missing_since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +36,7 @@ impl Default for ClientConfig {
             catch_up_timeout: DEFAULT_CATCH_UP_TIMEOUT,
             events_capacity: DEFAULT_EVENTS_CAPACITY,
             jitter_seed: None,
+            missing_since: None,
         }
     }
 }

@@ -87,7 +87,8 @@ impl LiveClient {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_rng(&mut rand::rng()),
         };
-        let outbox = Outbox::new(events_tx, state_tx, stats.clone());
+        let mut outbox = Outbox::new(events_tx, state_tx, stats.clone());
+        outbox.gap_since = config.missing_since;
         let supervisor = Supervisor { connector, config, outbox, rng };
         let task = tokio::spawn(supervisor.run(stop_rx));
         (LiveClient { stop: Some(stop_tx), state: state_rx, stats, task: Some(task) }, events_rx)
