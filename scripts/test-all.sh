@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: Rust unit and integration tests (bridge, client core, app
 # commands), the Node interop tests (official socket.io client, old Node bridge), the page
-# in headless Chromium, and the real app window under Xvfb through WebDriver.
+# in headless Chromium, the real app window under Xvfb through WebDriver, the .deb
+# installed and removed, and the lints for Windows.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
@@ -14,6 +15,8 @@ echo "==> cargo fmt --check and clippy -D warnings (before any test)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p stock-bridge --no-default-features --all-targets --locked -- -D warnings
+echo "==> the same lints for Windows (x86_64-pc-windows-gnu): nothing Linux-only slips in"
+cargo clippy --workspace --all-targets --locked --target x86_64-pc-windows-gnu -- -D warnings
 
 echo "==> cargo build --workspace (binaries the cross-process tests start)"
 cargo build --workspace --locked
@@ -38,6 +41,9 @@ mkdir -p tests/artifacts
 
 echo "==> node: the real app window under Xvfb (tauri-driver + WebKitWebDriver)"
 bash scripts/window-test.sh
+
+echo "==> the .deb: built, installed with dpkg -i, started to its login screen, removed with dpkg -r"
+bash scripts/deb-test.sh
 
 echo "==> fan-out benchmark, small configuration (must finish and lose nothing; figures not asserted)"
 timeout 600 "$CARGO_TARGET_DIR/debug/fanout-bench" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \

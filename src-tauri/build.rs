@@ -11,6 +11,6 @@ fn main() {
         "diagnostics",
         "set_watched",
     ]);
-    tauri_build::try_build(tauri_build::Attributes::new().config_path("../tauri.conf.json").app_manifest(manifest))
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
         .expect("failed to run the Tauri build script");
 }

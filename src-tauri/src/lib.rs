@@ -142,7 +142,7 @@ pub fn run() {
             tray::on_window_event(window, event, has_tray.load(std::sync::atomic::Ordering::Relaxed))
         })
         .invoke_handler(handler())
-        .build(tauri::generate_context!("../tauri.conf.json"))
+        .build(tauri::generate_context!())
         .map(|app| {
             app.run(|app, event| {
                 if let tauri::RunEvent::Exit = event

@@ -57,7 +57,7 @@ fn app_with_credentials(vault: Arc<MemoryVault>, credentials: Arc<dyn Credential
     let state = Arc::new(AppState::load(vault.clone(), credentials.clone()));
     let app = mock_builder()
         .invoke_handler(stock_dashboard::handler())
-        .build(tauri::generate_context!("../tauri.conf.json", test = true))
+        .build(tauri::generate_context!(test = true))
         .expect("mock app");
     app.manage(state.clone());
     stock_dashboard::resume(state.clone());

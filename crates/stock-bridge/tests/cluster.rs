@@ -1,5 +1,7 @@
 //! Cluster mode with a real `redis-server` (started by each test on a free port): two
-//! bridge nodes, clients on each, Redis stopped and started during the test.
+//! bridge nodes, clients on each, Redis stopped and started during the test. Unix only
+//! (Redis is reached over a Unix socket, as `redis-server` runs here).
+#![cfg(unix)]
 
 mod common;
 
