@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Linux installers with Tauri's bundler (tauri-cli, pinned in setup-debian.sh):
+# Builds the Linux installers with Tauri's bundler (tauri-cli from npm, pinned by the lockfile):
 # the .deb and, unless --deb-only, the AppImage. Prints where they are and what they weigh.
 # The AppImage step downloads AppRun and linuxdeploy from github.com: without access to it,
 # the .deb is still built and the script says why the AppImage is not (exit 1).
@@ -17,13 +17,15 @@ for arg in "$@"; do
     *) echo "usage: $0 [--debug] [--deb-only]" >&2; exit 2 ;;
   esac
 done
-command -v cargo-tauri >/dev/null 2>&1 || bash scripts/setup-debian.sh
+# tauri-cli from npm (prebuilt, pinned by tests/node/package-lock.json): no 10-minute compile.
+tauri="$ROOT/tests/node/node_modules/.bin/tauri"
+[ -x "$tauri" ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 # The bundles land under the target folder; stale ones from an earlier version would be listed too.
 out="$CARGO_TARGET_DIR/$profile/bundle"
 rm -rf "$out/deb" "$out/appimage"
-cargo tauri build --ci --bundles deb "${args[@]}"
+"$tauri" build --ci --bundles deb "${args[@]}"
 status=0
-if [ "$appimage" = yes ] && ! cargo tauri build --ci --bundles appimage "${args[@]}" 2>&1 | tee /tmp/appimage-build.log; then
+if [ "$appimage" = yes ] && ! "$tauri" build --ci --bundles appimage "${args[@]}" 2>&1 | tee /tmp/appimage-build.log; then
   echo "==> the AppImage was not built: $(grep -m1 -i 'error' /tmp/appimage-build.log || echo 'see above')" >&2
   status=1
 fi

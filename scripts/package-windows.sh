@@ -5,8 +5,10 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
-command -v cargo-tauri >/dev/null 2>&1 && command -v makensis >/dev/null 2>&1 && command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 ||
-  bash scripts/setup-debian.sh
+command -v makensis >/dev/null 2>&1 && command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || bash scripts/setup-debian.sh
+# tauri-cli from npm (prebuilt, pinned by tests/node/package-lock.json): no 10-minute compile.
+tauri="$ROOT/tests/node/node_modules/.bin/tauri"
+[ -x "$tauri" ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 # Tauri's NSIS template needs its plugin DLL, which the bundler downloads from github.com.
 # Fetched here first, so that a machine without access says so plainly (put the file there
 # by hand and run this again).
@@ -27,6 +29,6 @@ fi
 target=x86_64-pc-windows-gnu
 out="$CARGO_TARGET_DIR/$target/release/bundle/nsis"
 rm -rf "$out"
-cargo tauri build --ci --target "$target" --bundles nsis
+"$tauri" build --ci --target "$target" --bundles nsis
 echo "==> Windows installer:"
 find "$out" -maxdepth 1 -type f -name '*.exe' -printf '%s\t%p\n' | awk -F'\t' '{ printf "  %6.1f MB  %s\n", $1 / 1e6, $2 }'

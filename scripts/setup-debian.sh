@@ -40,10 +40,3 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
   echo "==> installing tauri-driver (WebDriver for the real app window)"
   cargo install tauri-driver --locked --version '^2' -q
 fi
-
-# The bundler (.deb, AppImage, the Windows installer), pinned.
-TAURI_CLI_VERSION=2.12.4
-if [ "$(cargo tauri --version 2>/dev/null)" != "tauri-cli $TAURI_CLI_VERSION" ]; then
-  echo "==> installing tauri-cli $TAURI_CLI_VERSION (the bundler; a few minutes, once)"
-  cargo install tauri-cli --version "=$TAURI_CLI_VERSION" --locked -q
-fi
