@@ -17,9 +17,7 @@ for arg in "$@"; do
     *) echo "usage: $0 [--debug] [--deb-only]" >&2; exit 2 ;;
   esac
 done
-# tauri-cli from npm (prebuilt, pinned by tests/node/package-lock.json): no 10-minute compile.
-tauri="$ROOT/tests/node/node_modules/.bin/tauri"
-[ -x "$tauri" ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+tauri=$(bash scripts/tauri-cli.sh)
 # The bundles land under the target folder; stale ones from an earlier version would be listed too.
 out="$CARGO_TARGET_DIR/$profile/bundle"
 rm -rf "$out/deb" "$out/appimage"

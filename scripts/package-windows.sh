@@ -6,9 +6,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 command -v makensis >/dev/null 2>&1 && command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || bash scripts/setup-debian.sh
-# tauri-cli from npm (prebuilt, pinned by tests/node/package-lock.json): no 10-minute compile.
-tauri="$ROOT/tests/node/node_modules/.bin/tauri"
-[ -x "$tauri" ] || (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+tauri=$(bash scripts/tauri-cli.sh)
 # Tauri's NSIS template needs its plugin DLL, which the bundler downloads from github.com.
 # Fetched here first, so that a machine without access says so plainly (put the file there
 # by hand and run this again).
