@@ -119,29 +119,25 @@ pub fn run() {
     } else {
         tracing::warn!("no D-Bus session bus: a second launch will open a second window");
     }
-    let has_tray = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let tray_flag = has_tray.clone();
     let result = builder
         .plugin(tauri_plugin_window_state::Builder::default().with_state_flags(tray::kept_window_state()).build())
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
-        .setup(move |app| {
+        .setup(|app| {
             let store = app.store(STORE_FILE)?;
             let credentials = Arc::new(credentials::OsCredentials::new(credentials::SERVICE));
             let state = Arc::new(AppState::load(Arc::new(StoreVault(store)), credentials));
             *state::lock(&state.notifier) = Some(notify::start(app.handle().clone()));
             app.manage(LastKnownKeeper(tauri::async_runtime::spawn(keep_last_known(state.clone()))));
             resume(state.clone());
-            tray_flag.store(tray::install(app.handle(), state.clone()), std::sync::atomic::Ordering::Relaxed);
+            tray::install(app.handle(), state.clone());
             app.manage(state);
             if let Some(window) = app.get_webview_window("main") {
                 webview::configure(&window);
             }
             Ok(())
         })
-        .on_window_event(move |window, event| {
-            tray::on_window_event(window, event, has_tray.load(std::sync::atomic::Ordering::Relaxed))
-        })
+        .on_window_event(tray::on_window_event)
         .invoke_handler(handler())
         .build(tauri::generate_context!())
         .map(|app| {

@@ -56,12 +56,12 @@ pub fn dot(rgb: [u8; 3]) -> Image<'static> {
     Image::new_owned(rgba, ICON_PX, ICON_PX)
 }
 
-/// Creates the tray icon and keeps it following the connection state. Returns whether
-/// there is one.
-pub fn install<R: Runtime>(app: &AppHandle<R>, state: Arc<AppState>) -> bool {
+/// Creates the tray icon (when the desktop can show one) and keeps it following the
+/// connection state.
+pub fn install<R: Runtime>(app: &AppHandle<R>, state: Arc<AppState>) {
     if !tray_available() {
         tracing::info!("tray: not available here (no AppIndicator library); closing the window quits");
-        return false;
+        return;
     }
     let built = (|| -> tauri::Result<()> {
         let show = MenuItem::with_id(app, SHOW_ID, "Show", true, None::<&str>)?;
@@ -85,7 +85,7 @@ pub fn install<R: Runtime>(app: &AppHandle<R>, state: Arc<AppState>) -> bool {
     })();
     if let Err(e) = built {
         tracing::warn!("tray: could not be created ({e}); closing the window quits");
-        return false;
+        return;
     }
     let app = app.clone();
     let mut changes = state.connection.subscribe();
@@ -98,7 +98,6 @@ pub fn install<R: Runtime>(app: &AppHandle<R>, state: Arc<AppState>) -> bool {
             }
         }
     });
-    true
 }
 
 fn show_state<R: Runtime>(app: &AppHandle<R>, state: &StateChange) {
@@ -124,11 +123,12 @@ pub fn bring_to_front<R: Runtime>(app: &AppHandle<R>) {
 
 /// Closing the main window hides it instead when there is a tray and the settings say so;
 /// a moved or resized window's place is written to disk once it settles.
-pub fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &WindowEvent, has_tray: bool) {
+pub fn on_window_event<R: Runtime>(window: &tauri::Window<R>, event: &WindowEvent) {
     match event {
         WindowEvent::Moved(_) | WindowEvent::Resized(_) => save_place_soon(window.app_handle().clone()),
         WindowEvent::CloseRequested { api, .. } => {
             let Some(state) = window.app_handle().try_state::<Arc<AppState>>() else { return };
+            let has_tray = window.app_handle().tray_by_id(TRAY_ID).is_some();
             if has_tray && state.settings().close_to_tray {
                 api.prevent_close();
                 let _ = window.hide();
