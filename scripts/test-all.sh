@@ -45,9 +45,9 @@ bash scripts/window-test.sh
 echo "==> the .deb: built, installed with dpkg -i, started to its login screen, removed with dpkg -r"
 bash scripts/deb-test.sh
 
-echo "==> fan-out benchmark, small configuration (must finish and lose nothing; figures not asserted)"
+echo "==> fan-out benchmark, small configuration, beside the Node bridge, socket.io on uWebSockets.js and the floor (must finish and lose nothing; figures not asserted)"
 timeout 600 "$CARGO_TARGET_DIR/debug/fanout-bench" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \
-  --cases "20x100@0,50x50@50" --redis --wss --strict
+  --cases "20x100@0,50x50@50,50x500@batch" --redis --wss --strict
 
 echo "==> soak, 2 x 30 s (a fifth of the clients misbehave; must lose nothing, keep answering, and memory must settle)"
 timeout 300 "$CARGO_TARGET_DIR/debug/soak" --bridge "$CARGO_TARGET_DIR/debug/stock-bridge" \

@@ -1,14 +1,19 @@
 //! `fanout-bench`: connects N raw Engine.IO/Socket.IO WebSocket clients to a bridge, posts
 //! E broadcasts at R per second, and reports delivery latency (POST sent → frame read),
 //! loss, duplicates, POST throughput, the server's RSS (idle and peak) and its CPU time
-//! per delivered message. It runs the same work against our `stock-bridge` and the old
-//! Node.js bridge (`tests/node/reference-bridge.js`) and prints both with ratios.
+//! per delivered message. It runs the same work against our `stock-bridge`, the old
+//! Node.js bridge (`tests/node/reference-bridge.js`), socket.io on uWebSockets.js
+//! (`tests/node/uws-bridge.js`) and the floor (`fanout-floor`: one pre-encoded write per
+//! socket per request, what any server pays on this kernel), and prints them side by side
+//! with ratios. A case `CLIENTSxEVENTS@batch` posts its events as batches of up to 1,000
+//! (`{"events": [...]}`) as fast as possible: the burst of a stock import.
 //!
 //! The load generator is deliberately cheap: one task per client reading text frames,
 //! answering pings, and finding `"bench_seq":` in the payload; no JSON parsing.
 //!
 //! # Layout
-//! - [`Server`]: a bridge process (ours, ours ×2 with Redis, or Node), with /proc readings.
+//! - [`Server`]: a server process (ours, ours ×2 with Redis, a Node peer, the floor), with
+//!   /proc readings.
 //! - [`run_case`]: one configuration against one server.
 //! - `main`: the configurations, the side-by-side table.
 
@@ -33,6 +38,12 @@ struct Args {
     /// The Node reference bridge script.
     #[arg(long, default_value = "tests/node/reference-bridge.js")]
     node_bridge: PathBuf,
+    /// The socket.io-on-uWebSockets.js peer script.
+    #[arg(long, default_value = "tests/node/uws-bridge.js")]
+    uws_bridge: PathBuf,
+    /// The floor program [default: fanout-floor beside this program].
+    #[arg(long)]
+    floor: Option<PathBuf>,
     /// Configurations: clients x events @ rate (0 = as fast as possible), comma-separated.
     #[arg(long, default_value = "1x2000@0,1000x200@50,10000x50@10")]
     cases: String,
@@ -45,9 +56,12 @@ struct Args {
     /// Exit non-zero if our bridge loses or duplicates anything.
     #[arg(long)]
     strict: bool,
-    /// Skip the Node bridge (for profiling our bridge alone; no ratios are printed).
+    /// Skip the Node peers (for profiling our bridge alone; no ratios to them are printed).
     #[arg(long)]
     no_node: bool,
+    /// Skip the floor.
+    #[arg(long)]
+    no_floor: bool,
     /// Also run each case on our bridge over TLS (wss:// and https://, a certificate from a
     /// private CA made for the run), and print what TLS costs.
     #[arg(long)]
@@ -81,11 +95,18 @@ struct Case {
     clients: usize,
     events: usize,
     rate: f64,
+    /// Posted as batches of up to [`BATCH`] events, as fast as possible.
+    batch: bool,
 }
+
+/// Events per batch body in `@batch` cases (the bridge's default maximum).
+const BATCH: usize = 1000;
 
 impl std::fmt::Display for Case {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.rate > 0.0 {
+        if self.batch {
+            write!(f, "{} clients x {} events posted as batches of up to {BATCH}", self.clients, self.events)
+        } else if self.rate > 0.0 {
             write!(f, "{} clients x {} events at {}/s", self.clients, self.events, self.rate)
         } else {
             write!(f, "{} clients x {} events, as fast as possible", self.clients, self.events)
@@ -98,10 +119,16 @@ fn parse_cases(s: &str) -> Result<Vec<Case>, String> {
         .map(|c| {
             let (ce, rate) = c.trim().split_once('@').ok_or(format!("{c}: expected CLIENTSxEVENTS@RATE"))?;
             let (clients, events) = ce.split_once('x').ok_or(format!("{c}: expected CLIENTSxEVENTS@RATE"))?;
+            let batch = rate == "batch";
             Ok(Case {
                 clients: clients.parse().map_err(|_| format!("{c}: bad client count"))?,
                 events: events.parse().map_err(|_| format!("{c}: bad event count"))?,
-                rate: rate.parse().map_err(|_| format!("{c}: bad rate"))?,
+                rate: if batch {
+                    0.0
+                } else {
+                    rate.parse().map_err(|_| format!("{c}: bad rate (a number or `batch`)"))?
+                },
+                batch,
             })
         })
         .collect()
@@ -246,11 +273,26 @@ async fn ours(
     Ok(server)
 }
 
-async fn node(script: &PathBuf, cpu: Option<usize>) -> Result<Server, String> {
+async fn node(name: &str, script: &PathBuf, cpu: Option<usize>) -> Result<Server, String> {
     let mut cmd = Command::new("node");
     cmd.arg(script).env("PORT", "0");
     let (child, addr) = spawn_listening(cmd, cpu).await?;
-    Ok(Server { name: "Node bridge".into(), procs: vec![child], addrs: vec![addr], tls: None, ca_pem: None })
+    Ok(Server { name: name.into(), procs: vec![child], addrs: vec![addr], tls: None, ca_pem: None })
+}
+
+async fn floor(bin: &PathBuf, cpu: Option<usize>) -> Result<Server, String> {
+    let (child, addr) = spawn_listening(Command::new(bin), cpu).await?;
+    Ok(Server { name: FLOOR.into(), procs: vec![child], addrs: vec![addr], tls: None, ca_pem: None })
+}
+
+const NODE: &str = "Node bridge";
+const UWS: &str = "socket.io on uWS";
+const FLOOR: &str = "floor";
+
+/// What the floor says about its write loop (`GET /stats`).
+async fn floor_stats(server: &Server) -> Option<String> {
+    let url = format!("http://{}/stats", server.addrs[0]);
+    reqwest::get(url).await.ok()?.text().await.ok()
 }
 
 /// A cheap Socket.IO client: returns (bench_seq, receipt time) for every add_stock.
@@ -324,12 +366,21 @@ struct Outcome {
     post_p50_ms: f64,
     rss_idle_kib: u64,
     rss_peak_kib: u64,
+    /// Before any client connected.
+    rss_base_kib: u64,
     cpu_us_per_delivery: f64,
     /// The server's CPU time while the clients connected (handshakes included).
     connect_cpu_ms: f64,
 }
 
 impl Outcome {
+    /// What one idle connection costs the server: (RSS idle − RSS before) / clients, in KB.
+    fn kb_per_connection(&self) -> f64 {
+        self.rss_idle_kib.saturating_sub(self.rss_base_kib) as f64 * 1.024 / self.connected.max(1) as f64
+    }
+    fn deliveries_per_cpu_second(&self) -> f64 {
+        1e6 / self.cpu_us_per_delivery
+    }
     fn lost(&self) -> u64 {
         self.expected.saturating_sub(self.unique)
     }
@@ -351,6 +402,7 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(case.clients);
     let cpu_at_start = server.cpu();
+    let rss_base = server.rss_kib();
     // Connect in waves, so the listen backlog is not flooded.
     for i in 0..case.clients {
         let addr = server.addrs[i % server.addrs.len()];
@@ -388,15 +440,39 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
     let interval = (case.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / case.rate));
     let started = Instant::now();
     let mut posts = tokio::task::JoinSet::new();
-    for seq in 0..case.events {
-        if let Some(interval) = interval {
-            tokio::time::sleep_until((started + interval * seq as u32).into()).await;
-        }
-        let body = format!(
+    let body_of = |seq: usize| {
+        format!(
             r#"{{"event":"add_stock","data":{{"product_id":{},"in_stock":{},"discount_price":120.5,"peak_hour_price":140,"mediboy_offer_price":90,"sync_at":"2024-01-01T00:00:00.000Z","bench_seq":{seq}}}}}"#,
             5000 + (seq % 500),
             seq % 100
-        );
+        )
+    };
+    if case.batch {
+        let mut first = 0;
+        while first < case.events {
+            let last = (first + BATCH).min(case.events);
+            let events: Vec<String> = (first..last).map(body_of).collect();
+            let body = format!(r#"{{"events":[{}]}}"#, events.join(","));
+            let t0 = Instant::now();
+            sent_at.extend(std::iter::repeat_n(t0, last - first));
+            let res = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| format!("POST failed: {e}"))?;
+            if !res.status().is_success() {
+                return Err(format!("POST answered {}", res.status()));
+            }
+            first = last;
+        }
+    }
+    for seq in (0..case.events).filter(|_| !case.batch) {
+        if let Some(interval) = interval {
+            tokio::time::sleep_until((started + interval * seq as u32).into()).await;
+        }
+        let body = body_of(seq);
         let t0 = Instant::now();
         sent_at.push(t0);
         let request = http.post(&url).header("content-type", "application/json").body(body).send();
@@ -421,7 +497,7 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
         post_ms.push(done.map_err(|e| e.to_string())??);
     }
     if interval.is_none() {
-        // Sequential: the time per POST is the whole posting time over the count.
+        // Sequential (or batches): the time per POST is the whole posting time over the count.
         post_ms = vec![started.elapsed().as_secs_f64() * 1e3 / case.events.max(1) as f64];
     }
     let posting = started.elapsed();
@@ -463,6 +539,7 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
         post_p50_ms: percentile(&post_ms, 0.5),
         rss_idle_kib: rss_idle,
         rss_peak_kib: rss_peak,
+        rss_base_kib: rss_base,
         cpu_us_per_delivery: cpu.as_secs_f64() * 1e6 / (unique.max(1) as f64),
         connect_cpu_ms: connect_cpu.as_secs_f64() * 1e3,
     })
@@ -470,8 +547,7 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
 
 fn row(name: &str, o: &Outcome) -> String {
     format!(
-        "| {name} | {}/{} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} | {:.3} | {:.1} | {:.1} | {:.2} |",
-        o.connected,
+        "| {name} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} | {:.3} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
         o.connected,
         o.p50_ms,
         o.p99_ms,
@@ -482,7 +558,9 @@ fn row(name: &str, o: &Outcome) -> String {
         o.post_p50_ms,
         o.rss_idle_kib as f64 / 1024.0,
         o.rss_peak_kib as f64 / 1024.0,
-        o.cpu_us_per_delivery
+        o.kb_per_connection(),
+        o.cpu_us_per_delivery,
+        o.deliveries_per_cpu_second() / 1e6,
     )
 }
 
@@ -519,18 +597,26 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// One case: our outcome and each peer's (by name).
+type CaseResults = (Case, Outcome, Vec<(String, Outcome)>);
+
 async fn run(args: Args) -> Result<bool, String> {
     let cases = parse_cases(&args.cases)?;
+    let floor_bin = match &args.floor {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("fanout-floor"),
+    };
     let mut clean = true;
     println!(
-        "| server | clients connected | p50 ms | p99 ms | max ms | lost | dup | POST/s | POST p50 ms | RSS idle MiB | RSS peak MiB | CPU µs/delivery |"
+        "| server | clients connected | p50 ms | p99 ms | max ms | lost | dup | POST/s | POST p50 ms | RSS idle MiB | RSS peak MiB | idle KB/conn | CPU µs/delivery | M deliveries/CPU-s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut ratios = Vec::new();
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut ratios: Vec<CaseResults> = Vec::new();
     let mut tls_costs = Vec::new();
+    let mut notes = Vec::new();
     let tls = args.wss.then(Tls::new);
     for case in &cases {
-        println!("| **{case}** | | | | | | | | | | | |");
+        println!("| **{case}** | | | | | | | | | | | | | |");
         let server = ours(&args.bridge, args.server_cpu, None, 1, None).await?;
         let name = server.name.clone();
         let a = run_case(&server, *case).await;
@@ -548,20 +634,47 @@ async fn run(args: Args) -> Result<bool, String> {
             clean &= w.lost() == 0 && w.dups() == 0 && w.connected == case.clients;
             tls_costs.push((*case, a.clone(), w));
         }
-        if args.no_node {
-            continue;
-        }
-        let server = node(&args.node_bridge, args.server_cpu).await?;
-        let name = server.name.clone();
-        let b = run_case(&server, *case).await;
-        server.stop().await;
-        match b {
-            Ok(b) => {
-                println!("{}", row(&name, &b));
-                ratios.push((*case, a.clone(), b));
+        let mut peers = Vec::new();
+        let mut wanted: Vec<&str> = Vec::new();
+        if !args.no_node {
+            // The old bridge has no batch endpoint: it is left out of batch cases.
+            if !case.batch {
+                wanted.push(NODE);
             }
-            Err(e) => println!("| Node bridge | failed: {e} | | | | | | | | | | |"),
+            wanted.push(UWS);
         }
+        if !args.no_floor {
+            wanted.push(FLOOR);
+        }
+        for peer in wanted {
+            let server = match peer {
+                NODE => node(NODE, &args.node_bridge, args.server_cpu).await,
+                UWS => node(UWS, &args.uws_bridge, args.server_cpu).await,
+                _ => floor(&floor_bin, args.server_cpu).await,
+            };
+            let server = match server {
+                Ok(server) => server,
+                Err(e) => {
+                    println!("| {peer} | failed to start: {e} | | | | | | | | | | | | |");
+                    continue;
+                }
+            };
+            let b = run_case(&server, *case).await;
+            if peer == FLOOR
+                && let Some(stats) = floor_stats(&server).await
+            {
+                notes.push(format!("{case}: the floor's write loop per request: {stats}"));
+            }
+            server.stop().await;
+            match b {
+                Ok(b) => {
+                    println!("{}", row(peer, &b));
+                    peers.push((peer.to_owned(), b));
+                }
+                Err(e) => println!("| {peer} | failed: {e} | | | | | | | | | | | | |"),
+            }
+        }
+        ratios.push((*case, a, peers));
     }
     if args.redis {
         let case = cases[cases.len() / 2];
@@ -575,7 +688,7 @@ async fn run(args: Args) -> Result<bool, String> {
         let url = format!("redis://127.0.0.1:{port}");
         let server = ours(&args.bridge, args.server_cpu, Some(&url), 2, None).await?;
         let name = server.name.clone();
-        println!("| **{case}, two nodes sharing Redis (clients split, posts to node 1)** | | | | | | | | | | | |");
+        println!("| **{case}, two nodes sharing Redis (clients split, posts to node 1)** | | | | | | | | | | | | | |");
         let o = run_case(&server, case).await;
         server.stop().await;
         drop(redis);
@@ -584,18 +697,30 @@ async fn run(args: Args) -> Result<bool, String> {
         clean &= o.lost() == 0 && o.dups() == 0;
     }
     println!();
-    println!("Ratios (stock-bridge / Node bridge; below 1 is better for latency, CPU and memory):");
+    println!(
+        "Ratios, stock-bridge / each peer in the same run (below 1 is better for latency, CPU and memory; \
+         above 1 for POST/s):"
+    );
     println!();
-    println!("| case | p99 latency | CPU per delivery | RSS peak | POST/s (above 1 is better) |");
-    println!("|---|---|---|---|---|");
-    for (case, a, b) in ratios {
-        println!(
-            "| {case} | {} | {} | {} | {} |",
-            ratio(a.p99_ms, b.p99_ms),
-            ratio(a.cpu_us_per_delivery, b.cpu_us_per_delivery),
-            ratio(a.rss_peak_kib as f64, b.rss_peak_kib as f64),
-            ratio(a.post_per_s, b.post_per_s)
-        );
+    println!("| case | peer | p99 latency | CPU per delivery | RSS peak | idle memory per connection | POST/s |");
+    println!("|---|---|---|---|---|---|---|");
+    for (case, a, peers) in &ratios {
+        for (peer, b) in peers {
+            println!(
+                "| {case} | {peer} | {} | {} | {} | {} | {} |",
+                ratio(a.p99_ms, b.p99_ms),
+                ratio(a.cpu_us_per_delivery, b.cpu_us_per_delivery),
+                ratio(a.rss_peak_kib as f64, b.rss_peak_kib as f64),
+                ratio(a.kb_per_connection(), b.kb_per_connection()),
+                ratio(a.post_per_s, b.post_per_s)
+            );
+        }
+    }
+    if !notes.is_empty() {
+        println!();
+        for note in notes {
+            println!("- {note}");
+        }
     }
     if !tls_costs.is_empty() {
         println!();

@@ -77,6 +77,38 @@ for (const transport of ['websocket', 'polling']) {
   });
 }
 
+for (const transport of ['websocket', 'polling']) {
+  test(`socket.io-client over ${transport} receives a batch's events as ordinary events, in order`, async () => {
+    const bridge = await startBridge();
+    const socket = io(bridge.url, { transports: [transport], reconnection: false });
+    try {
+      await withTimeout(new Promise((resolve, reject) => {
+        socket.on('connect', resolve);
+        socket.on('connect_error', reject);
+      }), 'connect');
+      const seen = [];
+      const all = withTimeout(new Promise((resolve) => {
+        socket.on('add_stock', (data, meta) => { seen.push(['add_stock', data.product_id, meta.seq]); if (seen.length === 51) resolve(); });
+        socket.on('sale_mode', (data) => { seen.push(['sale_mode', data.mode]); if (seen.length === 51) resolve(); });
+      }), 'the batch');
+      const events = [];
+      for (let i = 1; i <= 50; i++) events.push({ event: 'add_stock', data: { ...DATA, product_id: i } });
+      events.splice(25, 0, { event: 'sale_mode', data: { mode: 'peak' } });
+      const answer = await post(bridge.url, { events });
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      assert.deepEqual(answer.body, { message: 'Batch queued', queued: 51, deliveries: 51, first_seq: 1, last_seq: 50 });
+      await all;
+      const want = [];
+      for (let i = 1; i <= 50; i++) want.push(['add_stock', i, i]);
+      want.splice(25, 0, ['sale_mode', 'peak']);
+      assert.deepEqual(seen, want);
+    } finally {
+      socket.close();
+      bridge.stop();
+    }
+  });
+}
+
 test('HTTP answers: 401 without a valid key, 400 with readable errors', async () => {
   const bridge = await startBridge();
   try {

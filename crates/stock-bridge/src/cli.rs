@@ -68,6 +68,12 @@ pub struct ServeArgs {
     /// Largest accepted broadcast body, in bytes.
     #[arg(long, env = "STOCK_BRIDGE_BODY_LIMIT", default_value_t = config::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
+    /// Events one batch (`{"events": [...]}`) may carry; at most --client-buffer.
+    #[arg(long, env = "STOCK_BRIDGE_BATCH_MAX", default_value_t = config::DEFAULT_BATCH_MAX)]
+    pub batch_max: usize,
+    /// Largest accepted batch body, in bytes (each event in it is also held to --body-limit).
+    #[arg(long, env = "STOCK_BRIDGE_BATCH_BODY_LIMIT", default_value_t = config::DEFAULT_BATCH_BODY_LIMIT)]
+    pub batch_body_limit: usize,
     /// Broadcasts per second accepted before answering 429.
     #[arg(long, env = "STOCK_BRIDGE_RATE_LIMIT", default_value_t = config::DEFAULT_RATE_LIMIT)]
     pub rate_limit: u32,
@@ -323,6 +329,8 @@ impl ServeArgs {
             allow_sources: self.allow_sources,
             cors_origins: self.cors_origins.into_iter().filter(|o| !o.trim().is_empty()).collect(),
             body_limit: self.body_limit,
+            batch_max: self.batch_max,
+            batch_body_limit: self.batch_body_limit,
             rate_limit: self.rate_limit,
             events,
             cache_products: self.cache_products,

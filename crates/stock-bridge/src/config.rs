@@ -12,14 +12,21 @@ use stock_protocol::EventPolicy;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3001";
 /// Largest accepted `POST /broadcast` body.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// Events one `POST /broadcast` batch may carry (`{"events": [...]}`).
+pub const DEFAULT_BATCH_MAX: usize = stock_protocol::broadcast::DEFAULT_BATCH_MAX;
+/// Largest accepted batch body: a full batch of ordinary `add_stock` events (about
+/// 170 KB) fits three times over.
+pub const DEFAULT_BATCH_BODY_LIMIT: usize = 512 * 1024;
 /// Broadcasts per second accepted before answering 429 (bursts of one second's worth pass).
 pub const DEFAULT_RATE_LIMIT: u32 = 2_000;
 /// Products whose latest `add_stock` is kept for catch-up.
 pub const DEFAULT_CACHE_PRODUCTS: usize = 10_000;
 /// How long a cached snapshot is offered for catch-up.
 pub const DEFAULT_CACHE_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-/// Packets queued for one slow client before it is disconnected.
-pub const DEFAULT_CLIENT_BUFFER: usize = 1_024;
+/// Packets queued for one slow client before it is disconnected. Room for a few full
+/// batches; the queue's memory is taken only as it fills, and its bytes are bounded by
+/// [`DEFAULT_CLIENT_BUFFER_BYTES`].
+pub const DEFAULT_CLIENT_BUFFER: usize = 4_096;
 /// Bytes queued for one slow client (WebSocket) before it is disconnected.
 pub const DEFAULT_CLIENT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// Largest catch-up answer; a longer one is paged (`more: true`).
@@ -77,6 +84,10 @@ pub struct BridgeConfig {
     /// Origins allowed by CORS; `["*"]` means any.
     pub cors_origins: Vec<String>,
     pub body_limit: usize,
+    /// Events one batch may carry (`STOCK_BRIDGE_BATCH_MAX`); at most `client_buffer`.
+    pub batch_max: usize,
+    /// Largest accepted batch body (`STOCK_BRIDGE_BATCH_BODY_LIMIT`).
+    pub batch_body_limit: usize,
     pub rate_limit: u32,
     pub events: EventPolicy,
     pub cache_products: usize,
@@ -148,6 +159,8 @@ impl Default for BridgeConfig {
             allow_sources: Vec::new(),
             cors_origins: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
+            batch_max: DEFAULT_BATCH_MAX,
+            batch_body_limit: DEFAULT_BATCH_BODY_LIMIT,
             rate_limit: DEFAULT_RATE_LIMIT,
             events: EventPolicy::default(),
             cache_products: DEFAULT_CACHE_PRODUCTS,
@@ -229,6 +242,18 @@ impl BridgeConfig {
             if v == 0 { Err(ConfigError::Invalid { what, why: "must be greater than 0".into() }) } else { Ok(()) }
         };
         positive("body limit", self.body_limit)?;
+        positive("STOCK_BRIDGE_BATCH_MAX", self.batch_max)?;
+        positive("STOCK_BRIDGE_BATCH_BODY_LIMIT", self.batch_body_limit)?;
+        if self.batch_max > self.client_buffer {
+            return Err(ConfigError::Invalid {
+                what: "STOCK_BRIDGE_BATCH_MAX",
+                why: format!(
+                    "{} events would not fit in a client's queue of {} packets (STOCK_BRIDGE_CLIENT_BUFFER): \
+                     every client would be dropped as too slow by one full batch",
+                    self.batch_max, self.client_buffer
+                ),
+            });
+        }
         positive("rate limit", self.rate_limit as usize)?;
         positive("cache size", self.cache_products)?;
         positive("client buffer", self.client_buffer)?;
@@ -237,6 +262,11 @@ impl BridgeConfig {
         positive("STOCK_BRIDGE_MAX_CONNECTIONS", self.max_connections)?;
         positive("STOCK_BRIDGE_HEADER_READ_TIMEOUT_SECS", self.header_read_timeout.as_millis() as usize)?;
         Ok(self)
+    }
+
+    /// How much one batch may hold.
+    pub fn batch_limits(&self) -> stock_protocol::BatchLimits {
+        stock_protocol::BatchLimits { max_events: self.batch_max, max_event_bytes: self.body_limit }
     }
 
     /// True when any origin may use the HTTP API and Socket.IO from a browser.
@@ -282,6 +312,14 @@ mod tests {
         };
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("STOCK_BRIDGE_ADMIN_AUTH") && err.contains("STOCK_BRIDGE_ADMIN_CLIENT_CA"), "{err}");
+    }
+
+    #[test]
+    fn a_batch_must_fit_in_a_clients_queue() {
+        let cfg = BridgeConfig { batch_max: 5000, ..Default::default() };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("STOCK_BRIDGE_BATCH_MAX") && err.contains("STOCK_BRIDGE_CLIENT_BUFFER"), "{err}");
+        assert!(BridgeConfig { batch_max: 0, ..Default::default() }.validate().is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub const CONNECTED_CLIENTS: &str = "stock_bridge_connected_clients";
 pub const BROADCASTS_ACCEPTED: &str = "stock_bridge_broadcasts_accepted_total";
 pub const BROADCASTS_REJECTED: &str = "stock_bridge_broadcasts_rejected_total";
 pub const DELIVERIES: &str = "stock_bridge_deliveries_total";
+/// Writes (syscalls) to client connections; fewer than deliveries when bursts coalesce.
+pub const SOCKET_WRITES: &str = "stock_bridge_socket_writes_total";
 pub const SLOW_CLIENTS_DISCONNECTED: &str = "stock_bridge_slow_clients_disconnected_total";
 pub const CONNECTIONS_REFUSED: &str = "stock_bridge_connections_refused_total";
 pub const BROADCAST_LATENCY: &str = "stock_bridge_broadcast_to_emit_seconds";

@@ -34,6 +34,8 @@ pub struct Tap(Arc<TapState>);
 #[derive(Default, Debug)]
 struct TapState {
     written: AtomicU64,
+    /// Writes the kernel took (each a syscall): what coalescing saves is seen here.
+    writes: AtomicU64,
     closing: AtomicBool,
     reader: AtomicWaker,
 }
@@ -43,8 +45,15 @@ impl Tap {
         self.0.written.load(Ordering::Relaxed)
     }
 
+    /// Writes the kernel took on this connection.
+    pub fn writes(&self) -> u64 {
+        self.0.writes.load(Ordering::Relaxed)
+    }
+
     fn add(&self, n: usize) {
         self.0.written.fetch_add(n as u64, Ordering::Relaxed);
+        self.0.writes.fetch_add(1, Ordering::Relaxed);
+        WRITES.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Ends the connection: its reader sees the end of the stream, so whoever serves it
@@ -57,6 +66,15 @@ impl Tap {
     fn is_closing(&self) -> bool {
         self.0.closing.load(Ordering::Acquire)
     }
+}
+
+/// Writes to client connections since the process started (`/metrics` reports it beside
+/// the deliveries: writes per delivery below 1 means bursts left coalesced).
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Writes to all connections the bridge accepted, so far.
+pub fn writes_total() -> u64 {
+    WRITES.load(Ordering::Relaxed)
 }
 
 /// A connection that counts what it writes into its [`Tap`].
@@ -171,6 +189,11 @@ impl Outflow {
     /// the first call counts: a socket has at most one WebSocket.
     pub fn attach(&self, tap: &Tap) {
         let _ = self.tap.set((tap.clone(), tap.written()));
+    }
+
+    /// Writes its WebSocket's connection took since it was attached (None when not metered).
+    pub fn writes(&self) -> Option<u64> {
+        self.tap.get().map(|(tap, _)| tap.writes())
     }
 
     pub fn is_metered(&self) -> bool {

@@ -83,19 +83,41 @@ pub struct Relayed {
 /// the posting side, never unbounded memory).
 pub const FANOUT_QUEUE: usize = 1024;
 
-/// One broadcast on its way to the fan-out worker.
+/// Events on their way to the fan-out worker: one broadcast, or a run of a batch's events
+/// that go to the same recipients (each socket then gets them all in one go, so they can
+/// leave in one write).
 struct Outgoing<A: Adapter> {
-    event: String,
-    data: Arc<RawValue>,
-    meta: Option<DeliveryMeta>,
+    events: Vec<Relayable>,
     route: Route<A>,
     accepted: Instant,
 }
 
+/// One event as it is sent: its name, its payload as posted, its delivery position (an
+/// `add_stock`'s, already serialized: it is the same for every socket) and the size of the
+/// WebSocket frame that carries it.
+struct Relayable {
+    event: String,
+    data: Arc<RawValue>,
+    meta: Option<Box<RawValue>>,
+    frame: u64,
+}
+
+impl Relayable {
+    fn new(event: String, data: Arc<RawValue>, meta: Option<&DeliveryMeta>) -> Self {
+        let meta = meta.map(|m| serde_json::value::to_raw_value(m).expect("DeliveryMeta serializes"));
+        let frame = event_frame_len(&event, &data, meta.as_deref());
+        Relayable { event, data, meta, frame }
+    }
+
+    fn args(&self) -> EventArgs<'_> {
+        EventArgs { data: &self.data, meta: self.meta.as_deref() }
+    }
+}
+
 /// Where the worker sends a broadcast.
 enum Route<A: Adapter> {
-    /// Alone: to these sockets, each a WebSocket frame of `frame` bytes.
-    Local { targets: Vec<SocketRef<A>>, frame: u64 },
+    /// Alone: to these sockets.
+    Local { targets: Vec<SocketRef<A>> },
     /// Cluster: through the Redis adapter to these rooms (all when empty); the outcome goes
     /// back to the waiting `relay`.
     Cluster { rooms: Vec<String>, done: oneshot::Sender<Result<(), RedisDown>> },
@@ -164,65 +186,103 @@ impl<A: Adapter> Bridge<A> {
 
     /// Sends `req` to its sockets. Alone, a socket whose queue is full is disconnected
     /// instead of being fed forever: it reconnects and catches up from the cache.
+    pub async fn relay(&self, req: BroadcastRequest) -> Result<Relayed, RedisDown> {
+        let mut relayed = self.relay_all(vec![req]).await?;
+        Ok(relayed.pop().expect("one event in, one out"))
+    }
+
+    /// Sends each of `reqs` (a batch) in order: each `add_stock` gets its own sequence
+    /// number, and no other broadcast is numbered in between. Runs of events for the same
+    /// recipients go to the worker together.
     ///
     /// The `order` lock covers numbering and queueing to the worker only (so the worker
     /// sees broadcasts in sequence order); every call into socketioxide happens in the
     /// worker, with no lock held.
-    pub async fn relay(&self, req: BroadcastRequest) -> Result<Relayed, RedisDown> {
+    pub async fn relay_all(&self, reqs: Vec<BroadcastRequest>) -> Result<Vec<Relayed>, RedisDown> {
         let started = Instant::now();
         if !self.is_ready() {
             return Err(RedisDown);
         }
-        let data: Arc<RawValue> = Arc::from(req.data);
-        let rooms: Vec<String> = req.to.iter().map(|r| r.as_str().to_owned()).collect();
-        let (relayed, done) = {
+        let mut relayed: Vec<Relayed> = Vec::with_capacity(reqs.len());
+        let mut waits = Vec::new();
+        let names: Vec<String> = reqs.iter().map(|r| r.event.clone()).collect();
+        {
             let _order = self.order.lock().await;
-            let meta = match (&req.snapshot, rooms.is_empty()) {
-                (Some(snapshot), true) => Some(self.record(snapshot.product_id, &data, started).await?),
-                _ => None,
-            };
-            let seq = meta.as_ref().map(|m| m.seq);
-            let (route, relayed, done) = if matches!(self.mode, Mode::Cluster(_)) {
-                let (tx, rx) = oneshot::channel();
-                (Route::Cluster { rooms, done: tx }, Relayed { recipients: None, seq }, Some(rx))
-            } else {
-                let mut targets: Vec<SocketRef<A>> =
-                    if rooms.is_empty() { self.io.sockets() } else { self.io.to(rooms).sockets() };
-                targets.retain(|s| !outflow(s).is_some_and(|o| o.is_doomed()));
-                let frame = event_frame_len(&req.event, &data, meta.as_ref());
-                let relayed = Relayed { recipients: Some(targets.len()), seq };
-                (Route::Local { targets, frame }, relayed, None)
-            };
-            let out = Outgoing { event: req.event.clone(), data, meta, route, accepted: started };
-            // The worker ends only with the bridge, which `self` keeps alive.
-            let _ = self.fanout.send(out).await;
-            (relayed, done)
-        };
-        if let Some(done) = done {
+            // The run being gathered: its recipients, its events, and where its answers start.
+            let mut run: Option<(Vec<String>, Vec<Relayable>, usize)> = None;
+            for req in reqs {
+                let rooms: Vec<String> = req.to.iter().map(|r| r.as_str().to_owned()).collect();
+                if run.as_ref().is_some_and(|(r, ..)| *r != rooms)
+                    && let Some((rooms, events, first)) = run.take()
+                {
+                    waits.extend(self.dispatch(rooms, events, &mut relayed[first..], started).await);
+                }
+                let data: Arc<RawValue> = Arc::from(req.data);
+                let meta = match (&req.snapshot, rooms.is_empty()) {
+                    (Some(snapshot), true) => Some(self.record(snapshot.product_id, &data, started).await?),
+                    _ => None,
+                };
+                relayed.push(Relayed { recipients: None, seq: meta.as_ref().map(|m| m.seq) });
+                let event = Relayable::new(req.event, data, meta.as_ref());
+                run.get_or_insert_with(|| (rooms, Vec::new(), relayed.len() - 1)).1.push(event);
+            }
+            if let Some((rooms, events, first)) = run {
+                waits.extend(self.dispatch(rooms, events, &mut relayed[first..], started).await);
+            }
+        }
+        for done in waits {
             done.await.unwrap_or(Err(RedisDown))?;
         }
-        metrics::counter!(m::BROADCASTS_ACCEPTED, "event" => req.event.clone()).increment(1);
+        for name in names {
+            metrics::counter!(m::BROADCASTS_ACCEPTED, "event" => name).increment(1);
+        }
         Ok(relayed)
     }
 
-    /// The worker's job for one broadcast.
+    /// Hands one run to the worker; alone, fills in each answer's recipients. In cluster
+    /// mode, returns what to wait for (the adapter's outcome).
+    async fn dispatch(
+        &self,
+        rooms: Vec<String>,
+        events: Vec<Relayable>,
+        answers: &mut [Relayed],
+        accepted: Instant,
+    ) -> Option<oneshot::Receiver<Result<(), RedisDown>>> {
+        let (route, done) = if matches!(self.mode, Mode::Cluster(_)) {
+            let (tx, rx) = oneshot::channel();
+            (Route::Cluster { rooms, done: tx }, Some(rx))
+        } else {
+            let mut targets: Vec<SocketRef<A>> =
+                if rooms.is_empty() { self.io.sockets() } else { self.io.to(rooms).sockets() };
+            targets.retain(|s| !outflow(s).is_some_and(|o| o.is_doomed()));
+            for answer in answers.iter_mut() {
+                answer.recipients = Some(targets.len());
+            }
+            (Route::Local { targets }, None)
+        };
+        // The worker ends only with the bridge, which `self` keeps alive.
+        let _ = self.fanout.send(Outgoing { events, route, accepted }).await;
+        done
+    }
+
+    /// The worker's job for one run.
     async fn send_out(&self, out: Outgoing<A>, doomed: &mut Vec<SocketRef<A>>) {
-        let Outgoing { event, data, meta, route, accepted } = out;
+        let Outgoing { events, route, accepted } = out;
         match route {
-            Route::Local { targets, frame } => self.deliver(&event, &data, meta.as_ref(), targets, frame, doomed),
+            Route::Local { targets } => self.deliver(&events, targets, doomed),
             Route::Cluster { rooms, done } => {
-                let operators = if rooms.is_empty() { self.io.broadcast() } else { self.io.to(rooms) };
-                let sent = operators.emit(event.as_str(), &EventArgs { data: &data, meta: meta.as_ref() }).await;
-                let outcome = match sent {
-                    Err(BroadcastError::Adapter(e)) => {
+                let mut outcome = Ok(());
+                for event in &events {
+                    let operators = if rooms.is_empty() { self.io.broadcast() } else { self.io.to(rooms.clone()) };
+                    if let Err(BroadcastError::Adapter(e)) = operators.emit(event.event.as_str(), &event.args()).await {
                         tracing::warn!("cluster fan-out failed: {e}");
                         if let Mode::Cluster(cluster) = &self.mode {
                             cluster.health.set(false);
                         }
-                        Err(RedisDown)
+                        outcome = Err(RedisDown);
+                        break;
                     }
-                    _ => Ok(()),
-                };
+                }
                 let _ = done.send(outcome);
             }
         }
@@ -243,37 +303,37 @@ impl<A: Adapter> Bridge<A> {
         }
     }
 
-    /// Alone: queue one broadcast to each of its sockets. A socket whose queue is full (in
-    /// packets, or in bytes beyond `client_buffer_bytes`) gets nothing more and is
-    /// disconnected; `doomed` keeps those whose queue had no room for the DISCONNECT
-    /// either, to try again at the next broadcast.
-    fn deliver(
-        &self,
-        event: &str,
-        data: &RawValue,
-        meta: Option<&DeliveryMeta>,
-        targets: Vec<SocketRef<A>>,
-        frame: u64,
-        doomed: &mut Vec<SocketRef<A>>,
-    ) {
+    /// Alone: queue a run of events to each of its sockets, socket by socket (all of a
+    /// socket's events are queued before the next socket's, so they wait together and
+    /// leave in one write). A socket whose queue is full (in packets, or in bytes beyond
+    /// `client_buffer_bytes`) gets nothing more and is disconnected; `doomed` keeps those
+    /// whose queue had no room for the DISCONNECT either, to try again at the next broadcast.
+    fn deliver(&self, events: &[Relayable], targets: Vec<SocketRef<A>>, doomed: &mut Vec<SocketRef<A>>) {
         retry_doomed(doomed);
         let budget = self.config.client_buffer_bytes as u64;
         let mut delivered = 0u64;
         let mut slow = Vec::new();
-        for socket in targets {
+        'sockets: for socket in targets {
             let account = outflow(&socket);
             if account.as_ref().is_some_and(|o| o.is_doomed()) {
                 continue;
             }
-            if account.as_ref().is_some_and(|o| !o.reserve(frame, budget)) {
-                slow.push(socket);
-                continue;
-            }
-            let sent = socket.emit(event, &EventArgs { data, meta });
-            match sent {
-                Ok(()) => delivered += 1,
-                Err(SendError::Socket(SocketError::InternalChannelFull)) => slow.push(socket),
-                Err(e) => tracing::debug!(sid = %socket.id, error = %e, "socket gone during relay"),
+            for event in events {
+                if account.as_ref().is_some_and(|o| !o.reserve(event.frame, budget)) {
+                    slow.push(socket);
+                    continue 'sockets;
+                }
+                match socket.emit(event.event.as_str(), &event.args()) {
+                    Ok(()) => delivered += 1,
+                    Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                        slow.push(socket);
+                        continue 'sockets;
+                    }
+                    Err(e) => {
+                        tracing::debug!(sid = %socket.id, error = %e, "socket gone during relay");
+                        continue 'sockets;
+                    }
+                }
             }
         }
         for socket in slow {
@@ -336,13 +396,11 @@ pub fn outflow<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Outflow>> {
     socket.extensions.get::<Arc<Outflow>>()
 }
 
-/// Size of the WebSocket frame carrying `42["event",data(,meta)]`, as socketioxide writes
-/// it: counted from the parts, so the payload is not serialized again to measure it.
 /// A relayed event's arguments: the payload as posted, then its delivery position when it
 /// has one (`add_stock`). Serialized as a tuple, which socketioxide spreads into arguments.
 struct EventArgs<'a> {
     data: &'a RawValue,
-    meta: Option<&'a DeliveryMeta>,
+    meta: Option<&'a RawValue>,
 }
 
 impl serde::Serialize for EventArgs<'_> {
@@ -357,9 +415,11 @@ impl serde::Serialize for EventArgs<'_> {
     }
 }
 
-fn event_frame_len(event: &str, data: &RawValue, meta: Option<&DeliveryMeta>) -> u64 {
+/// Size of the WebSocket frame carrying `42["event",data(,meta)]`, as socketioxide writes
+/// it: counted from the parts, so the payload is not serialized again to measure it.
+fn event_frame_len(event: &str, data: &RawValue, meta: Option<&RawValue>) -> u64 {
     let quoted_event = serde_json::to_string(event).map_or(0, |e| e.len());
-    let meta_len = meta.and_then(|m| serde_json::to_string(m).ok()).map_or(0, |m| 1 + m.len());
+    let meta_len = meta.map_or(0, |m| 1 + m.get().len());
     // "42" + "[" + "event" + "," + data (+ "," + meta) + "]"
     ws_frame_len(2 + 1 + quoted_event + 1 + data.get().len() + meta_len + 1)
 }

@@ -3,6 +3,10 @@
 //! connect), prints the answer and fails with the reason on anything but a 2xx. Over
 //! HTTPS it trusts the system's CAs plus `--cacert`, and presents `--cert`/`--key` to a
 //! back-office listener with mutual TLS.
+//!
+//! With `--file events.jsonl` it posts a file of events (one `{"event", "data", "to"}`
+//! object per line) as batches of `--batch-size`, in order, and stops at the first batch
+//! the bridge refuses, naming the file's lines it objected to.
 
 use clap::Args;
 use serde_json::{Map, Value, json};
@@ -42,6 +46,12 @@ pub struct SendArgs {
     /// RFC 3339 timestamp [default: now].
     #[arg(long)]
     pub sync_at: Option<String>,
+    /// Post the events of this JSON Lines file (one {"event","data"[,"to"]} object per line) in batches.
+    #[arg(long, conflicts_with_all = ["data", "product_id", "to"])]
+    pub file: Option<PathBuf>,
+    /// Events per batch with --file (at most the bridge's STOCK_BRIDGE_BATCH_MAX).
+    #[arg(long, default_value_t = crate::config::DEFAULT_BATCH_MAX as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
     /// PEM CA bundle to trust besides the system's (a bridge with a private CA's certificate).
     #[arg(long)]
     pub cacert: Option<PathBuf>,
@@ -70,6 +80,16 @@ pub enum SendError {
     Unreachable { url: String, why: String },
     #[error("the bridge answered {status}: {body}")]
     Refused { status: u16, body: String },
+    #[error("{}:{line}: {why}", path.display())]
+    BadLine { path: PathBuf, line: usize, why: String },
+    #[error("{}: no events in the file (one JSON object per line)", .0.display())]
+    EmptyFile(PathBuf),
+    #[error(
+        "batch {batch} (lines {first_line}-{last_line}) was refused with {status}; {sent} events were sent before it, \
+         nothing of it or after it: {}",
+        .why.join("; ")
+    )]
+    BatchRefused { batch: usize, first_line: usize, last_line: usize, sent: usize, status: u16, why: Vec<String> },
 }
 
 impl SendArgs {
@@ -204,24 +224,105 @@ fn tls_problem(_: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     None
 }
 
-/// Runs `send`: Ok when the bridge answered 2xx.
+/// Runs `send`: Ok when the bridge answered 2xx (to every batch, with `--file`).
 pub async fn run(args: SendArgs) -> Result<(), SendError> {
+    if let Some(path) = args.file.clone() {
+        return run_file(&args, &path).await;
+    }
     let body = args.body()?;
     let client = http_client(&args)?;
-    let mut request = client.post(&args.url).json(&body);
+    let (status, text) = post(&client, &args, &body).await?;
+    if (200..300).contains(&status) {
+        println!("{status} {}", text.trim());
+        Ok(())
+    } else {
+        Err(SendError::Refused { status, body: text.trim().to_owned() })
+    }
+}
+
+async fn post(client: &reqwest::Client, args: &SendArgs, body: &Value) -> Result<(u16, String), SendError> {
+    let mut request = client.post(&args.url).json(body);
     if let Some(key) = args.api_key.as_deref().filter(|k| !k.is_empty()) {
         request = request.bearer_auth(key);
     }
     let response =
         request.send().await.map_err(|e| SendError::Unreachable { url: args.url.clone(), why: unreachable_why(e) })?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if status.is_success() {
-        println!("{} {}", status.as_u16(), text.trim());
-        Ok(())
-    } else {
-        Err(SendError::Refused { status: status.as_u16(), body: text.trim().to_owned() })
+    let status = response.status().as_u16();
+    Ok((status, response.text().await.unwrap_or_default()))
+}
+
+/// The events of a JSON Lines file with their line numbers (blank lines skipped); the
+/// whole file is read and checked before anything is posted.
+pub fn read_events(path: &PathBuf) -> Result<Vec<(usize, Value)>, SendError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SendError::Unreadable {
+        flag: "--file",
+        path: path.clone(),
+        source,
+    })?;
+    let mut events = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line_no = n + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: String| SendError::BadLine { path: path.clone(), line: line_no, why };
+        match serde_json::from_str::<Value>(line) {
+            Ok(v @ Value::Object(_)) => events.push((line_no, v)),
+            Ok(_) => return Err(bad("not a JSON object (one {\"event\", \"data\"} object per line)".into())),
+            Err(e) => return Err(bad(format!("not valid JSON: {e}"))),
+        }
     }
+    if events.is_empty() {
+        return Err(SendError::EmptyFile(path.clone()));
+    }
+    Ok(events)
+}
+
+/// `send --file`: posts the file's events in batches, in order, printing each answer.
+async fn run_file(args: &SendArgs, path: &PathBuf) -> Result<(), SendError> {
+    let events = read_events(path)?;
+    let client = http_client(args)?;
+    let batches: Vec<&[(usize, Value)]> = events.chunks(args.batch_size as usize).collect();
+    let mut sent = 0;
+    for (i, batch) in batches.iter().enumerate() {
+        let (first_line, last_line) = (batch[0].0, batch[batch.len() - 1].0);
+        let body = json!({"events": batch.iter().map(|(_, v)| v).collect::<Vec<_>>()});
+        let (status, text) = post(&client, args, &body).await?;
+        if !(200..300).contains(&status) {
+            return Err(SendError::BatchRefused {
+                batch: i + 1,
+                first_line,
+                last_line,
+                sent,
+                status,
+                why: refusal_lines(status, &text, batch),
+            });
+        }
+        sent += batch.len();
+        println!("batch {}/{} (lines {first_line}-{last_line}): {status} {}", i + 1, batches.len(), text.trim());
+    }
+    println!("sent {sent} events from {} in {} batches", path.display(), batches.len());
+    Ok(())
+}
+
+/// The bridge's objections to a batch, each bad event named by its line in the file.
+fn refusal_lines(status: u16, text: &str, batch: &[(usize, Value)]) -> Vec<String> {
+    let answer: Value = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.trim().to_owned()));
+    if let Some(items) = answer.get("items").and_then(Value::as_array) {
+        return items
+            .iter()
+            .flat_map(|item| {
+                let line = item["index"].as_u64().and_then(|i| batch.get(i as usize)).map_or(0, |(line, _)| *line);
+                let errors: Vec<String> = item["errors"]
+                    .as_array()
+                    .map(|e| e.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default();
+                errors.into_iter().map(move |e| format!("line {line}: {e}"))
+            })
+            .collect();
+    }
+    let message = answer.get("message").and_then(Value::as_str).map_or_else(|| answer.to_string(), str::to_owned);
+    if status == 413 { vec![format!("{message} (try a smaller --batch-size)")] } else { vec![message] }
 }
 
 #[cfg(test)]
@@ -261,6 +362,27 @@ mod tests {
         let sync_at = body["data"]["sync_at"].as_str().unwrap();
         assert!(chrono::DateTime::parse_from_rfc3339(sync_at).is_ok(), "{sync_at}");
         assert!(body.get("to").is_none());
+    }
+
+    #[test]
+    fn a_file_is_checked_whole_and_its_lines_are_named() {
+        let dir = std::env::temp_dir().join(format!("send-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        std::fs::write(&path, "{\"event\":\"sale_mode\",\"data\":{}}\n\n[1]\n").unwrap();
+        let err = read_events(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with("events.jsonl:3: not a JSON object (one {\"event\", \"data\"} object per line)"),
+            "{err}"
+        );
+        std::fs::write(&path, "{\"event\":\"sale_mode\",\"data\":{}}\n\n{\"event\":\"add_stock\"}\n").unwrap();
+        let events = read_events(&path).unwrap();
+        assert_eq!(events.iter().map(|(line, _)| *line).collect::<Vec<_>>(), [1, 3]);
+        let answer = r#"{"message":"Invalid batch","items":[{"index":1,"errors":["data is missing"]}]}"#;
+        assert_eq!(refusal_lines(400, answer, &events), ["line 3: data is missing"]);
+        std::fs::write(&path, "\n").unwrap();
+        assert!(matches!(read_events(&path).unwrap_err(), SendError::EmptyFile(_)));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

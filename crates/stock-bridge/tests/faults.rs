@@ -40,6 +40,7 @@ async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
     let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig {
         client_buffer: 16,
+        batch_max: 16,
         // Only the packet bound here, as in the red-team run; the byte bound has its own test.
         client_buffer_bytes: usize::MAX / 2,
         body_limit: 256 * 1024,
@@ -359,6 +360,7 @@ async fn healthz_keeps_answering_while_every_fault_runs_at_once() {
     let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig {
         client_buffer: 64,
+        batch_max: 64,
         client_buffer_bytes: 512 * 1024,
         body_limit: 64 * 1024,
         header_read_timeout: Duration::from_secs(1),

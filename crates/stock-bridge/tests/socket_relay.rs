@@ -127,6 +127,7 @@ async fn forged_expired_and_missing_tokens_are_refused_with_connect_error() {
 async fn a_client_that_stops_reading_is_disconnected_while_others_keep_up() {
     let config = BridgeConfig {
         client_buffer: 16,
+        batch_max: 16,
         body_limit: 256 * 1024,
         rate_limit: 100_000,
         // The heartbeat must not close the stalled client before its queue fills.

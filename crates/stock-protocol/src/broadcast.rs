@@ -1,7 +1,9 @@
 //! The body of `POST /broadcast`: parsing and validation.
 //!
-//! The `data` object is kept as the exact JSON text that was posted ([`RawValue`]), so
-//! clients receive it byte for byte; it is parsed separately only to be checked.
+//! A body holds one event (`{"event", "data", "to"}`) or a batch of them
+//! (`{"events": [...]}`, see [`BroadcastBody`]). The `data` object is kept as the exact
+//! JSON text that was posted ([`RawValue`]), so clients receive it byte for byte; it is
+//! parsed separately only to be checked.
 
 use crate::events::{self, ADD_STOCK};
 use crate::snapshot::{StockSnapshot, kind, truncate};
@@ -14,6 +16,8 @@ use std::collections::BTreeSet;
 pub const MAX_EVENT_NAME_LEN: usize = 128;
 /// The most recipients one broadcast may name.
 pub const MAX_RECIPIENTS: usize = 100;
+/// The most events one batch may carry unless the bridge is configured otherwise.
+pub const DEFAULT_BATCH_MAX: usize = 1_000;
 
 /// A broadcast that passed every check.
 #[derive(Debug, Clone)]
@@ -117,6 +121,108 @@ impl InvalidPayload {
     }
 }
 
+/// What a `POST /broadcast` body holds.
+#[derive(Debug, Clone)]
+pub enum BroadcastBody {
+    /// `{"event", "data", "to"}`: the body Laravel's `testWebSocket` posts.
+    One(BroadcastRequest),
+    /// `{"events": [{"event", "data", "to"}, ...]}`: relayed in this order.
+    Batch(Vec<BroadcastRequest>),
+}
+
+/// A body that is refused as a whole: nothing of it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The body itself (or its one event) is wrong.
+    #[error(transparent)]
+    Invalid(#[from] InvalidPayload),
+    /// Some events of a batch are wrong; each is named by its index.
+    #[error("Invalid batch: {} of {total} events are invalid", .items.len())]
+    InvalidItems { total: usize, items: Vec<ItemError> },
+    /// The batch holds more events than the bridge takes at once.
+    #[error("a batch holds at most {max} events, got {got}")]
+    TooMany { max: usize, got: usize },
+}
+
+/// How much one batch may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_events: usize,
+    /// The largest event in a batch (as the JSON text of `{"event", "data", "to"}`).
+    pub max_event_bytes: usize,
+}
+
+/// Why the event at `index` of a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ItemError {
+    pub index: usize,
+    pub errors: Vec<String>,
+}
+
+impl BroadcastBody {
+    /// Parses and checks a whole body; a batch is checked to its last event before any of
+    /// it may be sent, holds 1 to `limits.max_events` events, and none of them is larger
+    /// than `limits.max_event_bytes` (what a one-event body may weigh).
+    pub fn parse(body: &[u8], policy: &EventPolicy, limits: BatchLimits) -> Result<Self, BodyError> {
+        let envelope = Envelope::parse(body, "body")?;
+        let Some(events) = envelope.events else {
+            return Ok(BroadcastBody::One(BroadcastRequest::from_envelope(envelope, policy)?));
+        };
+        if envelope.event.is_some() || envelope.data.is_some() || envelope.to.is_some() {
+            return Err(
+                InvalidPayload::one("a body holds one event (event, data, to) or a batch (events), not both").into()
+            );
+        }
+        let items: Vec<&RawValue> = match serde_json::from_str(events.get()) {
+            Ok(items) => items,
+            Err(_) => {
+                let got = serde_json::from_str::<Value>(events.get()).map_or("invalid JSON", |v| kind(&v));
+                return Err(InvalidPayload::one(format!("events must be a list of events, got {got}")).into());
+            }
+        };
+        if items.is_empty() {
+            return Err(InvalidPayload::one("events: the batch is empty").into());
+        }
+        if items.len() > limits.max_events {
+            return Err(BodyError::TooMany { max: limits.max_events, got: items.len() });
+        }
+        let total = items.len();
+        let mut requests = Vec::with_capacity(total);
+        let mut bad = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let size = item.get().len();
+            let parsed = Envelope::parse(item.get().as_bytes(), "the event").and_then(|e| {
+                if size > limits.max_event_bytes {
+                    return Err(InvalidPayload::one(format!(
+                        "the event is {size} bytes; one event may be at most {} bytes (the limit of a one-event body)",
+                        limits.max_event_bytes
+                    )));
+                }
+                if e.events.is_some() {
+                    return Err(InvalidPayload::one("a batch's event cannot hold a batch (events)"));
+                }
+                BroadcastRequest::from_envelope(e, policy)
+            });
+            match parsed {
+                Ok(request) => requests.push(request),
+                Err(e) => bad.push(ItemError { index, errors: e.errors }),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(BodyError::InvalidItems { total, items: bad });
+        }
+        Ok(BroadcastBody::Batch(requests))
+    }
+
+    /// The events in the order they are relayed.
+    pub fn into_requests(self) -> Vec<BroadcastRequest> {
+        match self {
+            BroadcastBody::One(one) => vec![one],
+            BroadcastBody::Batch(all) => all,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(default)]
@@ -125,6 +231,21 @@ struct Envelope<'a> {
     data: Option<&'a RawValue>,
     #[serde(default)]
     to: Option<Value>,
+    #[serde(default, borrow)]
+    events: Option<&'a RawValue>,
+}
+
+impl<'a> Envelope<'a> {
+    /// A JSON object's fields, or one line saying why the text is not one.
+    /// `what` names the text in messages ("body", or "the event" inside a batch).
+    fn parse(body: &'a [u8], what: &str) -> Result<Self, InvalidPayload> {
+        let text = std::str::from_utf8(body)
+            .map_err(|e| InvalidPayload::one(format!("{what} is not valid UTF-8 (byte {})", e.valid_up_to())))?;
+        if !text.trim_start().starts_with('{') {
+            return Err(InvalidPayload::one(format!("{what} is not a valid JSON object: it must start with '{{'")));
+        }
+        serde_json::from_str(text).map_err(|e| InvalidPayload::one(format!("{what} is not a valid JSON object: {e}")))
+    }
 }
 
 /// Keeps an explicit `null` as present, so it is reported as "not an object".
@@ -133,16 +254,17 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 }
 
 impl BroadcastRequest {
-    /// Parses and checks a `POST /broadcast` body.
+    /// Parses and checks a one-event `POST /broadcast` body (a batch is refused: see
+    /// [`BroadcastBody::parse`]).
     pub fn parse(body: &[u8], policy: &EventPolicy) -> Result<Self, InvalidPayload> {
-        let text = std::str::from_utf8(body)
-            .map_err(|e| InvalidPayload::one(format!("body is not valid UTF-8 (byte {})", e.valid_up_to())))?;
-        if !text.trim_start().starts_with('{') {
-            return Err(InvalidPayload::one("body is not a valid JSON object: it must start with '{'"));
+        let envelope = Envelope::parse(body, "body")?;
+        if envelope.events.is_some() {
+            return Err(InvalidPayload::one("a batch (events) is not accepted here"));
         }
-        let envelope: Envelope<'_> = serde_json::from_str(text)
-            .map_err(|e| InvalidPayload::one(format!("body is not a valid JSON object: {e}")))?;
+        Self::from_envelope(envelope, policy)
+    }
 
+    fn from_envelope(envelope: Envelope<'_>, policy: &EventPolicy) -> Result<Self, InvalidPayload> {
         let mut errors = Vec::new();
         let event = match envelope.event {
             None | Some(Value::Null) => {
@@ -330,6 +452,59 @@ mod tests {
         ] {
             assert_eq!(parse(&format!(r#"{{{base},"to":{to}}}"#)).unwrap_err().errors, vec![want.to_owned()]);
         }
+    }
+
+    fn parse_body(body: &str, max: usize) -> Result<BroadcastBody, BodyError> {
+        BroadcastBody::parse(
+            body.as_bytes(),
+            &EventPolicy::default(),
+            BatchLimits { max_events: max, max_event_bytes: 1000 },
+        )
+    }
+
+    #[test]
+    fn a_batch_keeps_its_order_and_each_event_byte_for_byte() {
+        let sale = r#"{"event":"sale_mode","data":{"mode":"peak"},"to":"user:7"}"#;
+        let body = format!(r#"{{"events":[{GOOD}, {sale},{GOOD}]}}"#);
+        let BroadcastBody::Batch(all) = parse_body(&body, 3).unwrap() else { panic!("a batch") };
+        assert_eq!(all.iter().map(|r| r.event.as_str()).collect::<Vec<_>>(), ["add_stock", "sale_mode", "add_stock"]);
+        assert_eq!(all[1].to, vec![Recipient::user(7)]);
+        assert!(all[2].data.get().ends_with(r#""note":"x"}"#));
+        assert!(matches!(parse_body(GOOD, 3).unwrap(), BroadcastBody::One(_)), "the old body is unchanged");
+    }
+
+    #[test]
+    fn a_batch_names_each_bad_event_by_index() {
+        let body = format!(
+            r#"{{"events":[{GOOD},{{"event":"add_stock","data":{{"product_id":1}}}},7,{GOOD},{{"events":[]}}]}}"#
+        );
+        let BodyError::InvalidItems { total, items } = parse_body(&body, 10).unwrap_err() else { panic!() };
+        assert_eq!(total, 5);
+        assert_eq!(items.iter().map(|i| i.index).collect::<Vec<_>>(), [1, 2, 4]);
+        assert!(items[0].errors.iter().any(|e| e.contains("in_stock")), "{:?}", items[0]);
+        assert_eq!(items[1].errors, ["the event is not a valid JSON object: it must start with '{'"]);
+        assert_eq!(items[2].errors[0], "a batch's event cannot hold a batch (events)");
+    }
+
+    #[test]
+    fn a_batch_is_bounded_and_not_mixed() {
+        let body = format!(r#"{{"events":[{GOOD},{GOOD},{GOOD}]}}"#);
+        assert_eq!(parse_body(&body, 2).unwrap_err(), BodyError::TooMany { max: 2, got: 3 });
+        let one = |e: BodyError| match e {
+            BodyError::Invalid(p) => p.errors[0].clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(one(parse_body(r#"{"events":[]}"#, 2).unwrap_err()), "events: the batch is empty");
+        assert_eq!(
+            one(parse_body(r#"{"events":{}}"#, 2).unwrap_err()),
+            "events must be a list of events, got an object"
+        );
+        let mixed = format!(r#"{{"event":"sale_mode","events":[{GOOD}]}}"#);
+        assert!(one(parse_body(&mixed, 2).unwrap_err()).contains("not both"));
+        assert!(parse(&format!(r#"{{"events":[{GOOD}]}}"#)).is_err(), "one-event parsing refuses a batch");
+        let big = format!(r#"{{"events":[{{"event":"sale_mode","data":{{"note":"{}"}}}}]}}"#, "x".repeat(1000));
+        let BodyError::InvalidItems { items, .. } = parse_body(&big, 2).unwrap_err() else { panic!() };
+        assert!(items[0].errors[0].contains("at most 1000 bytes"), "{items:?}");
     }
 
     #[test]

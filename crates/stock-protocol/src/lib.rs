@@ -22,7 +22,9 @@ pub mod snapshot;
 pub mod state;
 pub mod text;
 
-pub use broadcast::{BroadcastRequest, EventPolicy, InvalidPayload, Recipient};
+pub use broadcast::{
+    BatchLimits, BodyError, BroadcastBody, BroadcastRequest, EventPolicy, InvalidPayload, ItemError, Recipient,
+};
 pub use delivery::{CatchUp, CatchUpRequest, DeliveryMeta};
 pub use refusal::{ConnectErrorBody, RefusalCode, Refused};
 pub use snapshot::StockSnapshot;

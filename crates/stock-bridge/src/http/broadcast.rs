@@ -1,6 +1,8 @@
-//! `POST /broadcast`: the back office's way in.
+//! `POST /broadcast`: the back office's way in, one event or a batch (`{"events": [...]}`).
 //!
 //! Checks run cheapest first: source address, API key, rate, content type, size, body.
+//! A batch counts as one request for the rate limit, is checked whole before anything is
+//! sent, and is relayed in order.
 
 use super::error::ApiError;
 use crate::config::{AdminConfig, BridgeConfig};
@@ -17,15 +19,11 @@ use serde_json::json;
 use socketioxide::adapter::Adapter;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use stock_protocol::BroadcastRequest;
+use stock_protocol::{BodyError, BroadcastBody};
 
 pub async fn broadcast<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>, request: Request) -> impl IntoResponse {
-    let relayed = match accept(&bridge, request).await {
-        Ok(req) => bridge.relay(req).await.map_err(|down| ApiError::Unavailable(down.to_string())),
-        Err(e) => Err(e),
-    };
-    match relayed {
-        Ok(relayed) => {
+    let answer = match accept(&bridge, request).await {
+        Ok(BroadcastBody::One(req)) => bridge.relay(req).await.map(|relayed| {
             let mut body = json!({"message": "Broadcast queued"});
             if let Some(recipients) = relayed.recipients {
                 body["recipients"] = recipients.into();
@@ -33,20 +31,41 @@ pub async fn broadcast<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>, request
             if let Some(seq) = relayed.seq {
                 body["seq"] = seq.into();
             }
-            Json(body).into_response()
-        }
+            body
+        }),
+        Ok(BroadcastBody::Batch(reqs)) => bridge.relay_all(reqs).await.map(|relayed| {
+            let mut body = json!({"message": "Batch queued", "queued": relayed.len()});
+            if relayed.iter().all(|r| r.recipients.is_some()) {
+                body["deliveries"] = relayed.iter().filter_map(|r| r.recipients).sum::<usize>().into();
+            }
+            let first = relayed.iter().find_map(|r| r.seq);
+            let last = relayed.iter().rev().find_map(|r| r.seq);
+            if let (Some(first), Some(last)) = (first, last) {
+                body["first_seq"] = first.into();
+                body["last_seq"] = last.into();
+            }
+            body
+        }),
         Err(e) => {
-            metrics::counter!(m::BROADCASTS_REJECTED, "reason" => e.reason()).increment(1);
-            tracing::info!(status = e.status().as_u16(), reason = e.reason(), "broadcast refused: {e}");
-            e.into_response()
+            return refused(e);
         }
+    };
+    match answer.map_err(|down| ApiError::Unavailable(down.to_string())) {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => refused(e),
     }
+}
+
+fn refused(e: ApiError) -> axum::response::Response {
+    metrics::counter!(m::BROADCASTS_REJECTED, "reason" => e.reason()).increment(1);
+    tracing::info!(status = e.status().as_u16(), reason = e.reason(), "broadcast refused: {e}");
+    e.into_response()
 }
 
 /// Source addresses remembered by the broadcast limiter before idle ones are dropped.
 const BROADCAST_KEYS_MAX: usize = 10_000;
 
-async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<BroadcastRequest, ApiError> {
+async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<BroadcastBody, ApiError> {
     let config = &bridge.config;
     let peer = request
         .extensions()
@@ -73,7 +92,8 @@ async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<Broa
     if !is_json(request.headers()) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let limit = config.body_limit;
+    // A batch may be larger than one event; which it is, only the body says.
+    let limit = config.body_limit.max(config.batch_body_limit);
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(ApiError::TooLarge(limit));
@@ -85,7 +105,18 @@ async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<Broa
     let bytes = read.map_err(|e| {
         if is_over_limit(&e) { ApiError::TooLarge(limit) } else { ApiError::UnreadableBody(e.to_string()) }
     })?;
-    Ok(BroadcastRequest::parse(&bytes, &config.events)?)
+    let body = BroadcastBody::parse(&bytes, &config.events, config.batch_limits()).map_err(|e| match e {
+        BodyError::Invalid(e) => ApiError::Invalid(e),
+        BodyError::InvalidItems { total, items } => ApiError::InvalidBatch { total, items },
+        BodyError::TooMany { max, got } => ApiError::BatchTooLarge { max, got },
+    })?;
+    match &body {
+        BroadcastBody::One(_) if bytes.len() > config.body_limit => Err(ApiError::TooLarge(config.body_limit)),
+        BroadcastBody::Batch(_) if bytes.len() > config.batch_body_limit => {
+            Err(ApiError::TooLarge(config.batch_body_limit))
+        }
+        _ => Ok(body),
+    }
 }
 
 /// True when the request came with a verified client certificate over the back-office

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use stock_protocol::InvalidPayload;
+use stock_protocol::{InvalidPayload, ItemError};
 
 /// A refused request. None of these is ever a 500: they all describe the client's input.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,13 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("Invalid payload")]
     Invalid(#[from] InvalidPayload),
+    /// Some events of a batch are invalid: nothing of it was sent.
+    #[error("Invalid batch: {} of {total} events are invalid; nothing was sent", .items.len())]
+    InvalidBatch { total: usize, items: Vec<ItemError> },
+    #[error(
+        "Payload too large: a batch holds at most {max} events (STOCK_BRIDGE_BATCH_MAX), got {got}; nothing was sent"
+    )]
+    BatchTooLarge { max: usize, got: usize },
     #[error("Invalid payload: the request body could not be read ({0})")]
     UnreadableBody(String),
     #[error("Request timeout: the body did not arrive within {0} s")]
@@ -36,8 +43,10 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Invalid(_) | ApiError::UnreadableBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) | ApiError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Invalid(_) | ApiError::InvalidBatch { .. } | ApiError::UnreadableBody(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -50,8 +59,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::TooLarge(_) => "too_large",
-            ApiError::Invalid(_) | ApiError::UnreadableBody(_) => "invalid",
+            ApiError::TooLarge(_) | ApiError::BatchTooLarge { .. } => "too_large",
+            ApiError::Invalid(_) | ApiError::InvalidBatch { .. } | ApiError::UnreadableBody(_) => "invalid",
             ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::Unavailable(_) => "unavailable",
         }
@@ -62,6 +71,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = match &self {
             ApiError::Invalid(e) => json!({"message": "Invalid payload", "errors": e.errors}),
+            ApiError::InvalidBatch { items, .. } => {
+                let errors: Vec<String> = items
+                    .iter()
+                    .flat_map(|item| item.errors.iter().map(move |e| format!("events[{}]: {e}", item.index)))
+                    .collect();
+                json!({"message": self.to_string(), "errors": errors, "items": items})
+            }
             ApiError::UnreadableBody(why) => {
                 json!({"message": "Invalid payload", "errors": [format!("the request body could not be read: {why}")]})
             }

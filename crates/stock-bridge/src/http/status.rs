@@ -42,6 +42,7 @@ pub async fn readyz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl In
 
 pub async fn metrics<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
     metrics::gauge!(m::CONNECTED_CLIENTS).set(bridge.connected_clients() as f64);
+    metrics::counter!(m::SOCKET_WRITES).absolute(crate::outflow::writes_total());
     if let Some(cert) = &bridge.config.tls {
         metrics::gauge!(m::TLS_CERT_NOT_AFTER, "listener" => "public").set(cert.current().not_after.timestamp() as f64);
     }
