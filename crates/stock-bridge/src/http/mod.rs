@@ -68,6 +68,9 @@ pub fn redact(url: &str) -> String {
 /// Largest message a client may send (its events are a ping and a catch-up request).
 pub const CLIENT_MESSAGE_MAX: usize = 16 * 1024;
 
+/// Initial WebSocket read buffer per connection.
+pub const WS_READ_BUFFER: usize = 1024;
+
 fn builder(config: &BridgeConfig) -> SocketIoBuilder {
     crate::metrics::install();
     SocketIo::builder()
@@ -82,6 +85,10 @@ fn builder(config: &BridgeConfig) -> SocketIoBuilder {
         // are buffered (the defaults accept 64 MB, even before the handshake is authenticated).
         .ws_max_message_size(CLIENT_MESSAGE_MAX)
         .ws_max_frame_size(CLIENT_MESSAGE_MAX)
+        // Each connection's WebSocket read buffer starts this small (engineioxide's default
+        // is 4 KiB) and grows only for a larger message: clients send pings and small
+        // requests, and 3 KB per idle connection add up at 10,000 tills.
+        .ws_read_buffer_size(WS_READ_BUFFER)
 }
 
 /// The routes, then the Socket.IO and CORS layers around everything (added last, so they
