@@ -44,8 +44,8 @@ struct Args {
     /// The floor program [default: fanout-floor beside this program].
     #[arg(long)]
     floor: Option<PathBuf>,
-    /// Configurations: clients x events @ rate (0 = as fast as possible), comma-separated.
-    #[arg(long, default_value = "1x2000@0,1000x200@50,10000x50@10")]
+    /// Configurations: clients x events @ rate (0 = as fast as possible; `batch` = posted as batches), comma-separated.
+    #[arg(long, default_value = "1x2000@0,1000x200@50,1000x1000@batch,10000x50@10")]
     cases: String,
     /// Also run the first cluster-sized case on two bridge nodes sharing a redis-server.
     #[arg(long)]
@@ -368,6 +368,8 @@ struct Outcome {
     rss_peak_kib: u64,
     /// Before any client connected.
     rss_base_kib: u64,
+    /// A second after every delivery arrived (what a burst leaves behind).
+    rss_after_kib: u64,
     cpu_us_per_delivery: f64,
     /// The server's CPU time while the clients connected (handshakes included).
     connect_cpu_ms: f64,
@@ -509,6 +511,8 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
     }
     let cpu = server.cpu().saturating_sub(cpu_before);
     rss_peak = rss_peak.max(server.rss_kib());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = server.rss_kib();
     let _ = stop_tx.send(true);
     let mut latencies = Vec::with_capacity(expected as usize);
     let mut unique = 0u64;
@@ -540,6 +544,7 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
         rss_idle_kib: rss_idle,
         rss_peak_kib: rss_peak,
         rss_base_kib: rss_base,
+        rss_after_kib: rss_after,
         cpu_us_per_delivery: cpu.as_secs_f64() * 1e6 / (unique.max(1) as f64),
         connect_cpu_ms: connect_cpu.as_secs_f64() * 1e3,
     })
@@ -547,7 +552,7 @@ async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
 
 fn row(name: &str, o: &Outcome) -> String {
     format!(
-        "| {name} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} | {:.3} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+        "| {name} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} | {:.3} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
         o.connected,
         o.p50_ms,
         o.p99_ms,
@@ -558,6 +563,7 @@ fn row(name: &str, o: &Outcome) -> String {
         o.post_p50_ms,
         o.rss_idle_kib as f64 / 1024.0,
         o.rss_peak_kib as f64 / 1024.0,
+        o.rss_after_kib as f64 / 1024.0,
         o.kb_per_connection(),
         o.cpu_us_per_delivery,
         o.deliveries_per_cpu_second() / 1e6,
@@ -608,15 +614,15 @@ async fn run(args: Args) -> Result<bool, String> {
     };
     let mut clean = true;
     println!(
-        "| server | clients connected | p50 ms | p99 ms | max ms | lost | dup | POST/s | POST p50 ms | RSS idle MiB | RSS peak MiB | idle KB/conn | CPU µs/delivery | M deliveries/CPU-s |"
+        "| server | clients connected | p50 ms | p99 ms | max ms | lost | dup | POST/s | POST p50 ms | RSS idle MiB | RSS peak MiB | RSS after MiB | idle KB/conn | CPU µs/delivery | M deliveries/CPU-s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios: Vec<CaseResults> = Vec::new();
     let mut tls_costs = Vec::new();
     let mut notes = Vec::new();
     let tls = args.wss.then(Tls::new);
     for case in &cases {
-        println!("| **{case}** | | | | | | | | | | | | | |");
+        println!("| **{case}** | | | | | | | | | | | | | | |");
         let server = ours(&args.bridge, args.server_cpu, None, 1, None).await?;
         let name = server.name.clone();
         let a = run_case(&server, *case).await;
@@ -655,7 +661,7 @@ async fn run(args: Args) -> Result<bool, String> {
             let server = match server {
                 Ok(server) => server,
                 Err(e) => {
-                    println!("| {peer} | failed to start: {e} | | | | | | | | | | | | |");
+                    println!("| {peer} | failed to start: {e} | | | | | | | | | | | | | |");
                     continue;
                 }
             };
@@ -671,7 +677,7 @@ async fn run(args: Args) -> Result<bool, String> {
                     println!("{}", row(peer, &b));
                     peers.push((peer.to_owned(), b));
                 }
-                Err(e) => println!("| {peer} | failed: {e} | | | | | | | | | | | | |"),
+                Err(e) => println!("| {peer} | failed: {e} | | | | | | | | | | | | | |"),
             }
         }
         ratios.push((*case, a, peers));
@@ -688,7 +694,9 @@ async fn run(args: Args) -> Result<bool, String> {
         let url = format!("redis://127.0.0.1:{port}");
         let server = ours(&args.bridge, args.server_cpu, Some(&url), 2, None).await?;
         let name = server.name.clone();
-        println!("| **{case}, two nodes sharing Redis (clients split, posts to node 1)** | | | | | | | | | | | | | |");
+        println!(
+            "| **{case}, two nodes sharing Redis (clients split, posts to node 1)** | | | | | | | | | | | | | | |"
+        );
         let o = run_case(&server, case).await;
         server.stop().await;
         drop(redis);

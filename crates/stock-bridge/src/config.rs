@@ -244,6 +244,17 @@ impl BridgeConfig {
         positive("body limit", self.body_limit)?;
         positive("STOCK_BRIDGE_BATCH_MAX", self.batch_max)?;
         positive("STOCK_BRIDGE_BATCH_BODY_LIMIT", self.batch_body_limit)?;
+        if self.batch_body_limit > self.client_buffer_bytes {
+            return Err(ConfigError::Invalid {
+                what: "STOCK_BRIDGE_BATCH_BODY_LIMIT",
+                why: format!(
+                    "a full batch ({} bytes) would not fit in a client's queue of {} bytes \
+                     (STOCK_BRIDGE_CLIENT_BUFFER_BYTES): a batch goes to each client at once, and every \
+                     client would be dropped as too slow by it",
+                    self.batch_body_limit, self.client_buffer_bytes
+                ),
+            });
+        }
         if self.batch_max > self.client_buffer {
             return Err(ConfigError::Invalid {
                 what: "STOCK_BRIDGE_BATCH_MAX",
@@ -320,6 +331,12 @@ mod tests {
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("STOCK_BRIDGE_BATCH_MAX") && err.contains("STOCK_BRIDGE_CLIENT_BUFFER"), "{err}");
         assert!(BridgeConfig { batch_max: 0, ..Default::default() }.validate().is_err());
+        let cfg = BridgeConfig { client_buffer_bytes: 256 * 1024, ..Default::default() };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("STOCK_BRIDGE_BATCH_BODY_LIMIT") && err.contains("STOCK_BRIDGE_CLIENT_BUFFER_BYTES"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -78,6 +78,7 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
     let bridge = start(BridgeConfig {
         client_buffer: 1_000_000,
         client_buffer_bytes: 256 * 1024,
+        batch_body_limit: 256 * 1024,
         body_limit: 64 * 1024,
         ping_interval: Duration::from_secs(30),
         ping_timeout: Duration::from_secs(30),
@@ -100,6 +101,43 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
         let queued = stock_bridge::relay::outflow(&socket).unwrap().queued().unwrap();
         assert!(queued <= 256 * 1024, "at most the budget was queued: {queued}");
     }
+    assert_healthy(bridge.addr, "after the cut").await;
+    drop(reading);
+}
+
+/// Batches go to a socket in one go, but the byte bound still holds event by event: a
+/// stalled client is cut in the middle of a batch, and the bridge keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_is_cut_by_bytes_even_inside_a_batch() {
+    let _serial = one_at_a_time().await;
+    let bridge = start(BridgeConfig {
+        client_buffer_bytes: 1024 * 1024,
+        body_limit: 64 * 1024,
+        batch_body_limit: 512 * 1024,
+        ping_interval: Duration::from_secs(30),
+        ping_timeout: Duration::from_secs(30),
+        ..Default::default()
+    });
+    let _stalled = raw_client(bridge.addr).await;
+    let reading = keep_reading(raw_client(bridge.addr).await);
+    let event = json!({"event": "sale_mode", "data": {"mode": "peak", "note": "x".repeat(60 * 1024)}});
+    // 240 KB: a quarter of the budget, so the client that reads has room to keep up.
+    let batch = json!({"events": vec![event; 4]});
+    let mut sent = 0;
+    // 800 batches × 240 KB = 190 MB: far more than the kernel's buffers and the budget hold.
+    while bridge.bridge.connected_clients() == 2 {
+        assert!(sent < 800, "the stalled client was never cut by bytes");
+        let (status, answer) = post(bridge.addr, &batch).await;
+        assert_eq!(status, 200, "{answer}");
+        sent += 1;
+    }
+    let socket =
+        bridge.bridge.io.sockets().into_iter().find(|s| stock_bridge::relay::outflow(s).is_some_and(|o| o.is_doomed()));
+    if let Some(socket) = socket {
+        let queued = stock_bridge::relay::outflow(&socket).unwrap().queued().unwrap();
+        assert!(queued <= 1024 * 1024, "at most the budget was queued: {queued}");
+    }
+    assert_eq!(bridge.bridge.connected_clients(), 1, "the client that reads is still there");
     assert_healthy(bridge.addr, "after the cut").await;
     drop(reading);
 }
