@@ -276,7 +276,19 @@ impl<A: Adapter> Bridge<A> {
     async fn send_out(&self, out: Outgoing<A>, doomed: &mut Vec<SocketRef<A>>) {
         let Outgoing { events, route, accepted } = out;
         match route {
-            Route::Local { targets } => self.deliver(&events, targets, doomed),
+            Route::Local { targets } => {
+                // A long run goes in slices, with the writers let run in between: each
+                // socket's queue then holds one slice at most. Its channel keeps every block
+                // it ever grew to (tokio reuses them), so a whole batch queued at once left
+                // ~170 KB per socket behind for good; a slice is still one write.
+                let mut slices = events.chunks(DELIVERY_SLICE).peekable();
+                while let Some(slice) = slices.next() {
+                    self.deliver(slice, &targets, doomed);
+                    if slices.peek().is_some() {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
             Route::Cluster { rooms, done } => {
                 let mut outcome = Ok(());
                 for event in &events {
@@ -318,7 +330,7 @@ impl<A: Adapter> Bridge<A> {
     fn deliver(
         &self,
         events: &[Relayable],
-        targets: Vec<(SocketRef<A>, Option<Arc<Outflow>>)>,
+        targets: &[(SocketRef<A>, Option<Arc<Outflow>>)],
         doomed: &mut Vec<SocketRef<A>>,
     ) {
         retry_doomed(doomed);
@@ -331,13 +343,13 @@ impl<A: Adapter> Bridge<A> {
             }
             for event in events {
                 if account.as_ref().is_some_and(|o| !o.reserve(event.frame, budget)) {
-                    slow.push(socket);
+                    slow.push(socket.clone());
                     continue 'sockets;
                 }
                 match socket.emit(event.event.as_str(), &event.args()) {
                     Ok(()) => delivered += 1,
                     Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-                        slow.push(socket);
+                        slow.push(socket.clone());
                         continue 'sockets;
                     }
                     Err(e) => {
@@ -389,6 +401,10 @@ impl<A: Adapter> Bridge<A> {
         }
     }
 }
+
+/// Events of one run queued to each socket before the sockets' writers get to run: one
+/// block of engineioxide's channel (tokio's blocks hold 32), and one write.
+pub const DELIVERY_SLICE: usize = 32;
 
 /// How often sockets waiting to be disconnected are tried again when no broadcast comes.
 pub const DOOMED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
