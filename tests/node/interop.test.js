@@ -46,6 +46,14 @@ function post(url, body, headers = { authorization: `Bearer ${KEY}` }) {
   }).then(async (r) => ({ status: r.status, body: await r.json() }));
 }
 
+/** Resolves once `socket` is connected; rejects on connect_error or after WAIT_MS. */
+function connected(socket) {
+  return withTimeout(new Promise((resolve, reject) => {
+    socket.on('connect', resolve);
+    socket.on('connect_error', reject);
+  }), 'connect');
+}
+
 const DATA = {
   product_id: 5486, in_stock: 10, discount_price: 120.5, peak_hour_price: 140,
   mediboy_offer_price: 90, sync_at: '2024-01-01T00:00:00.000Z', batch: { lot: 'A1' },
@@ -56,10 +64,7 @@ for (const transport of ['websocket', 'polling']) {
     const bridge = await startBridge();
     const socket = io(bridge.url, { transports: [transport], reconnection: false });
     try {
-      await withTimeout(new Promise((resolve, reject) => {
-        socket.on('connect', resolve);
-        socket.on('connect_error', reject);
-      }), 'connect');
+      await connected(socket);
       const received = withTimeout(new Promise((resolve) => {
         socket.on('add_stock', (data, meta) => resolve({ data, meta }));
       }), 'add_stock');
@@ -82,10 +87,7 @@ for (const transport of ['websocket', 'polling']) {
     const bridge = await startBridge();
     const socket = io(bridge.url, { transports: [transport], reconnection: false });
     try {
-      await withTimeout(new Promise((resolve, reject) => {
-        socket.on('connect', resolve);
-        socket.on('connect_error', reject);
-      }), 'connect');
+      await connected(socket);
       const seen = [];
       const all = withTimeout(new Promise((resolve) => {
         socket.on('add_stock', (data, meta) => { seen.push(['add_stock', data.product_id, meta.seq]); if (seen.length === 51) resolve(); });

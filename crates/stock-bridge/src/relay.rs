@@ -68,6 +68,8 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     order: tokio::sync::Mutex<()>,
     /// To the fan-out worker; it ends when the bridge is dropped.
     fanout: mpsc::Sender<Outgoing<A>>,
+    /// Payload bytes waiting for the worker, at most [`FANOUT_QUEUE_BYTES`].
+    fanout_bytes: Arc<tokio::sync::Semaphore>,
 }
 
 /// What one relay did.
@@ -82,6 +84,9 @@ pub struct Relayed {
 /// Broadcasts waiting for the fan-out worker at most; then `relay` waits (back-pressure on
 /// the posting side, never unbounded memory).
 pub const FANOUT_QUEUE: usize = 1024;
+/// Payload bytes waiting for the fan-out worker at most (a run larger than this waits for
+/// the queue to empty, then goes alone).
+pub const FANOUT_QUEUE_BYTES: u32 = 32 * 1024 * 1024;
 
 /// Events on their way to the fan-out worker: one broadcast, or a run of a batch's events
 /// that go to the same recipients (each socket then gets them all in one go, so they can
@@ -90,6 +95,8 @@ struct Outgoing<A: Adapter> {
     events: Vec<Relayable>,
     route: Route<A>,
     accepted: Instant,
+    /// Its share of [`FANOUT_QUEUE_BYTES`], given back when it has been sent.
+    _room: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// One event as it is sent: its name, its payload as posted, its delivery position (an
@@ -173,6 +180,7 @@ impl<A: Adapter> Bridge<A> {
                 mode,
                 order: tokio::sync::Mutex::new(()),
                 fanout,
+                fanout_bytes: Arc::new(tokio::sync::Semaphore::new(FANOUT_QUEUE_BYTES as usize)),
             }
         })
     }
@@ -268,13 +276,18 @@ impl<A: Adapter> Bridge<A> {
             (Route::Local { targets }, None)
         };
         // The worker ends only with the bridge, which `self` keeps alive.
-        let _ = self.fanout.send(Outgoing { events, route, accepted }).await;
+        // Bounded in bytes too (a run of a batch holds up to a whole batch): the permits go
+        // with the run and come back when the worker has sent it.
+        let bytes: usize = events.iter().map(|e| e.data.get().len()).sum();
+        let permits = bytes.clamp(1, FANOUT_QUEUE_BYTES as usize) as u32;
+        let Ok(room) = self.fanout_bytes.clone().acquire_many_owned(permits).await else { return done };
+        let _ = self.fanout.send(Outgoing { events, route, accepted, _room: room }).await;
         done
     }
 
     /// The worker's job for one run.
     async fn send_out(&self, out: Outgoing<A>, doomed: &mut Vec<SocketRef<A>>) {
-        let Outgoing { events, route, accepted } = out;
+        let Outgoing { events, route, accepted, _room } = out;
         match route {
             Route::Local { targets } => {
                 // A long run goes in slices, with the writers let run in between: each
