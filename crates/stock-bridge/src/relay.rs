@@ -275,12 +275,12 @@ impl<A: Adapter> Bridge<A> {
             }
             (Route::Local { targets }, None)
         };
-        // The worker ends only with the bridge, which `self` keeps alive.
         // Bounded in bytes too (a run of a batch holds up to a whole batch): the permits go
         // with the run and come back when the worker has sent it.
         let bytes: usize = events.iter().map(|e| e.data.get().len()).sum();
         let permits = bytes.clamp(1, FANOUT_QUEUE_BYTES as usize) as u32;
         let Ok(room) = self.fanout_bytes.clone().acquire_many_owned(permits).await else { return done };
+        // The worker ends only with the bridge, which `self` keeps alive.
         let _ = self.fanout.send(Outgoing { events, route, accepted, _room: room }).await;
         done
     }
