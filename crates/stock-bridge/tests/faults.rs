@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    WAIT, Ws, add_stock, assert_healthy, cache_products, http, keep_reading, post, raw_client, spam_catch_ups,
-    start_isolated as start,
+    WAIT, Ws, add_stock, assert_healthy, cache_products, http, keep_reading, post, raw_client, read_until,
+    spam_catch_ups, start_isolated as start,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -57,8 +57,10 @@ async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
         assert_eq!(post(bridge.addr, &body).await.0, 200);
         sent += 1;
     }
-    // Resume: the client reads again, so its queue has room for the DISCONNECT now.
-    let reader = keep_reading(stalled);
+    // Resume: the client reads again, so its queue has room for the DISCONNECT now. (Wait
+    // for the DISCONNECT itself: waiting for the stream to end raced the reader's own
+    // quiet timeout, as long as the outer one, and failed once in CI.)
+    let reader = read_until(stalled, "41");
     body["data"]["note"] = json!("small");
     for round in 0..20 {
         assert_eq!(post(bridge.addr, &body).await.0, 200, "broadcast {round} after the client resumed");

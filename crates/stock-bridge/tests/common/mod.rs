@@ -165,20 +165,31 @@ pub async fn raw_client(addr: SocketAddr) -> Ws {
 
 /// Reads `ws` until it closes (or is quiet for [`WAIT`]), answering pings; returns the
 /// text frames seen.
-pub fn keep_reading(mut ws: Ws) -> tokio::task::JoinHandle<Vec<String>> {
-    tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Ok(Some(Ok(frame))) = timeout(WAIT, ws.next()).await {
-            if let Message::Text(text) = frame {
-                if text.as_str() == "2" {
-                    let _ = ws.send(Message::text("3")).await;
-                } else {
-                    seen.push(text.to_string());
+pub fn keep_reading(ws: Ws) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(read_frames(ws, None))
+}
+
+/// [`keep_reading`] that also returns as soon as the frame `last` has arrived (the bridge
+/// need not close the transport after it).
+pub fn read_until(ws: Ws, last: &'static str) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(read_frames(ws, Some(last)))
+}
+
+async fn read_frames(mut ws: Ws, last: Option<&'static str>) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Ok(Some(Ok(frame))) = timeout(WAIT, ws.next()).await {
+        if let Message::Text(text) = frame {
+            if text.as_str() == "2" {
+                let _ = ws.send(Message::text("3")).await;
+            } else {
+                seen.push(text.to_string());
+                if last == Some(text.as_str()) {
+                    break;
                 }
             }
         }
-        seen
-    })
+    }
+    seen
 }
 
 /// Sends `count` catch-up requests in one burst (ack ids 0..count) without reading.
