@@ -68,8 +68,10 @@ pub fn redact(url: &str) -> String {
 /// Largest message a client may send (its events are a ping and a catch-up request).
 pub const CLIENT_MESSAGE_MAX: usize = 16 * 1024;
 
-/// Initial WebSocket read buffer per connection.
-pub const WS_READ_BUFFER: usize = 1024;
+/// Initial WebSocket read buffer per connection, and the most read at once: what clients
+/// send is small (pongs of a few bytes, catch-up requests of about a hundred), and each
+/// idle connection keeps this much for its whole life. A larger message is read in steps.
+pub const WS_READ_BUFFER: usize = 256;
 
 fn builder(config: &BridgeConfig) -> SocketIoBuilder {
     crate::metrics::install();
