@@ -16,6 +16,7 @@
 //! - [`tls`]: the served certificate (rustls), checked at start, reloaded while running;
 //!   the back office's client CA (mutual TLS).
 //! - [`relay`]: [`relay::Bridge`], the shared state, and the one path broadcasts take.
+//! - [`audience`]: the sockets a broadcast to everyone goes to.
 //! - [`outflow`]: what each client costs: bytes queued, catch-up in flight, event rate.
 //! - [`lastvalue`]: the per-product last-value cache with sequence and epoch.
 //! - [`cluster`]: cluster mode: the Redis adapter's driver, the cache in Redis, Redis health.
@@ -28,6 +29,7 @@
 //!   the binary at all.
 
 pub mod api_key;
+pub mod audience;
 pub mod cli;
 pub mod cluster;
 pub mod config;

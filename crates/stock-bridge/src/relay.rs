@@ -10,6 +10,7 @@
 //! No lock is held across a call into socketioxide: its `disconnect()` runs our handlers
 //! inline, and a lock held there froze the bridge once.
 
+use crate::audience::{Audience, Target};
 use crate::cluster::{RedisDown, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
 use crate::lastvalue::LastValueCache;
@@ -61,6 +62,8 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     /// Socket.IO handshakes per source address.
     pub handshakes: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub io: SocketIo<A>,
+    /// The sockets connected to this node: a broadcast to everyone goes to them.
+    pub audience: Audience<A>,
     /// `POST /broadcast` per source address: `rate_limit` per second, bursts of one second's worth.
     pub broadcasts: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub mode: Mode,
@@ -125,7 +128,7 @@ impl Relayable {
 enum Route<A: Adapter> {
     /// Alone: to these sockets, each with its account (looked up once per run: the
     /// lookup showed in profiles at 5 % of the bridge's CPU when done per event and twice).
-    Local { targets: Vec<(SocketRef<A>, Option<Arc<Outflow>>)> },
+    Local { targets: Arc<[Target<A>]> },
     /// Cluster: through the Redis adapter to these rooms (all when empty); the outcome goes
     /// back to the waiting `relay`.
     Cluster { rooms: Vec<String>, done: oneshot::Sender<Result<(), RedisDown>> },
@@ -177,6 +180,7 @@ impl<A: Adapter> Bridge<A> {
                 },
                 config,
                 io,
+                audience: Audience::default(),
                 mode,
                 order: tokio::sync::Mutex::new(()),
                 fanout,
@@ -261,17 +265,23 @@ impl<A: Adapter> Bridge<A> {
             let (tx, rx) = oneshot::channel();
             (Route::Cluster { rooms, done: tx }, Some(rx))
         } else {
-            let sockets = if rooms.is_empty() { self.io.sockets() } else { self.io.to(rooms).sockets() };
-            let targets: Vec<(SocketRef<A>, Option<Arc<Outflow>>)> = sockets
-                .into_iter()
-                .map(|s| {
-                    let account = outflow(&s);
-                    (s, account)
-                })
-                .filter(|(_, account)| !account.as_ref().is_some_and(|o| o.is_doomed()))
-                .collect();
+            let targets: Arc<[Target<A>]> = if rooms.is_empty() {
+                self.audience.list()
+            } else {
+                self.io
+                    .to(rooms)
+                    .sockets()
+                    .into_iter()
+                    .map(|s| {
+                        let account = outflow(&s);
+                        (s, account)
+                    })
+                    .collect()
+            };
+            let recipients =
+                targets.iter().filter(|(_, account)| !account.as_ref().is_some_and(|o| o.is_doomed())).count();
             for answer in answers.iter_mut() {
-                answer.recipients = Some(targets.len());
+                answer.recipients = Some(recipients);
             }
             (Route::Local { targets }, None)
         };
@@ -340,12 +350,7 @@ impl<A: Adapter> Bridge<A> {
     /// leave in one write). A socket whose queue is full (in packets, or in bytes beyond
     /// `client_buffer_bytes`) gets nothing more and is disconnected; `doomed` keeps those
     /// whose queue had no room for the DISCONNECT either, to try again at the next broadcast.
-    fn deliver(
-        &self,
-        events: &[Relayable],
-        targets: &[(SocketRef<A>, Option<Arc<Outflow>>)],
-        doomed: &mut Vec<SocketRef<A>>,
-    ) {
+    fn deliver(&self, events: &[Relayable], targets: &[Target<A>], doomed: &mut Vec<SocketRef<A>>) {
         retry_doomed(doomed);
         let budget = self.config.client_buffer_bytes as u64;
         let mut delivered = 0u64;
@@ -367,6 +372,10 @@ impl<A: Adapter> Bridge<A> {
                     }
                     Err(e) => {
                         tracing::debug!(sid = %socket.id, error = %e, "socket gone during relay");
+                        if matches!(e, SendError::Socket(SocketError::Closed)) {
+                            // Its disconnect handler normally does this; never keep a dead one.
+                            self.audience.leave(socket.id);
+                        }
                         continue 'sockets;
                     }
                 }

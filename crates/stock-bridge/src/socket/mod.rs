@@ -112,6 +112,21 @@ async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
             account
         }
     };
+    // Broadcasts reach it from now on (before its catch-up handler exists, so whatever it
+    // misses before this was recorded before any catch-up it asks for), until it goes.
+    bridge.audience.join(s.clone(), account.clone());
+    let leaving = Arc::downgrade(&bridge);
+    s.on_disconnect(move |s: SocketRef<A>| {
+        if let Some(bridge) = leaving.upgrade() {
+            bridge.audience.leave(s.id);
+        }
+        tracing::debug!(sid = %s.id, "client disconnected");
+        async {}
+    });
+    if !s.connected() {
+        // Gone before its disconnect handler was in place.
+        bridge.audience.leave(s.id);
+    }
     if let Some(ClientIdentity::User(id)) = s.extensions.get::<ClientIdentity>() {
         s.join(format!("user:{id}"));
         tracing::debug!(sid = %s.id, user = %id, "client connected");
@@ -149,7 +164,6 @@ async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
             ack.send(&raw).ok();
         }
     });
-    s.on_disconnect(async |s: SocketRef<A>| tracing::debug!(sid = %s.id, "client disconnected"));
 }
 
 fn refused_code(why: Refused) -> &'static str {
