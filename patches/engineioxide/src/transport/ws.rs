@@ -64,6 +64,7 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .get("Sec-WebSocket-Key")
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
+    let parts = without_handshake_headers(parts);
 
     // PATCH: the upgrade and the handshake run in a boxed future, freed when they end; the
     // task that then reads the connection for its whole life keeps only what it needs (it
@@ -106,6 +107,34 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     tokio::spawn(fut);
 
     Ok(ws_response(&ws_key))
+}
+
+/// Headers of the WebSocket handshake itself: of no use once it is done.
+const HANDSHAKE_HEADERS: [http::header::HeaderName; 5] = [
+    http::header::CONNECTION,
+    http::header::UPGRADE,
+    http::header::SEC_WEBSOCKET_KEY,
+    http::header::SEC_WEBSOCKET_VERSION,
+    http::header::SEC_WEBSOCKET_EXTENSIONS,
+];
+
+/// PATCH: the head a websocket session keeps (as `req_parts`) for its whole life, without
+/// the handshake's own headers, in a header map of the size it needs (hyper's has room for
+/// every header of the request: ~600 bytes per idle connection).
+fn without_handshake_headers(mut parts: Parts) -> Parts {
+    let kept = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| !HANDSHAKE_HEADERS.contains(name))
+        .count();
+    let mut headers = http::HeaderMap::with_capacity(kept);
+    for (name, value) in &parts.headers {
+        if !HANDSHAKE_HEADERS.contains(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    parts.headers = headers;
+    parts
 }
 
 /// Handle a websocket connection upgrade
