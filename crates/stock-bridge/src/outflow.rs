@@ -10,6 +10,11 @@
 //! the estimate can only err low, by a few bytes per minute: it never cuts a client that
 //! is keeping up.
 //!
+//! A socket's WebSocket is not always the connection that opened its session: a client
+//! that starts on long-polling upgrades on a new connection, either after its Socket.IO
+//! CONNECT (socket.io-client: the socket exists, the tap is attached at once) or before it
+//! (rust_socketio: no socket yet, so [`UpgradeTaps`] keeps the tap until the CONNECT).
+//!
 //! Long-polling sockets have no single TCP connection; they are bounded in packets and by
 //! the Engine.IO heartbeat (a client that stops polling is closed within
 //! `ping_interval + ping_timeout`).
@@ -18,11 +23,12 @@
 
 use futures_util::task::AtomicWaker;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
 use std::io;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -65,6 +71,48 @@ impl Tap {
 
     fn is_closing(&self) -> bool {
         self.0.closing.load(Ordering::Acquire)
+    }
+}
+
+/// Taps of WebSocket upgrades whose Socket.IO CONNECT has not arrived yet, by session id.
+/// An entry holds its connection weakly: it is gone when the connection is. Only
+/// successful upgrades are kept (one per connection), so there are never more live
+/// entries than open connections; dead ones are swept whenever the map has grown.
+#[derive(Default, Debug)]
+pub struct UpgradeTaps {
+    taps: Mutex<HashMap<String, Weak<TapState>>>,
+    /// Sweep dead entries when the map reaches this size (doubles while they are all alive).
+    sweep_at: std::sync::atomic::AtomicUsize,
+}
+
+/// Entries before the first sweep of [`UpgradeTaps`].
+const UPGRADE_SWEEP_AT: usize = 1024;
+
+impl UpgradeTaps {
+    /// Session `sid` upgraded to WebSocket on `tap`'s connection.
+    pub fn remember(&self, sid: &str, tap: &Tap) {
+        let mut taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
+        taps.insert(sid.to_owned(), Arc::downgrade(&tap.0));
+        let sweep_at = self.sweep_at.load(Ordering::Relaxed).max(UPGRADE_SWEEP_AT);
+        if taps.len() >= sweep_at {
+            taps.retain(|_, tap| tap.strong_count() > 0);
+            let next = if taps.len() * 2 > sweep_at { sweep_at * 2 } else { sweep_at };
+            self.sweep_at.store(next, Ordering::Relaxed);
+        }
+    }
+
+    /// The tap of `sid`'s WebSocket, if it upgraded before its CONNECT (taken: asked once).
+    pub fn take(&self, sid: &str) -> Option<Tap> {
+        let mut taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
+        taps.remove(sid)?.upgrade().map(Tap)
+    }
+
+    pub fn len(&self) -> usize {
+        self.taps.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -327,6 +375,31 @@ mod tests {
         let turn = o.begin_catch_up().expect("the answer left");
         drop(turn);
         assert!(o.begin_catch_up().is_ok(), "a turn that answered nothing ends when dropped");
+    }
+
+    #[test]
+    fn an_upgrade_before_connect_is_kept_until_taken_and_only_while_its_connection_lives() {
+        let upgrades = UpgradeTaps::default();
+        let tap = Tap::default();
+        upgrades.remember("a", &tap);
+        tap.add(7);
+        let taken = upgrades.take("a").expect("kept");
+        assert_eq!(taken.written(), 7, "the same connection");
+        assert!(upgrades.take("a").is_none(), "taken once");
+
+        let gone = Tap::default();
+        upgrades.remember("b", &gone);
+        drop(gone);
+        assert!(upgrades.take("b").is_none(), "its connection closed");
+
+        // Dead entries do not pile up.
+        let live = Tap::default();
+        upgrades.remember("live", &live);
+        for i in 0..10 * UPGRADE_SWEEP_AT {
+            upgrades.remember(&format!("dead{i}"), &Tap::default());
+        }
+        assert!(upgrades.len() <= UPGRADE_SWEEP_AT, "swept: {}", upgrades.len());
+        assert!(upgrades.take("live").is_some(), "a live one survives the sweeps");
     }
 
     #[test]

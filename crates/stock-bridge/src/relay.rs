@@ -15,7 +15,7 @@ use crate::cluster::{RedisDown, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
 use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
-use crate::outflow::{Outflow, Tap, ws_frame_len};
+use crate::outflow::{Outflow, Tap, UpgradeTaps, ws_frame_len};
 use serde_json::value::RawValue;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::socket::Sid;
@@ -64,6 +64,8 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     pub io: SocketIo<A>,
     /// The sockets connected to this node: a broadcast to everyone goes to them.
     pub audience: Audience<A>,
+    /// WebSocket upgrades waiting for their socket's CONNECT (see [`crate::outflow`]).
+    pub upgrades: UpgradeTaps,
     /// `POST /broadcast` per source address: `rate_limit` per second, bursts of one second's worth.
     pub broadcasts: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub mode: Mode,
@@ -181,6 +183,7 @@ impl<A: Adapter> Bridge<A> {
                 config,
                 io,
                 audience: Audience::default(),
+                upgrades: UpgradeTaps::default(),
                 mode,
                 order: tokio::sync::Mutex::new(()),
                 fanout,
@@ -403,10 +406,13 @@ impl<A: Adapter> Bridge<A> {
         self.io.sockets().iter().filter(|s| !outflow(s).is_some_and(|o| o.is_doomed())).count()
     }
 
-    /// Counts `sid`'s bytes on `tap` from now on (its WebSocket upgrade arrived there).
-    pub fn attach_tap(&self, sid: Sid, tap: &Tap) {
-        if let Some(account) = self.io.get_socket(sid).as_ref().and_then(outflow) {
-            account.attach(tap);
+    /// Session `sid` upgraded to WebSocket on `tap`'s connection: its socket's bytes are
+    /// counted there from now on, or from its CONNECT when that has not come yet.
+    pub fn attach_tap(&self, sid: &str, tap: &Tap) {
+        let socket = sid.parse::<Sid>().ok().and_then(|sid| self.io.get_socket(sid));
+        match socket.as_ref().and_then(outflow) {
+            Some(account) => account.attach(tap),
+            None => self.upgrades.remember(sid, tap),
         }
     }
 

@@ -11,7 +11,7 @@
 //! shutdown that stops listening first, then says goodbye to the Socket.IO clients, then
 //! drains.
 
-use crate::outflow::{CountedStream, Tap};
+use crate::outflow::CountedStream;
 use crate::relay::Bridge;
 use crate::tls::VerifiedClient;
 use axum::Router;
@@ -242,11 +242,22 @@ pub async fn serve<A: Adapter>(
                 if let Some(client) = &client {
                     req.extensions_mut().insert(client.clone());
                 }
+                let mut upgrade = None;
                 if sockets && req.uri().path().starts_with("/socket.io") {
                     detach_head(&mut req);
-                    attach_upgrade(&bridge, &req, &tap);
+                    upgrade = upgrade_sid(&req).map(|sid| (sid, bridge.clone(), tap.clone()));
                 }
-                router.clone().oneshot(req)
+                let answered = router.clone().oneshot(req);
+                async move {
+                    let res = answered.await?;
+                    // Only an upgrade Engine.IO accepted (one per connection) is counted.
+                    if let Some((sid, bridge, tap)) = upgrade
+                        && res.status() == hyper::StatusCode::SWITCHING_PROTOCOLS
+                    {
+                        bridge.attach_tap(&sid, &tap);
+                    }
+                    Ok::<_, std::convert::Infallible>(res)
+                }
             });
             let io = TokioIo::new(Admitted { stream, _place: place });
             if let Err(e) = watcher.watch(http.serve_connection_with_upgrades(io, service).into_owned()).await {
@@ -303,17 +314,13 @@ fn detach_head<B>(req: &mut hyper::Request<B>) {
     }
 }
 
-/// A long-polling socket upgrading to WebSocket (`?transport=websocket&sid=...`): from now
-/// on its bytes are counted on this connection.
-fn attach_upgrade<A: Adapter, B>(bridge: &Bridge<A>, req: &hyper::Request<B>, tap: &Tap) {
-    let Some(query) = req.uri().query() else { return };
-    if !req.uri().path().starts_with("/socket.io") || !query.contains("transport=websocket") {
-        return;
+/// The session of a long-polling socket upgrading to WebSocket (`?transport=websocket&sid=...`).
+fn upgrade_sid<B>(req: &hyper::Request<B>) -> Option<String> {
+    let query = req.uri().query()?;
+    if !query.split('&').any(|pair| pair == "transport=websocket") {
+        return None;
     }
-    let sid = query.split('&').find_map(|pair| pair.strip_prefix("sid="));
-    if let Some(sid) = sid.and_then(|s| s.parse().ok()) {
-        bridge.attach_tap(sid, tap);
-    }
+    query.split('&').find_map(|pair| pair.strip_prefix("sid=")).map(str::to_owned)
 }
 
 #[cfg(test)]

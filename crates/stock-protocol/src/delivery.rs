@@ -57,6 +57,47 @@ impl CatchUpRequest {
     }
 }
 
+/// Why the bridge did not serve a control event a client sent (`stock:catch_up`,
+/// `stock:ping`). Both are passing: the client asks again a little later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlRefusalCode {
+    /// More client events than the per-connection rate allows.
+    RateLimited,
+    /// A catch-up for this connection is still being answered, or its answer has not left.
+    CatchUpPending,
+    /// A code this client does not know (a newer bridge).
+    #[serde(other)]
+    Other,
+}
+
+/// The acknowledgement of a control event that was not served:
+/// `{"error": {"code": "catch_up_pending", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlRefusal {
+    pub error: ControlRefusalDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlRefusalDetail {
+    pub code: ControlRefusalCode,
+    pub message: String,
+}
+
+impl ControlRefusal {
+    pub fn new(code: ControlRefusalCode, message: impl Into<String>) -> Self {
+        ControlRefusal { error: ControlRefusalDetail { code, message: message.into() } }
+    }
+}
+
+/// Bridge → client: the acknowledgement of a `stock:catch_up`, a page or a refusal.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged, bound(deserialize = "D: serde::de::DeserializeOwned"))]
+pub enum CatchUpAnswer<D = Value> {
+    Refused(ControlRefusal),
+    Page(CatchUp<D>),
+}
+
 /// One entry of a [`CatchUp`]: a payload exactly as it was posted, and its sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "D: serde::de::DeserializeOwned"))]
@@ -87,5 +128,23 @@ mod tests {
         let read: CatchUp = serde_json::from_str(&wire).unwrap();
         assert_eq!((read.seq, read.incomplete, read.more), (9, true, true));
         assert_eq!(read.items[0].data, serde_json::from_str::<Value>(raw.get()).unwrap());
+        let answer: CatchUpAnswer = serde_json::from_str(&wire).unwrap();
+        assert!(matches!(answer, CatchUpAnswer::Page(CatchUp { seq: 9, .. })));
+    }
+
+    #[test]
+    fn a_refusal_reads_back_by_its_code_and_unknown_codes_are_still_refusals() {
+        for code in [ControlRefusalCode::RateLimited, ControlRefusalCode::CatchUpPending] {
+            let wire = serde_json::to_string(&ControlRefusal::new(code, "wait")).unwrap();
+            let answer: CatchUpAnswer = serde_json::from_str(&wire).unwrap();
+            assert_eq!(answer, CatchUpAnswer::Refused(ControlRefusal::new(code, "wait")), "{wire}");
+        }
+        assert_eq!(
+            serde_json::to_string(&ControlRefusal::new(ControlRefusalCode::CatchUpPending, "m")).unwrap(),
+            r#"{"error":{"code":"catch_up_pending","message":"m"}}"#
+        );
+        let newer: CatchUpAnswer = serde_json::from_str(r#"{"error":{"code":"busy","message":"m"}}"#).unwrap();
+        assert!(matches!(newer, CatchUpAnswer::Refused(r) if r.error.code == ControlRefusalCode::Other));
+        assert!(serde_json::from_str::<CatchUpAnswer>(r#"{"nonsense":1}"#).is_err());
     }
 }

@@ -25,7 +25,9 @@ pub mod text;
 pub use broadcast::{
     BatchLimits, BodyError, BroadcastBody, BroadcastRequest, EventPolicy, InvalidPayload, ItemError, Recipient,
 };
-pub use delivery::{CatchUp, CatchUpRequest, DeliveryMeta};
+pub use delivery::{
+    CatchUp, CatchUpAnswer, CatchUpRequest, ControlRefusal, ControlRefusalCode, ControlRefusalDetail, DeliveryMeta,
+};
 pub use refusal::{ConnectErrorBody, RefusalCode, Refused};
 pub use snapshot::StockSnapshot;
 pub use state::ConnectionState;

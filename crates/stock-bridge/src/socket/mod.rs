@@ -21,7 +21,7 @@ use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide_core::adapter::DefinedAdapter;
 use std::sync::Arc;
-use stock_protocol::{CatchUpRequest, events};
+use stock_protocol::{CatchUpRequest, ControlRefusal, ControlRefusalCode, events};
 
 /// Source addresses the handshake limiter remembers before it forgets idle ones.
 const HANDSHAKE_KEYS_MAX: usize = 10_000;
@@ -41,7 +41,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
             if let Some(peer) = peer {
                 if bridge.handshakes.check_key(&peer).is_err() {
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => "rate_limited").increment(1);
-                    close_refused(&s);
+                    close_refused(&s, &bridge);
                     return Err(ConnectRefusal(Refusal::Unavailable(
                         "too many connection attempts from this address; try again shortly",
                     )));
@@ -61,7 +61,7 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
                 Err(refusal) => {
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => refusal.label()).increment(1);
                     tracing::info!(sid = %s.id, "connection refused: {refusal}");
-                    close_refused(&s);
+                    close_refused(&s, &bridge);
                     Err::<(), ConnectRefusal>(ConnectRefusal(refusal))
                 }
             }
@@ -80,11 +80,8 @@ pub const REFUSED_GRACE: std::time::Duration = std::time::Duration::from_millis(
 /// Closes a refused WebSocket's connection once the refusal has had time to leave (it would
 /// otherwise stay open until the connect timeout, holding its buffers). A refused
 /// long-polling session ends at the connect timeout.
-fn close_refused<A: Adapter>(s: &SocketRef<A>) {
-    if s.transport_type() != socketioxide::TransportType::Websocket {
-        return;
-    }
-    if let Some(tap) = s.req_parts().extensions.get::<Tap>().cloned() {
+fn close_refused<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) {
+    if let Some(tap) = websocket_tap(s, bridge) {
         tokio::spawn(async move {
             tokio::time::sleep(REFUSED_GRACE).await;
             tap.close();
@@ -92,13 +89,26 @@ fn close_refused<A: Adapter>(s: &SocketRef<A>) {
     }
 }
 
+/// The connection carrying `s`'s WebSocket: the one that opened the session when it
+/// started on WebSocket, else the one it upgraded on before its CONNECT (None for a
+/// long-polling socket, or one that upgrades later: that is attached at its upgrade).
+fn websocket_tap<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Option<Tap> {
+    if s.transport_type() != socketioxide::TransportType::Websocket {
+        return None;
+    }
+    if let Some(tap) = bridge.upgrades.take(&s.id.to_string()) {
+        return Some(tap);
+    }
+    let parts = s.req_parts();
+    let opened_on_websocket = parts.uri.query().is_some_and(|q| q.split('&').any(|p| p == "transport=websocket"));
+    if opened_on_websocket { parts.extensions.get::<Tap>().cloned() } else { None }
+}
+
 /// A new socket's account, counting bytes on its connection when it is a WebSocket.
 fn account_for<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Arc<Outflow> {
     let account = Arc::new(Outflow::new(bridge.config.client_event_rate));
-    if s.transport_type() == socketioxide::TransportType::Websocket
-        && let Some(tap) = s.req_parts().extensions.get::<Tap>()
-    {
-        account.attach(tap);
+    if let Some(tap) = websocket_tap(s, bridge) {
+        account.attach(&tap);
     }
     account
 }
@@ -137,7 +147,7 @@ async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
     s.on(events::PING, move |ack: AckSender<A>| {
         let answer = match pinged.admit_event() {
             Ok(()) => json!("pong"),
-            Err(why) => refusal(why),
+            Err(why) => json!(refusal(why)),
         };
         ack.send(&answer).ok();
         async {}
@@ -173,11 +183,29 @@ fn refused_code(why: Refused) -> &'static str {
     }
 }
 
-/// The answer to a client event that was not served.
-fn refusal(why: Refused) -> Value {
-    let message = match why {
-        Refused::RateLimited => "too many requests from this connection: slow down",
-        Refused::CatchUpPending => "a catch-up is already in flight for this connection: wait for its answer",
-    };
-    json!({"error": {"code": refused_code(why), "message": message}})
+/// The answer to a client event that was not served ([`ControlRefusal`]: the client reads
+/// it by its code).
+fn refusal(why: Refused) -> ControlRefusal {
+    match why {
+        Refused::RateLimited => {
+            ControlRefusal::new(ControlRefusalCode::RateLimited, "too many requests from this connection: slow down")
+        }
+        Refused::CatchUpPending => ControlRefusal::new(
+            ControlRefusalCode::CatchUpPending,
+            "a catch-up is already in flight for this connection: wait for its answer",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_carry_the_code_they_are_counted_under() {
+        for why in [Refused::RateLimited, Refused::CatchUpPending] {
+            let code = serde_json::to_value(refusal(why).error.code).unwrap();
+            assert_eq!(code, refused_code(why), "metric label and wire code agree");
+        }
+    }
 }
