@@ -5,6 +5,10 @@
 //! passed on. A snapshot is passed on only if it is newer: by sequence within the same
 //! epoch, otherwise (no sequence, or a new epoch) by `sync_at`. The highest sequence seen
 //! is the position the next catch-up asks from.
+//!
+//! It remembers at most [`Ledger::capacity`] products (as the bridge caps its cache): past
+//! that the quarter passed on longest ago is forgotten, so a server that sends millions of
+//! product ids cannot grow the client. A forgotten product is admitted again like a new one.
 
 use chrono::{DateTime, FixedOffset};
 use std::collections::HashMap;
@@ -17,11 +21,21 @@ struct Seen {
 }
 
 /// See the module docs.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Ledger {
     epoch: Option<String>,
     seq: u64,
     products: HashMap<i64, Seen>,
+    capacity: usize,
+}
+
+/// Products a ledger remembers by default (ten times the bridge's default cache).
+pub const DEFAULT_LEDGER_PRODUCTS: usize = 100_000;
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger::with_capacity(DEFAULT_LEDGER_PRODUCTS)
+    }
 }
 
 /// Why a snapshot was not passed on.
@@ -34,6 +48,41 @@ pub enum Skip {
 }
 
 impl Ledger {
+    /// A ledger remembering at most `capacity` products (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Ledger { epoch: None, seq: 0, products: HashMap::new(), capacity: capacity.max(1) }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Products remembered now.
+    pub fn len(&self) -> usize {
+        self.products.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.products.is_empty()
+    }
+
+    /// Forgets the quarter of the products passed on longest ago (by sequence, then
+    /// `sync_at`), once over capacity: amortised over a quarter of the capacity's inserts.
+    fn shed(&mut self) {
+        if self.products.len() <= self.capacity {
+            return;
+        }
+        let keep = self.capacity - self.capacity / 4;
+        let mut ages: Vec<(u64, Option<DateTime<FixedOffset>>, i64)> =
+            self.products.iter().map(|(id, seen)| (seen.seq.unwrap_or(0), seen.sync_at, *id)).collect();
+        let cut = ages.len() - keep;
+        ages.select_nth_unstable(cut - 1);
+        for (_, _, id) in &ages[..cut] {
+            self.products.remove(id);
+        }
+        self.products.shrink_to(self.capacity + 1);
+    }
+
     /// The position to resume from: `(epoch, highest sequence)`.
     pub fn position(&self) -> (Option<String>, Option<u64>) {
         (self.epoch.clone(), self.epoch.as_ref().map(|_| self.seq))
@@ -73,6 +122,7 @@ impl Ledger {
             self.seq = self.seq.max(seq);
         }
         self.products.insert(snapshot.product_id, Seen { seq, sync_at });
+        self.shed();
         Ok(())
     }
 
@@ -122,6 +172,18 @@ mod tests {
         assert_eq!(l.admit(&snap(1, 4, T1), Some(&meta(1, "new"))), Err(Skip::Stale));
         assert_eq!(l.admit(&snap(1, 6, T2), Some(&meta(2, "new"))), Ok(()));
         assert_eq!(l.position(), (Some("new".into()), Some(2)));
+    }
+
+    #[test]
+    fn remembers_at_most_its_capacity_and_forgets_the_oldest_first() {
+        let mut l = Ledger::with_capacity(1_000);
+        for id in 0..100_000 {
+            l.admit(&snap(id, 1, T1), Some(&meta(id as u64 + 1, "e"))).unwrap();
+            assert!(l.len() <= 1_000, "grew to {} at {id}", l.len());
+        }
+        assert_eq!(l.position(), (Some("e".into()), Some(100_000)), "the position is kept");
+        assert_eq!(l.admit(&snap(99_999, 1, T1), Some(&meta(100_000, "e"))), Err(Skip::Duplicate), "recent: kept");
+        assert_eq!(l.admit(&snap(0, 1, T1), Some(&meta(1, "e"))), Ok(()), "oldest: forgotten, taken as new");
     }
 
     #[test]

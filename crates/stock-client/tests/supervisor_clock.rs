@@ -379,3 +379,154 @@ async fn a_slow_embedder_never_stalls_the_supervisor() {
     assert!(stats.events_dropped >= 90, "{stats:?}");
     client.stop().await;
 }
+
+/// A catch-up page of `items` (product, seq) in epoch "e" ending at `seq`.
+fn page(items: &[(i64, u64)], seq: u64, more: bool) -> LinkSignal {
+    let items: Vec<Value> = items.iter().map(|(p, s)| json!({"seq": s, "data": stock(*p, 1)})).collect();
+    LinkSignal::CatchUp(vec![json!({"epoch": "e", "seq": seq, "full": true, "incomplete": false,
+        "items": items, "more": more})])
+}
+
+fn refused(code: &str) -> LinkSignal {
+    LinkSignal::CatchUp(vec![json!({"error": {"code": code, "message": "wait"}})])
+}
+
+/// Waits (paused clock) until the client has sent `n` catch-up requests; returns them.
+async fn catch_up_requests(connector: &Scripted, n: usize) -> Vec<CatchUpRequest> {
+    tokio::time::timeout(Duration::from_secs(3600), async {
+        loop {
+            let asked = connector.0.lock().unwrap().catch_up_requests.clone();
+            if asked.len() >= n {
+                return asked;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never asked {n} catch-ups"))
+}
+
+/// Everything the client has handed over so far that is not a state change.
+fn drain_data(events: &mut mpsc::Receiver<ClientEvent>) -> Vec<ClientEvent> {
+    std::iter::from_fn(|| events.try_recv().ok()).filter(|e| !matches!(e, ClientEvent::State(_))).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_catch_up_page_is_asked_again_and_nothing_is_missed() {
+    // Issue 22 (F4): every page after the first was refused `catch_up_pending`, taken for
+    // "not understood": paging ended and no gap was reported.
+    let connector = Scripted::new(vec![Attempt::Open { pongs: true }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Connected).await;
+    catch_up_requests(&connector, 1).await;
+    connector.inject(page(&[(1, 1), (2, 2)], 2, true));
+    let asked = catch_up_requests(&connector, 2).await;
+    assert_eq!(asked[1], CatchUpRequest { epoch: Some("e".into()), after: Some(2) });
+    connector.inject(refused("catch_up_pending"));
+    connector.inject(live(9, 1, 9)); // held back behind the catch-up
+    catch_up_requests(&connector, 3).await;
+    connector.inject(refused("rate_limited"));
+    let asked = catch_up_requests(&connector, 4).await;
+    assert_eq!(asked[2], asked[1], "the refused page is asked again");
+    assert_eq!(asked[3], asked[1], "and again");
+    connector.inject(page(&[(3, 3)], 3, false));
+    let mut shown = Vec::new();
+    while shown.len() < 4 {
+        match next_data(&mut events).await {
+            ClientEvent::Stock { snapshot, .. } => shown.push(snapshot.product_id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(shown, vec![1, 2, 3, 9], "catch-up first, then what was held back");
+    assert!(drain_data(&mut events).is_empty(), "no gap: nothing is missing");
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_spaced_and_bounded_then_the_gap_is_reported() {
+    let connector = Scripted::new(vec![Attempt::Open { pongs: true }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Connected).await;
+    catch_up_requests(&connector, 1).await;
+    connector.inject(page(&[(1, 1)], 1, true));
+    catch_up_requests(&connector, 2).await;
+    let mut asked_at = Vec::new();
+    for n in 0..=MAX_RETRIES {
+        let before = Instant::now();
+        connector.inject(refused("catch_up_pending"));
+        if n < MAX_RETRIES {
+            catch_up_requests(&connector, 3 + n as usize).await;
+            asked_at.push(Instant::now() - before);
+        }
+    }
+    let expected: Vec<Duration> =
+        (0..MAX_RETRIES).map(|n| (Duration::from_millis(250) * 2u32.pow(n)).min(Duration::from_secs(4))).collect();
+    // Polled every 10 ms: each pause is seen within one poll of its due time.
+    for (seen, want) in asked_at.iter().zip(&expected) {
+        assert!(*seen >= *want && *seen <= *want + Duration::from_millis(10), "{asked_at:?} vs {expected:?}");
+    }
+    let data = loop {
+        let data = drain_data(&mut events);
+        if data.iter().any(|e| matches!(e, ClientEvent::Gap { .. })) {
+            break data;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        data.iter().any(|e| matches!(e, ClientEvent::Gap { reason, .. } if reason.contains("kept refusing"))),
+        "{data:?}"
+    );
+    assert_eq!(connector.0.lock().unwrap().catch_up_requests.len(), 2 + MAX_RETRIES as usize, "no more retries");
+    client.stop().await;
+}
+
+const MAX_RETRIES: u32 = 8;
+
+#[tokio::test(start_paused = true)]
+async fn a_catch_up_that_stops_after_its_first_page_is_a_gap_even_on_a_fresh_start() {
+    let connector = Scripted::new(vec![Attempt::Open { pongs: true }]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Connected).await;
+    connector.inject(page(&[(1, 1)], 1, true));
+    // The second page never comes.
+    let gap = loop {
+        match next_data(&mut events).await {
+            ClientEvent::Gap { reason, .. } => break reason,
+            ClientEvent::Stock { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(gap, "the server's catch-up is not finished yet");
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_pages_forever_is_cut_off_and_its_live_events_are_bounded() {
+    // Issue 22 (F6): held-back live events grew without bound while pages kept coming.
+    let connector = Scripted::new(vec![Attempt::Open { pongs: true }]);
+    let cfg = ClientConfig { events_capacity: 100_000, ..config() };
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), cfg);
+    state(&mut events, ConnectionState::Connected).await;
+    let big = "x".repeat(64 * 1024);
+    let mut pages = 0u64;
+    loop {
+        catch_up_requests(&connector, pages as usize + 1).await;
+        if pages > 300 {
+            panic!("still paging after {pages} pages");
+        }
+        let mut note = stock(1, 1);
+        note["note"] = json!(big);
+        connector
+            .inject(LinkSignal::Event { name: "add_stock".into(), args: vec![note, json!({"seq": 1, "epoch": "x"})] });
+        connector.inject(page(&[(pages as i64 + 10, pages + 10)], pages + 10, true));
+        pages += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let data = drain_data(&mut events);
+        if data.iter().any(|e| matches!(e, ClientEvent::Gap { reason, .. } if reason.contains("did not end"))) {
+            break;
+        }
+    }
+    assert_eq!(pages, 256, "pages one catch-up may take");
+    assert!(client.stats().events_dropped > 0, "held-back events overflowed and were dropped");
+    client.stop().await;
+}

@@ -12,6 +12,8 @@ pub struct ClientConfig {
     pub watchdog: Duration,
     pub catch_up_timeout: Duration,
     pub events_capacity: usize,
+    /// Products the duplicate filter remembers at most ([`crate::ledger`]).
+    pub ledger_products: usize,
     /// Seed for the backoff jitter (tests fix it; `None` draws one).
     pub jitter_seed: Option<u64>,
     /// Updates may be missing since then (the embedder shows values restored from disk):
@@ -35,6 +37,7 @@ impl Default for ClientConfig {
             watchdog: DEFAULT_WATCHDOG,
             catch_up_timeout: DEFAULT_CATCH_UP_TIMEOUT,
             events_capacity: DEFAULT_EVENTS_CAPACITY,
+            ledger_products: crate::ledger::DEFAULT_LEDGER_PRODUCTS,
             jitter_seed: None,
             missing_since: None,
         }

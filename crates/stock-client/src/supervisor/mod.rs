@@ -87,7 +87,7 @@ impl LiveClient {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_rng(&mut rand::rng()),
         };
-        let mut outbox = Outbox::new(events_tx, state_tx, stats.clone());
+        let mut outbox = Outbox::new(events_tx, state_tx, stats.clone(), config.ledger_products);
         outbox.gap_since = config.missing_since;
         let supervisor = Supervisor { connector, config, outbox, rng };
         let task = tokio::spawn(supervisor.run(stop_rx));
