@@ -6,6 +6,7 @@ const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
 const path = require('node:path');
 const { io } = require('socket.io-client');
+const { until } = require('./harness');
 
 const KEY = 'interop-key-0123456789';
 const JWT_SECRET = 'interop-jwt-secret-0123456789';
@@ -280,5 +281,48 @@ test('a certificate renewed on disk is served without a signal (the files are wa
   } finally {
     bridge.stop();
     pki.remove();
+  }
+});
+
+// The Rust client core (rust_socketio) opens on long-polling, upgrades to WebSocket and only
+// then sends its Socket.IO CONNECT; socket.io-client CONNECTs first. The bridge once metered
+// such a socket against the polling request's connection and cut it as "too slow" after
+// every 4 MiB it read (issue 22, F3). Here engine.io-client (socket.io-client's own
+// transport, pinned by the lockfile) does it in that order.
+test('a client that upgrades before its CONNECT, as the Rust client does, reads 30,000 events and is not cut', async () => {
+  const { Socket: EngineSocket } = require('engine.io-client');
+  const bridge = await startBridge({ STOCK_BRIDGE_RATE_LIMIT: '100000' });
+  const eio = new EngineSocket(bridge.url, { path: '/socket.io/', transports: ['polling', 'websocket'], upgrade: true });
+  try {
+    await withTimeout(new Promise((resolve, reject) => {
+      eio.on('upgrade', resolve);
+      eio.on('error', reject);
+    }), 'upgrade to WebSocket');
+    assert.equal(eio.transport.name, 'websocket', 'upgraded before any Socket.IO packet');
+    let connectAnswer = null;
+    let received = 0;
+    let ended = null;
+    eio.on('message', (m) => {
+      const text = String(m);
+      if (text.startsWith('2["add_stock"')) received += 1;
+      else if (text.startsWith('0')) connectAnswer = text;
+      else if (text.startsWith('1')) ended = 'DISCONNECT from the bridge';
+    });
+    eio.on('close', (reason) => { ended = ended || `closed: ${reason}`; });
+    eio.send('0'); // Socket.IO CONNECT to "/", over the WebSocket
+    await until('the CONNECT answer', () => connectAnswer || ended, WAIT_MS);
+    assert.match(connectAnswer || String(ended), /^0\{"sid":/);
+    const BATCHES = 30;
+    for (let b = 0; b < BATCHES; b += 1) {
+      const events = Array.from({ length: 1000 }, (_, i) => ({ event: 'add_stock', data: { ...DATA, product_id: b * 1000 + i } }));
+      const r = await post(bridge.url, { events });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    await until(`all ${BATCHES * 1000} events `, () => received === BATCHES * 1000 || ended, 6 * WAIT_MS);
+    assert.equal(ended, null, `${received} of ${BATCHES * 1000} read`);
+    assert.equal(received, BATCHES * 1000);
+  } finally {
+    eio.close();
+    bridge.stop();
   }
 });
