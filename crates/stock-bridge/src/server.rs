@@ -4,7 +4,8 @@
 //!
 //! It owns what `axum::serve` does not offer: a cap on open connections (beyond it a new
 //! connection is closed at once and existing clients are unaffected), a header-read
-//! timeout (which is also the idle timeout of a kept-alive HTTP connection), TCP_NODELAY,
+//! timeout armed at accept (and again after a TLS handshake), not only at the first byte
+//! as hyper does, TCP_NODELAY,
 //! TLS when configured ([`crate::tls`]; the handshake runs in the connection's own task,
 //! within the header-read timeout, so a slow handshake delays no one else), a byte
 //! counter on every connection ([`crate::outflow::Tap`], counting plaintext) and a
@@ -88,14 +89,33 @@ impl AsyncWrite for Transport {
 
 /// A connection holding one of the `max_connections` places until it closes (also after
 /// a WebSocket upgrade, which outlives the HTTP connection that carried it).
+///
+/// Until its first byte arrives it has `header_read_timeout` to send one: hyper's header
+/// timeout only starts at the first byte, so a connection that never sent anything was
+/// never closed and kept its place (issue 22, F1).
 struct Admitted {
     stream: CountedStream<Transport>,
+    first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
     _place: OwnedSemaphorePermit,
 }
 
 impl AsyncRead for Admitted {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        if let Some(deadline) = this.first_byte.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no request within the header-read timeout",
+            )));
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.first_byte = None;
+        }
+        polled
     }
 }
 
@@ -259,7 +279,9 @@ pub async fn serve<A: Adapter>(
                     Ok::<_, std::convert::Infallible>(res)
                 }
             });
-            let io = TokioIo::new(Admitted { stream, _place: place });
+            // Armed now: at accept for plain TCP, after the handshake for TLS.
+            let first_byte = Some(Box::pin(tokio::time::sleep(handshake_timeout)));
+            let io = TokioIo::new(Admitted { stream, first_byte, _place: place });
             if let Err(e) = watcher.watch(http.serve_connection_with_upgrades(io, service).into_owned()).await {
                 tracing::trace!(%peer, "connection ended: {e}");
             }

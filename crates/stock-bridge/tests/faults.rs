@@ -208,6 +208,41 @@ async fn half_open_requests_are_closed_and_do_not_block_others() {
     assert!(started.elapsed() < WAIT, "all closed within the timeout");
 }
 
+/// A connection that never sends a byte is closed after the header-read timeout, and its
+/// place is given back: with every place taken by silent connections, a real client gets in
+/// once they are closed (issue 22, F1: hyper's timeout starts at the first byte, so 300 of
+/// 300 silent connections were still open after 25 s and a real client was refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_send_a_byte_are_closed_and_give_their_place_back() {
+    let _serial = one_at_a_time().await;
+    let bridge = start(BridgeConfig {
+        header_read_timeout: Duration::from_millis(500),
+        max_connections: 20,
+        ..Default::default()
+    });
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap());
+    }
+    for mut tcp in silent {
+        let mut buf = [0u8; 64];
+        let closed = timeout(WAIT, async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a connection that sent nothing was kept open");
+    }
+    // Every place is free again: a client connects and is served.
+    let ws = raw_client(bridge.addr).await;
+    drop(ws);
+    assert_healthy(bridge.addr, "after the silent connections were closed").await;
+}
+
 /// Beyond `max_connections`, new connections are closed at once; clients already
 /// connected keep receiving broadcasts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
