@@ -20,9 +20,12 @@ pub fn source_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -
         return peer;
     }
     let mut source = peer;
-    // Several headers are one list, in order.
-    let hops = headers.get_all(FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
-    let hops: Vec<&str> = hops.collect();
+    // Several headers are one list, in order. Read lossily: a header holding one byte that
+    // is not ASCII (nginx passes it through) was dropped whole, which made the trusted
+    // proxy itself the source (issue 22, F10); now only the bad entry is unreadable.
+    let values: Vec<String> =
+        headers.get_all(FORWARDED_FOR).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+    let hops: Vec<&str> = values.iter().flat_map(|v| v.split(',')).collect();
     for hop in hops.iter().rev() {
         let Some(ip) = parse_hop(hop) else { return source };
         source = ip;
@@ -82,5 +85,13 @@ mod tests {
         assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("10.0.0.3"));
         let h = headers(&["[2001:db8::1]:443"]);
         assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn a_byte_that_is_not_ascii_does_not_hide_the_real_source() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.append(FORWARDED_FOR, axum::http::HeaderValue::from_bytes(b"\xff, 203.0.113.7").unwrap());
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("203.0.113.7"), "not the proxy");
     }
 }
