@@ -18,6 +18,10 @@ pub const CLIENT_EVENTS_REFUSED: &str = "stock_bridge_client_events_refused_tota
 pub const REDIS_UP: &str = "stock_bridge_redis_up";
 /// Unix time at which the served TLS certificate expires (alert on it getting close).
 pub const TLS_CERT_NOT_AFTER: &str = "stock_bridge_tls_cert_not_after_seconds";
+/// 1 while the served certificate is within its validity, else 0.
+pub const TLS_CERT_VALID: &str = "stock_bridge_tls_cert_valid";
+/// 1 while the last reload kept the previous pair (a bad or out-of-validity pair on disk).
+pub const TLS_RELOAD_FAILED: &str = "stock_bridge_tls_reload_failed";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -71,11 +71,15 @@ pub enum TlsError {
     Invalid { var: &'static str, path: PathBuf, why: String },
     #[error("{key_var} ({}) is not the key of the certificate in {cert_var} ({})", key.display(), cert.display())]
     Mismatch { cert: PathBuf, key: PathBuf, cert_var: &'static str, key_var: &'static str },
+    /// Expired, or not valid yet: a reload keeps the pair it has (issue 22, F11).
+    #[error("{var}: the certificate in {} is not valid now (valid from {not_before} to {not_after})", path.display())]
+    OutOfValidity { var: &'static str, path: PathBuf, not_before: DateTime<Utc>, not_after: DateTime<Utc> },
 }
 
 /// A loaded pair and what operators want to know about it.
 pub struct Served {
     pub key: Arc<CertifiedKey>,
+    pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
     /// The leaf's serial number, hex.
     pub serial: String,
@@ -102,6 +106,7 @@ pub fn load(files: &TlsFiles) -> Result<Served, TlsError> {
         path: files.cert.clone(),
         why: e.to_string(),
     })?;
+    let not_before = DateTime::from_timestamp(parsed.validity().not_before.timestamp(), 0).unwrap_or_default();
     let not_after = DateTime::from_timestamp(parsed.validity().not_after.timestamp(), 0).unwrap_or_default();
     let serial = parsed.raw_serial_as_string();
     let provider = rustls::crypto::ring::default_provider();
@@ -117,7 +122,14 @@ pub fn load(files: &TlsFiles) -> Result<Served, TlsError> {
         cert_var,
         key_var,
     })?;
-    Ok(Served { key: Arc::new(certified), not_after, serial })
+    Ok(Served { key: Arc::new(certified), not_before, not_after, serial })
+}
+
+impl Served {
+    /// Whether the certificate is within its validity at `now`.
+    pub fn is_valid_at(&self, now: DateTime<Utc>) -> bool {
+        self.not_before <= now && now <= self.not_after
+    }
 }
 
 /// See the module docs.
@@ -125,6 +137,8 @@ pub struct ServedCert {
     files: TlsFiles,
     current: RwLock<Arc<Served>>,
     check_every: Duration,
+    /// Why the last reload kept the previous pair (cleared by one that succeeds).
+    reload_failure: RwLock<Option<String>>,
 }
 
 impl fmt::Debug for ServedCert {
@@ -143,21 +157,61 @@ impl ServedCert {
         Self::load_checking_every(files, RELOAD_CHECK)
     }
 
-    /// [`ServedCert::load`], looking at the files every `check_every`.
+    /// [`ServedCert::load`], looking at the files every `check_every`. A pair that is not
+    /// valid now is still served (there is no other), but said loudly.
     pub fn load_checking_every(files: TlsFiles, check_every: Duration) -> Result<Arc<Self>, TlsError> {
         let served = load(&files)?;
-        Ok(Arc::new(ServedCert { files, current: RwLock::new(Arc::new(served)), check_every }))
+        if !served.is_valid_at(Utc::now()) {
+            tracing::warn!(
+                not_before = %served.not_before,
+                not_after = %served.not_after,
+                "{}: the certificate in {} is not valid now: clients will refuse it until it is replaced",
+                files.cert_var,
+                files.cert.display()
+            );
+        }
+        Ok(Arc::new(ServedCert {
+            files,
+            current: RwLock::new(Arc::new(served)),
+            check_every,
+            reload_failure: RwLock::new(None),
+        }))
     }
 
     pub fn current(&self) -> Arc<Served> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Reads the files again; on an error the served pair stays as it was.
+    /// Why the last reload kept the previous pair, if it did.
+    pub fn reload_failure(&self) -> Option<String> {
+        self.reload_failure.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the files again; on an error, or a pair that is not valid now, the served pair
+    /// stays as it was and the reason is kept for `/healthz` and `/metrics`.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let served = load(&self.files)?;
+        let loaded = load(&self.files).and_then(|served| {
+            if served.is_valid_at(Utc::now()) {
+                Ok(served)
+            } else {
+                Err(TlsError::OutOfValidity {
+                    var: self.files.cert_var,
+                    path: self.files.cert.clone(),
+                    not_before: served.not_before,
+                    not_after: served.not_after,
+                })
+            }
+        });
+        let served = match loaded {
+            Ok(served) => served,
+            Err(e) => {
+                *self.reload_failure.write().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                return Err(e);
+            }
+        };
         tracing::info!(serial = %served.serial, not_after = %served.not_after, "TLS certificate reloaded");
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(served);
+        *self.reload_failure.write().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
     }
 
@@ -360,5 +414,44 @@ pub struct Watcher(JoinHandle<()>);
 impl Drop for Watcher {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stock_testkit::{Leaf, Pki, hours_ago};
+
+    fn write_pair(pki: &Pki, into: &TlsFiles, leaf: &Leaf<'_>) {
+        let issued = pki.issue("next", leaf);
+        std::fs::copy(&issued.cert_file, &into.cert).unwrap();
+        std::fs::copy(&issued.key_file, &into.key).unwrap();
+    }
+
+    #[test]
+    fn a_reload_keeps_the_served_pair_when_the_new_one_is_expired_or_not_yet_valid() {
+        let pki = Pki::new("test CA");
+        let first = pki.issue("served", &Leaf { serial: 1, ..Leaf::default() });
+        let files = TlsFiles::public(first.cert_file.clone(), first.key_file.clone());
+        let served = ServedCert::load(files.clone()).unwrap();
+        assert!(served.current().is_valid_at(Utc::now()));
+        assert_eq!(served.reload_failure(), None);
+        let before = served.current().serial.clone();
+
+        let expired = Leaf { serial: 2, not_before: hours_ago(30 * 24), not_after: hours_ago(48), ..Leaf::default() };
+        let not_yet = Leaf { serial: 3, not_before: hours_ago(-48), not_after: hours_ago(-30 * 24), ..Leaf::default() };
+        for leaf in [expired, not_yet] {
+            write_pair(&pki, &files, &leaf);
+            let refused = served.reload();
+            assert!(matches!(refused, Err(TlsError::OutOfValidity { .. })), "{refused:?}");
+            assert_eq!(served.current().serial, before, "the served pair is kept");
+            let failure = served.reload_failure().expect("the failure is kept for /healthz and /metrics");
+            assert!(failure.contains("not valid now"), "{failure}");
+        }
+
+        write_pair(&pki, &files, &Leaf { serial: 4, ..Leaf::default() });
+        served.reload().unwrap();
+        assert_ne!(served.current().serial, before, "a valid pair is taken");
+        assert_eq!(served.reload_failure(), None, "and the failure is cleared");
     }
 }

@@ -20,8 +20,10 @@ pub async fn healthz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl I
         None => json!({"enabled": false}),
         Some(cert) => {
             let served = cert.current();
-            let days_left = (served.not_after - chrono::Utc::now()).num_days();
-            json!({"enabled": true, "not_after": served.not_after.to_rfc3339(), "days_left": days_left, "serial": served.serial})
+            let now = chrono::Utc::now();
+            let days_left = (served.not_after - now).num_days();
+            json!({"enabled": true, "not_after": served.not_after.to_rfc3339(), "days_left": days_left,
+                "serial": served.serial, "valid": served.is_valid_at(now), "reload_failure": cert.reload_failure()})
         }
     };
     Json(json!({"status": "ok", "tls": tls}))
@@ -43,11 +45,15 @@ pub async fn readyz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl In
 pub async fn metrics<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
     metrics::gauge!(m::CONNECTED_CLIENTS).set(bridge.connected_clients() as f64);
     metrics::counter!(m::SOCKET_WRITES).absolute(crate::outflow::writes_total());
-    if let Some(cert) = &bridge.config.tls {
-        metrics::gauge!(m::TLS_CERT_NOT_AFTER, "listener" => "public").set(cert.current().not_after.timestamp() as f64);
-    }
-    if let Some(cert) = bridge.config.admin.as_ref().and_then(|a| a.tls.as_ref()) {
-        metrics::gauge!(m::TLS_CERT_NOT_AFTER, "listener" => "admin").set(cert.current().not_after.timestamp() as f64);
+    let admin = bridge.config.admin.as_ref().and_then(|a| a.tls.as_ref());
+    for (listener, cert) in [("public", bridge.config.tls.as_ref()), ("admin", admin)] {
+        let Some(cert) = cert else { continue };
+        let served = cert.current();
+        metrics::gauge!(m::TLS_CERT_NOT_AFTER, "listener" => listener).set(served.not_after.timestamp() as f64);
+        let valid = served.is_valid_at(chrono::Utc::now());
+        metrics::gauge!(m::TLS_CERT_VALID, "listener" => listener).set(f64::from(u8::from(valid)));
+        let failed = cert.reload_failure().is_some();
+        metrics::gauge!(m::TLS_RELOAD_FAILED, "listener" => listener).set(f64::from(u8::from(failed)));
     }
     let body = crate::metrics::install().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
