@@ -217,6 +217,9 @@ pub struct Outflow {
     /// `emitted` after the last catch-up answer: another one waits until this has left.
     catch_up_mark: AtomicU64,
     limiter: DefaultDirectRateLimiter,
+    /// The socket is in the audience: broadcasts reach it (a catch-up waits for this).
+    joined: AtomicBool,
+    joined_signal: tokio::sync::Notify,
 }
 
 impl Outflow {
@@ -230,6 +233,8 @@ impl Outflow {
             catching_up: AtomicBool::new(false),
             catch_up_mark: AtomicU64::new(0),
             limiter: RateLimiter::direct(Quota::per_second(events_per_second).allow_burst(burst)),
+            joined: AtomicBool::new(false),
+            joined_signal: tokio::sync::Notify::new(),
         }
     }
 
@@ -281,6 +286,24 @@ impl Outflow {
 
     pub fn is_doomed(&self) -> bool {
         self.doomed.load(Ordering::Relaxed)
+    }
+
+    /// The socket has joined the audience.
+    pub fn mark_joined(&self) {
+        self.joined.store(true, Ordering::Release);
+        self.joined_signal.notify_waiters();
+    }
+
+    /// Resolves once the socket has joined the audience.
+    pub async fn joined(&self) {
+        loop {
+            // Created before the check: a `notify_waiters` in between still wakes it.
+            let signalled = self.joined_signal.notified();
+            if self.joined.load(Ordering::Acquire) {
+                return;
+            }
+            signalled.await;
+        }
     }
 
     /// Admits one client-sent event, or says why not.
@@ -400,6 +423,20 @@ mod tests {
         }
         assert!(upgrades.len() <= UPGRADE_SWEEP_AT, "swept: {}", upgrades.len());
         assert!(upgrades.take("live").is_some(), "a live one survives the sweeps");
+    }
+
+    #[tokio::test]
+    async fn a_catch_up_waits_until_its_socket_has_joined() {
+        let o = Arc::new(Outflow::new(rate()));
+        let waiting = tokio::spawn({
+            let o = o.clone();
+            async move { o.joined().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "not joined yet");
+        o.mark_joined();
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await.expect("woken").unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), o.joined()).await.expect("joined stays joined");
     }
 
     #[test]

@@ -33,6 +33,11 @@ async fn bridge_with_products() -> InProcessBridge {
 /// Connects over `transport` and collects products until all are shown; panics with what
 /// was seen when they are not, or when the client reports a gap or goes offline.
 async fn fresh_start_shows_every_product(transport: Transport) {
+    // What the client and the bridge did, when RUST_LOG asks (shown for a failing test).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let bridge = bridge_with_products().await;
     let mut target = SocketTarget::new(bridge.url(), None);
     target.transport = transport;

@@ -55,7 +55,9 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
                 Ok(identity) => {
                     s.extensions.insert(identity);
                     // Before the CONNECT is answered, so no broadcast finds it without one.
-                    s.extensions.insert(account_for(&s, &bridge));
+                    let account = account_for(&s, &bridge);
+                    s.extensions.insert(account.clone());
+                    serve_control_events(&s, bridge.clone(), account);
                     Ok(())
                 }
                 Err(refusal) => {
@@ -119,6 +121,7 @@ async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
         None => {
             let account = account_for(&s, &bridge);
             s.extensions.insert(account.clone());
+            serve_control_events(&s, bridge.clone(), account.clone());
             account
         }
     };
@@ -143,6 +146,23 @@ async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
     } else {
         tracing::debug!(sid = %s.id, "client connected");
     }
+    // From now on broadcasts reach it: a catch-up may be answered (see `serve_control_events`).
+    account.mark_joined();
+}
+
+/// How long a catch-up waits for its socket to join the audience (the connect handler,
+/// spawned by socketioxide after the CONNECT has gone out, normally runs within
+/// microseconds; a socket that is gone by then never joins).
+const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The control events a client sends (`stock:ping`, `stock:catch_up`), registered in the
+/// connect middleware: socketioxide sends the CONNECT before it spawns the connect handler,
+/// so a client that asks for its catch-up at once (the client core does) raced a handler
+/// registered there, and the request was dropped without an answer (issue 22: a fresh
+/// start showed nothing and no gap, one run in a few under load). A catch-up is answered
+/// only once the socket has joined the audience, so whatever it misses after the answer
+/// is computed reaches it live.
+fn serve_control_events<A: Adapter>(s: &SocketRef<A>, bridge: Arc<Bridge<A>>, account: Arc<Outflow>) {
     let pinged = account.clone();
     s.on(events::PING, move |ack: AckSender<A>| {
         let answer = match pinged.admit_event() {
@@ -156,6 +176,9 @@ async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
         let bridge = bridge.clone();
         let account = account.clone();
         async move {
+            if tokio::time::timeout(JOIN_WAIT, account.joined()).await.is_err() {
+                return;
+            }
             let turn = match account.admit_event().and_then(|()| account.begin_catch_up()) {
                 Ok(turn) => turn,
                 Err(why) => {
