@@ -85,6 +85,12 @@ pub struct UpgradeTaps {
     sweep_at: std::sync::atomic::AtomicUsize,
 }
 
+/// Whether an Engine.IO request's query asks for the WebSocket transport
+/// (`?EIO=4&transport=websocket...`): a session opened on it, or an upgrade to it.
+pub fn asks_for_websocket(query: Option<&str>) -> bool {
+    query.is_some_and(|q| q.split('&').any(|pair| pair == "transport=websocket"))
+}
+
 /// Entries before the first sweep of [`UpgradeTaps`].
 const UPGRADE_SWEEP_AT: usize = 1024;
 

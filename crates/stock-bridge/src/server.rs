@@ -339,7 +339,7 @@ fn detach_head<B>(req: &mut hyper::Request<B>) {
 /// The session of a long-polling socket upgrading to WebSocket (`?transport=websocket&sid=...`).
 fn upgrade_sid<B>(req: &hyper::Request<B>) -> Option<String> {
     let query = req.uri().query()?;
-    if !query.split('&').any(|pair| pair == "transport=websocket") {
+    if !crate::outflow::asks_for_websocket(Some(query)) {
         return None;
     }
     query.split('&').find_map(|pair| pair.strip_prefix("sid=")).map(str::to_owned)

@@ -102,8 +102,7 @@ fn websocket_tap<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Option<Tap
         return Some(tap);
     }
     let parts = s.req_parts();
-    let opened_on_websocket = parts.uri.query().is_some_and(|q| q.split('&').any(|p| p == "transport=websocket"));
-    if opened_on_websocket { parts.extensions.get::<Tap>().cloned() } else { None }
+    if crate::outflow::asks_for_websocket(parts.uri.query()) { parts.extensions.get::<Tap>().cloned() } else { None }
 }
 
 /// A new socket's account, counting bytes on its connection when it is a WebSocket.
