@@ -189,8 +189,67 @@ fn unreachable_why(e: reqwest::Error) -> String {
     match tls {
         Some(problem) => format!("TLS failed: {problem} ({innermost})"),
         None if e.is_connect() => format!("connection failed: {innermost} (is the bridge running?)"),
-        None => e.without_url().to_string(),
+        None => {
+            let cause = innermost.to_string();
+            format!("{}: {cause}", e.without_url())
+        }
     }
+}
+
+/// The named TLS problem anywhere in `e`'s chain of causes.
+fn tls_cause(e: &reqwest::Error) -> Option<&'static str> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(problem) = tls_problem(c) {
+            return Some(problem);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// Over TLS 1.3 the bridge refuses a client certificate only after our side of the
+/// handshake is done; hyper's connection task may then read that alert and close before
+/// the request is handed to it, and the request fails as "connection was not ready" with
+/// the reason lost (1 run in 50 under load). This asks again with a bare handshake and
+/// reads the bridge's first word (an alert, or nothing within 2 s) to name the refusal.
+#[cfg(all(unix, not(target_os = "macos")))]
+async fn probe_tls(args: &SendArgs) -> Option<&'static str> {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
+    let url = url::Url::parse(&args.url).ok().filter(|u| u.scheme() == "https")?;
+    let host = url.host_str()?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = url.port_or_known_default()?;
+    let (cacert, cert, key) = (args.cacert.clone(), args.cert.clone(), args.key.clone());
+    let probe = move || -> Option<&'static str> {
+        let mut builder = SslConnector::builder(SslMethod::tls_client()).ok()?;
+        if let Some(ca) = &cacert {
+            builder.set_ca_file(ca).ok()?;
+        }
+        if let (Some(cert), Some(key)) = (&cert, &key) {
+            builder.set_certificate_chain_file(cert).ok()?;
+            builder.set_private_key_file(key, SslFiletype::PEM).ok()?;
+        }
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)).ok()?.next()?;
+        let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        tcp.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut tls = match builder.build().connect(&host, tcp) {
+            Ok(tls) => tls,
+            Err(openssl::ssl::HandshakeError::Failure(mid)) => return tls_problem(mid.error()),
+            Err(_) => return None,
+        };
+        let mut first = [0u8; 1];
+        match tls.ssl_read(&mut first) {
+            Err(e) => tls_problem(&e),
+            Ok(_) => None,
+        }
+    };
+    tokio::task::spawn_blocking(probe).await.ok().flatten()
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+async fn probe_tls(_: &SendArgs) -> Option<&'static str> {
+    None
 }
 
 /// A TLS failure, named by OpenSSL's reason code.
@@ -245,8 +304,17 @@ async fn post(client: &reqwest::Client, args: &SendArgs, body: &Value) -> Result
     if let Some(key) = args.api_key.as_deref().filter(|k| !k.is_empty()) {
         request = request.bearer_auth(key);
     }
-    let response =
-        request.send().await.map_err(|e| SendError::Unreachable { url: args.url.clone(), why: unreachable_why(e) })?;
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            let named = e.is_timeout() || tls_cause(&e).is_some();
+            let mut why = unreachable_why(e);
+            if !named && let Some(problem) = probe_tls(args).await {
+                why = format!("TLS failed: {problem} ({why})");
+            }
+            return Err(SendError::Unreachable { url: args.url.clone(), why });
+        }
+    };
     let status = response.status().as_u16();
     Ok((status, response.text().await.unwrap_or_default()))
 }
