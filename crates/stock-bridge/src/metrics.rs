@@ -15,6 +15,8 @@ pub const BROADCAST_LATENCY: &str = "stock_bridge_broadcast_to_emit_seconds";
 pub const CACHED_PRODUCTS: &str = "stock_bridge_cached_products";
 pub const CONNECTIONS_OVER_CAPACITY: &str = "stock_bridge_connections_over_capacity_total";
 pub const CLIENT_EVENTS_REFUSED: &str = "stock_bridge_client_events_refused_total";
+/// Sockets closed because their token expired while they were connected.
+pub const TOKENS_EXPIRED: &str = "stock_bridge_sockets_closed_token_expired_total";
 pub const REDIS_UP: &str = "stock_bridge_redis_up";
 /// Unix time at which the served TLS certificate expires (alert on it getting close).
 pub const TLS_CERT_NOT_AFTER: &str = "stock_bridge_tls_cert_not_after_seconds";

@@ -5,7 +5,8 @@
 //!
 //! The list is read from the right (the entry the nearest proxy added) and the first
 //! address that is not itself a trusted proxy is the source. An entry that is not an
-//! address stops the walk: the source is then the last proxy that could be believed.
+//! address, met before that, leaves the source unknown (`None`): the caller fails closed
+//! (an allow-list refuses it) rather than taking the proxy itself for the source.
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
@@ -13,11 +14,12 @@ use std::net::IpAddr;
 
 pub const FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// See the module docs.
-pub fn source_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> IpAddr {
+/// See the module docs: `None` when a trusted proxy forwarded for something that is not
+/// an address.
+pub fn source_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
     let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
     if !trusted(&peer) {
-        return peer;
+        return Some(peer);
     }
     let mut source = peer;
     // Several headers are one list, in order. Read lossily: a header holding one byte that
@@ -27,13 +29,12 @@ pub fn source_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpNet]) -
         headers.get_all(FORWARDED_FOR).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
     let hops: Vec<&str> = values.iter().flat_map(|v| v.split(',')).collect();
     for hop in hops.iter().rev() {
-        let Some(ip) = parse_hop(hop) else { return source };
-        source = ip;
-        if !trusted(&ip) {
-            return ip;
+        source = parse_hop(hop)?;
+        if !trusted(&source) {
+            return Some(source);
         }
     }
-    source
+    Some(source)
 }
 
 /// `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]:443` or `203.0.113.7:51000`.
@@ -65,10 +66,10 @@ mod tests {
     fn the_header_counts_only_from_a_trusted_proxy() {
         let proxies: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
         let h = headers(&["203.0.113.7"]);
-        assert_eq!(source_ip(ip("198.51.100.1"), &h, &proxies), ip("198.51.100.1"), "untrusted peer");
-        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("203.0.113.7"));
-        assert_eq!(source_ip(ip("10.0.0.2"), &h, &[]), ip("10.0.0.2"), "no proxies configured");
-        assert_eq!(source_ip(ip("10.0.0.2"), &HeaderMap::new(), &proxies), ip("10.0.0.2"), "no header");
+        assert_eq!(source_ip(ip("198.51.100.1"), &h, &proxies), Some(ip("198.51.100.1")), "untrusted peer");
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), Some(ip("203.0.113.7")));
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &[]), Some(ip("10.0.0.2")), "no proxies configured");
+        assert_eq!(source_ip(ip("10.0.0.2"), &HeaderMap::new(), &proxies), Some(ip("10.0.0.2")), "no header");
     }
 
     #[test]
@@ -76,15 +77,17 @@ mod tests {
         let proxies: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
         // The client wrote "10.9.9.9" itself; the proxy appended the real address.
         let h = headers(&["10.9.9.9, 203.0.113.7"]);
-        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("203.0.113.7"));
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), Some(ip("203.0.113.7")));
         // Two proxies of ours in a row, then the client.
         let h = headers(&["203.0.113.7, 10.0.0.3", "10.0.0.4"]);
-        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("203.0.113.7"));
-        // Garbage stops the walk at the last proxy believed.
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), Some(ip("203.0.113.7")));
+        // Garbage before the first untrusted entry: the source is unknown, not a proxy.
         let h = headers(&["203.0.113.7, unknown, 10.0.0.3"]);
-        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("10.0.0.3"));
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), None);
+        let h = headers(&["unknown, 203.0.113.7"]);
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), Some(ip("203.0.113.7")), "garbage the client wrote");
         let h = headers(&["[2001:db8::1]:443"]);
-        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("2001:db8::1"));
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), Some(ip("2001:db8::1")));
     }
 
     #[test]
@@ -92,6 +95,9 @@ mod tests {
         let proxies: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
         let mut h = HeaderMap::new();
         h.append(FORWARDED_FOR, axum::http::HeaderValue::from_bytes(b"\xff, 203.0.113.7").unwrap());
-        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), ip("203.0.113.7"), "not the proxy");
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), Some(ip("203.0.113.7")), "not the proxy");
+        let mut h = HeaderMap::new();
+        h.append(FORWARDED_FOR, axum::http::HeaderValue::from_bytes(b"203.0.113.7, \xff").unwrap());
+        assert_eq!(source_ip(ip("10.0.0.2"), &h, &proxies), None, "fails closed, not the proxy");
     }
 }

@@ -123,6 +123,37 @@ async fn forged_expired_and_missing_tokens_are_refused_with_connect_error() {
     assert_eq!(bridge.bridge.connected_clients(), 0);
 }
 
+/// Issue 22, F16: `exp` was checked only at the handshake; a till kept its user's private
+/// events after its token expired (8 s past exp + leeway when measured).
+#[tokio::test]
+async fn a_socket_is_closed_when_its_token_expires_and_its_reconnect_is_refused() {
+    let config = BridgeConfig { client_auth: ClientAuth::jwt_hs256(JWT_SECRET).unwrap(), ..Default::default() };
+    let bridge = start(config).await;
+    // Past exp, with 1 s left of the 60 s leeway (refused from the second after).
+    let expiring = token(42, -59);
+    let (_lasting, mut rx_lasting) = client(bridge.addr, TransportType::Websocket, Some(token(42, 600))).await;
+    let (_expiring, mut rx) = client(bridge.addr, TransportType::Websocket, Some(expiring.clone())).await;
+    next(&mut rx_lasting, "open").await;
+    next(&mut rx, "open").await;
+    let mut private = add_stock(1);
+    private["to"] = json!("user:42");
+    assert_eq!(post(bridge.addr, &private).await.1["recipients"], 2, "both sockets of user 42, before");
+
+    timeout(WAIT, async {
+        while bridge.bridge.connected_clients() != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the socket whose token expired is still connected");
+    assert_eq!(post(bridge.addr, &private).await.1["recipients"], 1, "only the socket with a good token");
+    assert_eq!(next(&mut rx_lasting, "add_stock").await[0]["product_id"], 1);
+
+    let (_again, mut rx_again) = client(bridge.addr, TransportType::Websocket, Some(expiring)).await;
+    let text = next(&mut rx_again, "error").await.iter().filter_map(Value::as_str).collect::<String>();
+    assert!(text.contains("unauthorized: the token has expired"), "{text}");
+}
+
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected_while_others_keep_up() {
     let config = BridgeConfig {

@@ -70,7 +70,7 @@ async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<Broa
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| source_ip(c.0.ip(), request.headers(), &config.trusted_proxies));
+        .and_then(|c| source_ip(c.0.ip(), request.headers(), &config.trusted_proxies));
     if !config.allow_sources.is_empty()
         && !peer.is_some_and(|ip| config.allow_sources.iter().any(|net| net.contains(&ip)))
     {

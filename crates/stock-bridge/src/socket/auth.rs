@@ -132,6 +132,15 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: Option<&str>) -> Result<ClientIdentity, Refusal> {
+        self.verify_until(token).await.map(|(identity, _)| identity)
+    }
+
+    /// [`Self::verify`], and until when the token is good, when it says (a JWT's `exp`
+    /// plus the leeway): a socket is closed then, so a reconnect is refused `token_expired`.
+    pub async fn verify_until(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(ClientIdentity, Option<std::time::SystemTime>), Refusal> {
         if let Some(token) = token {
             if token.len() > TOKEN_MAX {
                 return Err(Refusal::Unauthorized("the token is too long"));
@@ -141,14 +150,15 @@ impl Verifier {
             }
         }
         match &self.mode {
-            ClientAuth::None => Ok(ClientIdentity::Anonymous),
+            ClientAuth::None => Ok((ClientIdentity::Anonymous, None)),
             ClientAuth::Jwt(policy) => {
                 let token = token.ok_or(Refusal::Unauthorized("no token given"))?;
-                policy.verify(token).map(ClientIdentity::User)
+                let subject = policy.verify_subject(token)?;
+                Ok((ClientIdentity::User(subject.user), Some(subject.valid_until)))
             }
             ClientAuth::Introspect { url, cache_for } => {
                 let token = token.ok_or(Refusal::Unauthorized("no token given"))?;
-                self.introspect(url, *cache_for, token).await
+                Ok((self.introspect(url, *cache_for, token).await?, None))
             }
         }
     }

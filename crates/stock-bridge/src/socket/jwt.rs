@@ -40,6 +40,14 @@ pub enum JwtKeyError {
     Unusable(String),
 }
 
+/// What a good token says: its user, and until when it may be used (the second after
+/// `exp` plus the leeway): a socket it opened is closed then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSubject {
+    pub user: String,
+    pub valid_until: std::time::SystemTime,
+}
+
 /// The shortest HS256 secret accepted.
 pub const MIN_SECRET_LEN: usize = 16;
 
@@ -100,6 +108,11 @@ impl JwtPolicy {
 
     /// Verifies `token` and returns its `sub`.
     pub fn verify(&self, token: &str) -> Result<String, Refusal> {
+        self.verify_subject(token).map(|subject| subject.user)
+    }
+
+    /// Verifies `token`: its `sub`, and when it stops being good.
+    pub fn verify_subject(&self, token: &str) -> Result<JwtSubject, Refusal> {
         let data = jsonwebtoken::decode::<Value>(token, &self.key, &self.validation).map_err(|e| refusal(e.kind()))?;
         let claims = data.claims;
         // The library reads `exp`/`nbf` leniently; a token must write them as whole seconds.
@@ -112,12 +125,19 @@ impl JwtPolicy {
         {
             return Err(Refusal::Unauthorized("the token's nbf is not a whole number of seconds"));
         }
-        match &claims["sub"] {
-            Value::String(s) if !s.is_empty() => Ok(s.clone()),
-            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
-            Value::Null => Err(Refusal::Unauthorized("the token names no subject")),
-            _ => Err(Refusal::Unauthorized("the token's subject is not a user id")),
-        }
+        let user = match &claims["sub"] {
+            Value::String(s) if !s.is_empty() => s.clone(),
+            Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            Value::Null => return Err(Refusal::Unauthorized("the token names no subject")),
+            _ => return Err(Refusal::Unauthorized("the token's subject is not a user id")),
+        };
+        // Checked above to be a whole number. The library refuses it from the second after
+        // exp + leeway (`exp < now - leeway`, in whole seconds): a reconnect then is refused.
+        let exp = claims["exp"].as_u64().unwrap_or(0);
+        let valid_until = std::time::UNIX_EPOCH
+            .checked_add(Duration::from_secs(exp.saturating_add(self.validation.leeway).saturating_add(1)))
+            .unwrap_or(std::time::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)));
+        Ok(JwtSubject { user, valid_until })
     }
 }
 

@@ -34,10 +34,11 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
         let bridge = checker.clone();
         async move {
             let parts = s.req_parts();
-            let peer = parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| crate::source_addr::source_ip(c.0.ip(), &parts.headers, &bridge.config.trusted_proxies));
+            let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| {
+                // An unreadable forwarded entry is limited with its proxy's own address.
+                crate::source_addr::source_ip(c.0.ip(), &parts.headers, &bridge.config.trusted_proxies)
+                    .unwrap_or(c.0.ip())
+            });
             if let Some(peer) = peer {
                 if bridge.handshakes.check_key(&peer).is_err() {
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => "rate_limited").increment(1);
@@ -51,9 +52,12 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
                 }
             }
             let token = auth.ok().as_ref().and_then(|a| a.get("token")?.as_str().map(str::to_owned));
-            match bridge.verifier.verify(token.as_deref()).await {
-                Ok(identity) => {
+            match bridge.verifier.verify_until(token.as_deref()).await {
+                Ok((identity, valid_until)) => {
                     s.extensions.insert(identity);
+                    if let Some(until) = valid_until {
+                        s.extensions.insert(close_at_expiry(&s, &bridge, until));
+                    }
                     // Before the CONNECT is answered, so no broadcast finds it without one.
                     let account = account_for(&s, &bridge);
                     s.extensions.insert(account.clone());
@@ -74,6 +78,38 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
         async move { connected(s, bridge).await }
     };
     io.ns("/", on_connect.with(check))
+}
+
+/// The timer that closes a socket when its token expires; dropped with the socket's
+/// extensions, it is cancelled.
+#[derive(Clone)]
+struct ExpiryTimer(#[allow(dead_code)] Arc<ExpiryTask>);
+
+struct ExpiryTask(tokio::task::AbortHandle);
+
+impl Drop for ExpiryTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A socket whose token expires is closed then (`exp` was checked only at the handshake,
+/// so a till kept its user's private events past it: issue 22, F16). Its reconnect is
+/// refused `token_expired`, and the app asks to sign in again. The timer holds no socket,
+/// only its id, and is cancelled when the socket goes.
+fn close_at_expiry<A: Adapter>(s: &SocketRef<A>, bridge: &Arc<Bridge<A>>, until: std::time::SystemTime) -> ExpiryTimer {
+    let (sid, bridge) = (s.id, Arc::downgrade(bridge));
+    let left = until.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(left).await;
+        let Some(bridge) = bridge.upgrade() else { return };
+        if let Some(socket) = bridge.io.get_socket(sid) {
+            tracing::info!(%sid, "token expired: closing its socket");
+            metrics::counter!(m::TOKENS_EXPIRED).increment(1);
+            let _ = socket.disconnect();
+        }
+    });
+    ExpiryTimer(Arc::new(ExpiryTask(task.abort_handle())))
 }
 
 /// Time for a refusal (CONNECT_ERROR) to leave before its transport is closed.
