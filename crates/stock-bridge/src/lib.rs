@@ -13,6 +13,7 @@
 //! - [`http`]: [`http::app`], the router (testable in process), and the HTTP handlers.
 //! - [`socket`]: the Socket.IO namespace: client auth, `stock:ping`, `stock:catch_up`.
 //! - [`server`]: the accept loop: connection cap, header timeout, TLS, shutdown order.
+//! - [`body_deadline`]: an Engine.IO request body must arrive whole in time.
 //! - [`tls`]: the served certificate (rustls), checked at start, reloaded while running;
 //!   the back office's client CA (mutual TLS).
 //! - [`relay`]: [`relay::Bridge`], the shared state, and the one path broadcasts take.
@@ -30,6 +31,7 @@
 
 pub mod api_key;
 pub mod audience;
+pub mod body_deadline;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -8,10 +8,12 @@
 //! as hyper does, TCP_NODELAY,
 //! TLS when configured ([`crate::tls`]; the handshake runs in the connection's own task,
 //! within the header-read timeout, so a slow handshake delays no one else), a byte
-//! counter on every connection ([`crate::outflow::Tap`], counting plaintext) and a
+//! counter on every connection ([`crate::outflow::Tap`], counting plaintext), a deadline
+//! on Engine.IO request bodies ([`crate::body_deadline`]) and a
 //! shutdown that stops listening first, then says goodbye to the Socket.IO clients, then
 //! drains.
 
+use crate::body_deadline::BodyDeadline;
 use crate::outflow::CountedStream;
 use crate::relay::Bridge;
 use crate::tls::VerifiedClient;
@@ -235,6 +237,7 @@ pub async fn serve<A: Adapter>(
         let http = http.clone();
         let watcher = graceful.watcher();
         let handshake_timeout = config.header_read_timeout;
+        let body_timeout = config.header_read_timeout;
         tokio::spawn(async move {
             let (transport, client) = match side.tls {
                 None => (Transport::Plain(tcp), None),
@@ -263,10 +266,14 @@ pub async fn serve<A: Adapter>(
                     req.extensions_mut().insert(client.clone());
                 }
                 let mut upgrade = None;
+                let mut body_within = None;
                 if sockets && req.uri().path().starts_with("/socket.io") {
                     detach_head(&mut req);
                     upgrade = upgrade_sid(&req).map(|sid| (sid, bridge.clone(), tap.clone()));
+                    // A long-polling POST is a few packets: it has as long as a head.
+                    body_within = Some(body_timeout);
                 }
+                let req = req.map(|body| BodyDeadline::new(body, body_within));
                 let answered = router.clone().oneshot(req);
                 async move {
                     let res = answered.await?;
