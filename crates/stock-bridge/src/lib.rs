@@ -22,6 +22,7 @@
 //! - [`lastvalue`]: the per-product last-value cache with sequence and epoch.
 //! - [`cluster`]: cluster mode: the Redis adapter's driver, the cache in Redis, Redis health.
 //! - [`source_addr`]: the address a request is from (`X-Forwarded-For` from trusted proxies).
+//! - [`source_places`]: who may take a back-office place, per source, decided at accept.
 //! - [`metrics`], [`api_key`]: small pieces the above use.
 //! - [`send`]: the `send` command, Laravel's `testWebSocket` on the command line.
 //! - `demo` (feature `demo`, on by default): the embedded demo: a bridge with a demo login
@@ -46,6 +47,7 @@ pub mod send;
 pub mod server;
 pub mod socket;
 pub mod source_addr;
+pub mod source_places;
 pub mod tls;
 
 pub use config::BridgeConfig;

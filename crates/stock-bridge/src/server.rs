@@ -16,6 +16,7 @@
 use crate::body_deadline::BodyDeadline;
 use crate::outflow::CountedStream;
 use crate::relay::Bridge;
+use crate::source_places::{ADMIN_HANDSHAKE_TIMEOUT, SourcePlace, SourcePlaces};
 use crate::tls::VerifiedClient;
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -99,6 +100,8 @@ struct Admitted {
     stream: CountedStream<Transport>,
     first_byte: Option<Pin<Box<tokio::time::Sleep>>>,
     _place: OwnedSemaphorePermit,
+    /// Its source's back-office place ([`crate::source_places`]).
+    _source: Option<SourcePlace>,
 }
 
 impl AsyncRead for Admitted {
@@ -164,6 +167,10 @@ struct Side {
     cap: (&'static str, usize),
     /// Socket.IO is served here (its upgrades are counted per socket).
     sockets: bool,
+    /// Places per source address, decided at accept (the back office).
+    sources: Option<Arc<SourcePlaces>>,
+    /// For the TLS handshake, and again for the first byte.
+    handshake_timeout: Duration,
 }
 
 /// Serves `router` on `listeners.public` (and the back-office routes on `listeners.admin`)
@@ -185,6 +192,8 @@ pub async fn serve<A: Adapter>(
         places: Arc::new(Semaphore::new(config.max_connections)),
         cap: ("STOCK_BRIDGE_MAX_CONNECTIONS", config.max_connections),
         sockets: true,
+        sources: None,
+        handshake_timeout: config.header_read_timeout,
     };
     let admin = config.admin.as_ref().map(|admin| Side {
         router: crate::http::admin_app(bridge.clone()),
@@ -192,6 +201,8 @@ pub async fn serve<A: Adapter>(
         places: Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS)),
         cap: ("ADMIN_MAX_CONNECTIONS", ADMIN_MAX_CONNECTIONS),
         sockets: false,
+        sources: Some(Arc::new(SourcePlaces::new(&config.allow_sources, &config.trusted_proxies))),
+        handshake_timeout: config.header_read_timeout.min(ADMIN_HANDSHAKE_TIMEOUT),
     });
     if admin.is_some() != listeners.admin.is_some() {
         return Err(std::io::Error::other("STOCK_BRIDGE_ADMIN_LISTEN is set but no back-office listener was bound"));
@@ -222,6 +233,15 @@ pub async fn serve<A: Adapter>(
                 continue;
             }
         };
+        let source = match side.sources.as_ref().map(|sources| sources.admit(peer.ip())).transpose() {
+            Ok(source) => source,
+            Err(refusal) => {
+                metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => refusal.label()).increment(1);
+                tracing::debug!(%peer, "back-office connection refused at accept: {refusal}");
+                drop(tcp);
+                continue;
+            }
+        };
         let Ok(place) = side.places.clone().try_acquire_owned() else {
             metrics::counter!(crate::metrics::CONNECTIONS_OVER_CAPACITY).increment(1);
             tracing::debug!(%peer, "connection refused: {} connections are open ({})", side.cap.1, side.cap.0);
@@ -236,7 +256,7 @@ pub async fn serve<A: Adapter>(
         let bridge = bridge.clone();
         let http = http.clone();
         let watcher = graceful.watcher();
-        let handshake_timeout = config.header_read_timeout;
+        let handshake_timeout = side.handshake_timeout;
         let body_timeout = config.header_read_timeout;
         tokio::spawn(async move {
             let (transport, client) = match side.tls {
@@ -288,7 +308,7 @@ pub async fn serve<A: Adapter>(
             });
             // Armed now: at accept for plain TCP, after the handshake for TLS.
             let first_byte = Some(Box::pin(tokio::time::sleep(handshake_timeout)));
-            let io = TokioIo::new(Admitted { stream, first_byte, _place: place });
+            let io = TokioIo::new(Admitted { stream, first_byte, _place: place, _source: source });
             if let Err(e) = watcher.watch(http.serve_connection_with_upgrades(io, service).into_owned()).await {
                 tracing::trace!(%peer, "connection ended: {e}");
             }

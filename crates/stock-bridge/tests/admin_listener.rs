@@ -257,3 +257,63 @@ async fn forwarded_for_is_believed_from_trusted_proxies_only() {
     let no_proxies = common::start_isolated(allow(&[]));
     assert_eq!(post(no_proxies.addr, shop).await, 403);
 }
+
+/// A TCP connection to `to` from the loopback address `from` (all of 127/8 is loopback).
+async fn connect_from(from: &str, to: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    timeout(WAIT, socket.connect(to)).await.expect("connect timed out").unwrap()
+}
+
+/// True when the bridge closes `tcp` within WAIT (end of stream or reset).
+async fn closed(tcp: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    matches!(timeout(WAIT, tcp.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+}
+
+/// Issue 22, F9: the back office's places were taken before anything was checked; 300 idle
+/// connections locked it out until the handshake timeout. Now a peer outside the
+/// allow-list is closed at accept, and one address holds a bounded share of the places.
+#[tokio::test]
+async fn back_office_places_are_refused_at_accept_to_strangers_and_bounded_per_source() {
+    use stock_bridge::source_places::ADMIN_PLACES_PER_SOURCE;
+    let certs = certs();
+    let config = BridgeConfig {
+        allow_sources: vec!["127.0.0.1/32".parse().unwrap(), "127.0.0.3/32".parse().unwrap()],
+        // Long, so a close within WAIT is the accept's doing, not a timeout's.
+        header_read_timeout: std::time::Duration::from_secs(60),
+        ..admin_config(&certs, AdminAuth::Key, &[], None)
+    };
+    let bridge = start(config).await;
+
+    let mut stranger = connect_from("127.0.0.2", bridge.admin).await;
+    assert!(closed(&mut stranger).await, "a peer outside the allow-list was kept open");
+
+    let mut idle = Vec::new();
+    for _ in 0..ADMIN_PLACES_PER_SOURCE {
+        idle.push(connect_from("127.0.0.3", bridge.admin).await);
+    }
+    let mut one_more = connect_from("127.0.0.3", bridge.admin).await;
+    assert!(closed(&mut one_more).await, "one address took more than its share of the places");
+    // Its idle connections are still open (nothing closed them), and the back office gets in.
+    let http = reqwest::Client::builder().timeout(WAIT).build().unwrap();
+    let url = format!("http://{}", bridge.admin);
+    assert_eq!(broadcast(&http, &url, Some(KEY), 1).await, Ok(200));
+    // A place given back is taken again.
+    drop(idle.pop());
+    let mut again = None;
+    for _ in 0..100 {
+        let mut tcp = connect_from("127.0.0.3", bridge.admin).await;
+        use tokio::io::AsyncWriteExt;
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: bridge\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 12];
+        use tokio::io::AsyncReadExt;
+        if let Ok(Ok(12)) = timeout(WAIT, tcp.read_exact(&mut buf)).await {
+            again = Some(buf);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(again.as_ref().map(|b| &b[..]), Some(&b"HTTP/1.1 200"[..]), "the freed place was not given back");
+}
