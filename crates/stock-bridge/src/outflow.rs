@@ -13,11 +13,14 @@
 //! A socket's WebSocket is not always the connection that opened its session: a client
 //! that starts on long-polling upgrades on a new connection, either after its Socket.IO
 //! CONNECT (socket.io-client: the socket exists, the tap is attached at once) or before it
-//! (rust_socketio: no socket yet, so [`UpgradeTaps`] keeps the tap until the CONNECT).
+//! (rust_socketio: no socket yet, so [`SessionTaps`] keeps the tap until the CONNECT).
 //!
-//! Long-polling sockets have no single TCP connection; they are bounded in packets and by
-//! the Engine.IO heartbeat (a client that stops polling is closed within
-//! `ping_interval + ping_timeout`).
+//! A long-polling socket has no single TCP connection: its tap is its session's own,
+//! kept by session id ([`SessionTaps`] again), and counts what the answers to its GETs
+//! carry, packet by packet, as the WebSocket frames those packets would have been
+//! ([`PollCount`]), so the same budget holds on either transport. It was bounded in
+//! packets only: three sessions that POSTed pongs and never polled held 475 MiB (issue 22,
+//! F13). When such a socket upgrades, its WebSocket's tap takes over.
 //!
 //! No lock here is ever held across a call out of this module.
 
@@ -62,6 +65,12 @@ impl Tap {
         WRITES.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// `n` bytes left for a long-polling session (no write of its own: it shares the
+    /// connection's).
+    pub fn delivered(&self, n: u64) {
+        self.0.written.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Ends the connection: its reader sees the end of the stream, so whoever serves it
     /// (hyper, the WebSocket transport) closes it.
     pub fn close(&self) {
@@ -74,12 +83,13 @@ impl Tap {
     }
 }
 
-/// Taps of WebSocket upgrades whose Socket.IO CONNECT has not arrived yet, by session id.
-/// An entry holds its connection weakly: it is gone when the connection is. Only
-/// successful upgrades are kept (one per connection), so there are never more live
-/// entries than open connections; dead ones are swept whenever the map has grown.
+/// Taps by Engine.IO session id: WebSocket upgrades whose Socket.IO CONNECT has not
+/// arrived yet, or long-polling sockets' own. An entry holds its tap weakly: it is gone
+/// when its connection (or socket) is. Only successful upgrades and connected sockets are
+/// kept, so there are never more live entries than connections and sockets; dead ones are
+/// swept whenever the map has grown.
 #[derive(Default, Debug)]
-pub struct UpgradeTaps {
+pub struct SessionTaps {
     taps: Mutex<HashMap<String, Weak<TapState>>>,
     /// Sweep dead entries when the map reaches this size (doubles while they are all alive).
     sweep_at: std::sync::atomic::AtomicUsize,
@@ -91,11 +101,11 @@ pub fn asks_for_websocket(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|pair| pair == "transport=websocket"))
 }
 
-/// Entries before the first sweep of [`UpgradeTaps`].
+/// Entries before the first sweep of [`SessionTaps`].
 const UPGRADE_SWEEP_AT: usize = 1024;
 
-impl UpgradeTaps {
-    /// Session `sid` upgraded to WebSocket on `tap`'s connection.
+impl SessionTaps {
+    /// Session `sid`'s tap is `tap`.
     pub fn remember(&self, sid: &str, tap: &Tap) {
         let mut taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
         taps.insert(sid.to_owned(), Arc::downgrade(&tap.0));
@@ -111,6 +121,12 @@ impl UpgradeTaps {
     pub fn take(&self, sid: &str) -> Option<Tap> {
         let mut taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
         taps.remove(sid)?.upgrade().map(Tap)
+    }
+
+    /// The tap of `sid`, left in place.
+    pub fn get(&self, sid: &str) -> Option<Tap> {
+        let taps = self.taps.lock().unwrap_or_else(|e| e.into_inner());
+        taps.get(sid)?.upgrade().map(Tap)
     }
 
     pub fn len(&self) -> usize {
@@ -191,6 +207,103 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountedStream<S> {
     }
 }
 
+/// Counts a long-polling answer's body into its session's tap as it is written: each
+/// packet (they are separated by 0x1e) as the WebSocket frame it would have been.
+#[derive(Debug)]
+pub struct PollCount {
+    tap: Tap,
+    /// Bytes of the packet being read so far.
+    packet: usize,
+}
+
+/// Engine.IO's long-polling packet separator.
+const RECORD_SEPARATOR: u8 = 0x1e;
+
+impl PollCount {
+    pub fn new(tap: Tap) -> Self {
+        PollCount { tap, packet: 0 }
+    }
+
+    /// The next piece of the body.
+    pub fn count(&mut self, chunk: &[u8]) {
+        for piece in chunk.split_inclusive(|b| *b == RECORD_SEPARATOR) {
+            match piece.strip_suffix(&[RECORD_SEPARATOR]) {
+                Some(end) => {
+                    self.tap.delivered(ws_frame_len(self.packet + end.len()));
+                    self.packet = 0;
+                }
+                None => self.packet += piece.len(),
+            }
+        }
+    }
+
+    /// The body ended: its last packet is complete.
+    pub fn end(&mut self) {
+        if self.packet > 0 {
+            self.tap.delivered(ws_frame_len(self.packet));
+            self.packet = 0;
+        }
+    }
+}
+
+/// A response whose body, when it answers a long-polling GET, is counted into its
+/// session's tap ([`PollCount`]); any other passes unchanged.
+pub struct CountedAnswer {
+    inner: axum::body::Body,
+    count: Option<PollCount>,
+}
+
+impl CountedAnswer {
+    pub fn new(inner: axum::body::Body, count: Option<PollCount>) -> Self {
+        CountedAnswer { inner, count }
+    }
+}
+
+impl Drop for CountedAnswer {
+    fn drop(&mut self) {
+        if let Some(count) = self.count.as_mut() {
+            count.end();
+        }
+    }
+}
+
+impl hyper::body::Body for CountedAnswer {
+    type Data = hyper::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Some(count) = this.count.as_mut() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        count.count(data);
+                    }
+                    // hyper stops polling a body of known length once it has it all.
+                    if this.inner.is_end_stream() {
+                        count.end();
+                    }
+                }
+                Poll::Ready(None) => count.end(),
+                _ => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Size on the wire of a WebSocket text frame from the server (unmasked) carrying `payload` bytes.
 pub fn ws_frame_len(payload: usize) -> u64 {
     let header = match payload {
@@ -210,11 +323,28 @@ pub enum Refused {
     CatchUpPending,
 }
 
+/// A tap, and where it and the account stood when it was attached.
+#[derive(Debug)]
+struct Meter {
+    tap: Tap,
+    written_at: u64,
+    emitted_at: u64,
+}
+
+impl Meter {
+    fn written(&self) -> u64 {
+        self.tap.written().saturating_sub(self.written_at)
+    }
+}
+
 /// One socket's account. Lives in the socket's extensions and goes with it.
 #[derive(Debug)]
 pub struct Outflow {
-    tap: OnceLock<(Tap, u64)>,
-    /// Frame bytes handed to socketioxide since the tap was attached.
+    /// Its WebSocket's connection.
+    tap: OnceLock<Meter>,
+    /// Its long-polling session, until it has a WebSocket.
+    polling: OnceLock<Meter>,
+    /// Frame bytes handed to socketioxide while metered.
     emitted: AtomicU64,
     /// Found too slow: nothing more is queued to it while it is being disconnected.
     doomed: AtomicBool,
@@ -234,6 +364,7 @@ impl Outflow {
         let burst = events_per_second.saturating_mul(NonZeroU32::new(2).expect("2 is not zero"));
         Outflow {
             tap: OnceLock::new(),
+            polling: OnceLock::new(),
             emitted: AtomicU64::new(0),
             doomed: AtomicBool::new(false),
             catching_up: AtomicBool::new(false),
@@ -247,24 +378,36 @@ impl Outflow {
     /// Counts from now on what `tap`'s connection writes (the socket's WebSocket). Only
     /// the first call counts: a socket has at most one WebSocket.
     pub fn attach(&self, tap: &Tap) {
-        let _ = self.tap.set((tap.clone(), tap.written()));
+        let _ = self.tap.set(self.meter_for(tap));
     }
 
-    /// Writes its WebSocket's connection took since it was attached (None when not metered).
+    /// Counts what `tap`, its long-polling session's, carries, until a WebSocket is attached.
+    pub fn attach_polling(&self, tap: &Tap) {
+        let _ = self.polling.set(self.meter_for(tap));
+    }
+
+    fn meter_for(&self, tap: &Tap) -> Meter {
+        Meter { tap: tap.clone(), written_at: tap.written(), emitted_at: self.emitted.load(Ordering::Relaxed) }
+    }
+
+    fn meter(&self) -> Option<&Meter> {
+        self.tap.get().or_else(|| self.polling.get())
+    }
+
+    /// Writes its WebSocket's connection took since it was attached (None without one).
     pub fn writes(&self) -> Option<u64> {
-        self.tap.get().map(|(tap, _)| tap.writes())
+        self.tap.get().map(|meter| meter.tap.writes())
     }
 
     pub fn is_metered(&self) -> bool {
-        self.tap.get().is_some()
+        self.meter().is_some()
     }
 
-    /// Bytes handed over for this client that have not reached the kernel yet (None for
-    /// long-polling sockets, which are not metered).
+    /// Bytes handed over for this client that have not left yet (None when not metered).
     pub fn queued(&self) -> Option<u64> {
-        let (tap, base) = self.tap.get()?;
-        let written = tap.written().saturating_sub(*base);
-        Some(self.emitted.load(Ordering::Relaxed).saturating_sub(written))
+        let meter = self.meter()?;
+        let emitted = self.emitted.load(Ordering::Relaxed).saturating_sub(meter.emitted_at);
+        Some(emitted.saturating_sub(meter.written()))
     }
 
     /// Books `frame` bytes unless that would take the queue over `budget`. A frame is
@@ -320,9 +463,9 @@ impl Outflow {
     /// Starts a catch-up unless one is being computed or the last answer has not left.
     /// The returned guard ends it; [`CatchUpTurn::answered`] records the answer's size.
     pub fn begin_catch_up(self: &Arc<Self>) -> Result<CatchUpTurn, Refused> {
-        if let Some((tap, base)) = self.tap.get() {
-            let left = tap.written().saturating_sub(*base);
-            if left < self.catch_up_mark.load(Ordering::Relaxed) {
+        if let Some(meter) = self.meter() {
+            let answer_end = self.catch_up_mark.load(Ordering::Relaxed).saturating_sub(meter.emitted_at);
+            if meter.written() < answer_end {
                 return Err(Refused::CatchUpPending);
             }
         }
@@ -408,7 +551,7 @@ mod tests {
 
     #[test]
     fn an_upgrade_before_connect_is_kept_until_taken_and_only_while_its_connection_lives() {
-        let upgrades = UpgradeTaps::default();
+        let upgrades = SessionTaps::default();
         let tap = Tap::default();
         upgrades.remember("a", &tap);
         tap.add(7);
@@ -450,5 +593,20 @@ mod tests {
         let o = Outflow::new(rate());
         let admitted = (0..100).filter(|_| o.admit_event().is_ok()).count();
         assert!((10..=11).contains(&admitted), "burst of twice the rate, got {admitted}");
+    }
+
+    #[test]
+    fn a_poll_answer_counts_as_the_frames_its_packets_would_have_been() {
+        let tap = Tap::default();
+        let mut count = PollCount::new(tap.clone());
+        // "42[...]" split across two body frames, then a ping, then the end of the body.
+        count.count(b"42[\"a\",");
+        assert_eq!(tap.written(), 0, "a packet counts once it is whole");
+        count.count(b"1]\x1e2");
+        assert_eq!(tap.written(), ws_frame_len(9));
+        count.end();
+        count.end();
+        assert_eq!(tap.written(), ws_frame_len(9) + ws_frame_len(1), "the last packet, once");
+        assert_eq!(tap.writes(), 0, "no write of its own");
     }
 }

@@ -15,7 +15,7 @@ use crate::cluster::{RedisDown, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
 use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
-use crate::outflow::{Outflow, Tap, UpgradeTaps, ws_frame_len};
+use crate::outflow::{Outflow, SessionTaps, Tap, ws_frame_len};
 use serde_json::value::RawValue;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::socket::Sid;
@@ -65,7 +65,9 @@ pub struct Bridge<A: Adapter = LocalAdapter> {
     /// The sockets connected to this node: a broadcast to everyone goes to them.
     pub audience: Audience<A>,
     /// WebSocket upgrades waiting for their socket's CONNECT (see [`crate::outflow`]).
-    pub upgrades: UpgradeTaps,
+    pub upgrades: SessionTaps,
+    /// Long-polling sockets' own taps, by session id (see [`crate::outflow`]).
+    pub polls: SessionTaps,
     /// `POST /broadcast` per source address: `rate_limit` per second, bursts of one second's worth.
     pub broadcasts: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     pub mode: Mode,
@@ -183,7 +185,8 @@ impl<A: Adapter> Bridge<A> {
                 config,
                 io,
                 audience: Audience::default(),
-                upgrades: UpgradeTaps::default(),
+                upgrades: SessionTaps::default(),
+                polls: SessionTaps::default(),
                 mode,
                 order: tokio::sync::Mutex::new(()),
                 fanout,

@@ -14,7 +14,7 @@
 //! drains.
 
 use crate::body_deadline::BodyDeadline;
-use crate::outflow::CountedStream;
+use crate::outflow::{CountedAnswer, CountedStream, PollCount};
 use crate::relay::Bridge;
 use crate::source_places::{ADMIN_HANDSHAKE_TIMEOUT, SourcePlace, SourcePlaces};
 use crate::tls::VerifiedClient;
@@ -287,9 +287,13 @@ pub async fn serve<A: Adapter>(
                 }
                 let mut upgrade = None;
                 let mut body_within = None;
+                let mut poll_count = None;
                 if sockets && req.uri().path().starts_with("/socket.io") {
                     detach_head(&mut req);
                     upgrade = upgrade_sid(&req).map(|sid| (sid, bridge.clone(), tap.clone()));
+                    if req.method() == hyper::Method::GET {
+                        poll_count = poll_sid(&req).and_then(|sid| bridge.polls.get(sid)).map(PollCount::new);
+                    }
                     // A long-polling POST is a few packets: it has as long as a head.
                     body_within = Some(body_timeout);
                 }
@@ -303,7 +307,7 @@ pub async fn serve<A: Adapter>(
                     {
                         bridge.attach_tap(&sid, &tap);
                     }
-                    Ok::<_, std::convert::Infallible>(res)
+                    Ok::<_, std::convert::Infallible>(res.map(|body| CountedAnswer::new(body, poll_count)))
                 }
             });
             // Armed now: at accept for plain TCP, after the handshake for TLS.
@@ -364,6 +368,15 @@ fn detach_head<B>(req: &mut hyper::Request<B>) {
 }
 
 /// The session of a long-polling socket upgrading to WebSocket (`?transport=websocket&sid=...`).
+/// The session of a long-polling request (`?EIO=4&transport=polling&sid=...`).
+fn poll_sid<B>(req: &hyper::Request<B>) -> Option<&str> {
+    let query = req.uri().query()?;
+    if !query.split('&').any(|pair| pair == "transport=polling") {
+        return None;
+    }
+    query.split('&').find_map(|pair| pair.strip_prefix("sid="))
+}
+
 fn upgrade_sid<B>(req: &hyper::Request<B>) -> Option<String> {
     let query = req.uri().query()?;
     if !crate::outflow::asks_for_websocket(Some(query)) {

@@ -107,6 +107,74 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
     drop(reading);
 }
 
+/// A long-polling socket that stops polling is cut by bytes too, while one that keeps
+/// polling, with far more than the budget passing through it, is not (issue 22, F13:
+/// polling sessions were bounded in packets only; three that POSTed pongs and never
+/// polled held 475 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_polling_socket_that_stops_polling_is_cut_by_bytes() {
+    let _serial = one_at_a_time().await;
+    let bridge = start(BridgeConfig {
+        client_buffer: 1_000_000,
+        client_buffer_bytes: 256 * 1024,
+        batch_body_limit: 256 * 1024,
+        body_limit: 64 * 1024,
+        ping_interval: Duration::from_secs(30),
+        ping_timeout: Duration::from_secs(30),
+        ..Default::default()
+    });
+    // The stalled one: a session, its CONNECT, then no more GETs.
+    let base = format!("http://{}/socket.io/?EIO=4&transport=polling", bridge.addr);
+    let get = |url: String| async move {
+        let response = timeout(WAIT, http().get(url).send()).await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    };
+    let open = get(base.clone()).await;
+    let sid = serde_json::from_str::<serde_json::Value>(open.trim_start_matches('0')).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = format!("{base}&sid={sid}");
+    let posted = timeout(WAIT, http().post(&session).body("40").send()).await.unwrap().unwrap();
+    assert_eq!(posted.status(), 200);
+    let mut answers = Vec::new();
+    while !answers.iter().any(|a: &String| a.split('\u{1e}').any(|p| p.starts_with("40"))) {
+        assert!(answers.len() < 5, "no CONNECT: {answers:?}");
+        answers.push(get(session.clone()).await);
+    }
+
+    // The healthy one: rust_socketio on long-polling, reading every event before the next.
+    let (_reader, mut events) = common::sio_client(bridge.addr, rust_socketio::TransportType::Polling, None).await;
+    common::next(&mut events, "open").await;
+    timeout(WAIT, async {
+        while bridge.bridge.connected_clients() != 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both sockets connected");
+
+    let note = "x".repeat(60 * 1024);
+    // 20 x 60 KB: almost five times the budget passes through the healthy one.
+    for i in 0..20 {
+        let body = json!({"event": "sale_mode", "data": {"mode": i, "note": note}});
+        assert_eq!(post(bridge.addr, &body).await.0, 200);
+        assert_eq!(common::next(&mut events, "sale_mode").await[0]["mode"], i, "the healthy poller got it");
+    }
+    timeout(WAIT, async {
+        while bridge.bridge.connected_clients() != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the socket that stopped polling was never cut by bytes");
+    // The one left is the healthy poller.
+    assert_eq!(post(bridge.addr, &json!({"event": "sale_mode", "data": {"mode": "last"}})).await.0, 200);
+    assert_eq!(common::next(&mut events, "sale_mode").await[0]["mode"], "last");
+    assert_healthy(bridge.addr, "after the cut").await;
+}
+
 /// Batches go to a socket in one go, but the byte bound still holds event by event: a
 /// stalled client is cut in the middle of a batch, and the bridge keeps answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

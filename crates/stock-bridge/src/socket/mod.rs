@@ -141,11 +141,17 @@ fn websocket_tap<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Option<Tap
     if crate::outflow::asks_for_websocket(parts.uri.query()) { parts.extensions.get::<Tap>().cloned() } else { None }
 }
 
-/// A new socket's account, counting bytes on its connection when it is a WebSocket.
+/// A new socket's account, counting bytes on its WebSocket's connection, or what its
+/// long-polling session's answers carry.
 fn account_for<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Arc<Outflow> {
     let account = Arc::new(Outflow::new(bridge.config.client_event_rate));
     if let Some(tap) = websocket_tap(s, bridge) {
         account.attach(&tap);
+    } else if s.transport_type() == socketioxide::TransportType::Polling {
+        // Its session's own tap, fed by the answers to its GETs; held by the account.
+        let tap = Tap::default();
+        account.attach_polling(&tap);
+        bridge.polls.remember(&s.id.to_string(), &tap);
     }
     account
 }
