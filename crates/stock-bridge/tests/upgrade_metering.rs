@@ -70,12 +70,24 @@ async fn a_client_that_upgrades_before_connect_is_metered_on_its_websocket() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_polling_client_is_not_metered_against_some_other_connection() {
+async fn a_long_polling_client_is_metered_by_what_its_polls_carry() {
     let bridge = start_isolated(BridgeConfig::default());
     let (client, mut events) = sio_client(bridge.addr, TransportType::Polling, None).await;
     next(&mut events, "open").await;
     let socket = bridge.bridge.io.sockets().pop().expect("connected");
     let account = stock_bridge::relay::outflow(&socket).expect("every socket has an account");
-    assert_eq!(account.queued(), None, "long-polling is bounded in packets, not against a TCP connection");
+    // Metered by its session's own count (issue 22, F13), not by some TCP connection's.
+    assert_eq!(account.writes(), None, "not attached to a connection");
+    for product in 0..20 {
+        assert_eq!(common::post(bridge.addr, &common::add_stock(product)).await.0, 200);
+        assert_eq!(next(&mut events, "add_stock").await[0]["product_id"], product);
+    }
+    let settled = timeout(WAIT, async {
+        while account.queued() != Some(0) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(settled.is_ok(), "what it read is not counted as left: {:?} still queued", account.queued());
     let _ = client.disconnect().await;
 }
