@@ -16,8 +16,8 @@ use std::time::Duration;
 /// `Incoming`, failed with [`BodyTooSlow`] once `deadline` has passed before its end.
 pub struct BodyDeadline {
     inner: Incoming,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    within: Duration,
+    /// When it must have ended, and how long it was given (for the error).
+    deadline: Option<(Pin<Box<tokio::time::Sleep>>, Duration)>,
 }
 
 /// The body did not arrive whole within its time.
@@ -28,8 +28,7 @@ pub struct BodyTooSlow(pub Duration);
 impl BodyDeadline {
     /// With `within: None`, the body may take as long as it likes (as before).
     pub fn new(inner: Incoming, within: Option<Duration>) -> Self {
-        let deadline = within.map(|d| Box::pin(tokio::time::sleep(d)));
-        BodyDeadline { inner, deadline, within: within.unwrap_or_default() }
+        BodyDeadline { inner, deadline: within.map(|d| (Box::pin(tokio::time::sleep(d)), d)) }
     }
 }
 
@@ -42,11 +41,12 @@ impl Body for BodyDeadline {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        if let Some(deadline) = this.deadline.as_mut()
+        if let Some((deadline, within)) = this.deadline.as_mut()
             && deadline.as_mut().poll(cx).is_ready()
         {
+            let within = *within;
             this.deadline = None;
-            return Poll::Ready(Some(Err(Box::new(BodyTooSlow(this.within)))));
+            return Poll::Ready(Some(Err(Box::new(BodyTooSlow(within)))));
         }
         Poll::Pending
     }

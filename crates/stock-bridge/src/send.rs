@@ -172,10 +172,11 @@ pub fn http_client(args: &SendArgs) -> Result<reqwest::Client, SendError> {
 }
 
 /// Why a request got no answer, in words: a TLS problem by name, else the innermost
-/// cause (refused, name not found, ...).
-fn unreachable_why(e: reqwest::Error) -> String {
+/// cause (refused, name not found, ...); and whether the reason was named (a timeout, a
+/// TLS problem) or only the cause could be given.
+fn unreachable_why(e: reqwest::Error) -> (String, bool) {
     if e.is_timeout() {
-        return "no answer within 5 s".to_owned();
+        return ("no answer within 5 s".to_owned(), true);
     }
     let mut innermost: &(dyn std::error::Error + 'static) = &e;
     let mut tls = None;
@@ -187,25 +188,13 @@ fn unreachable_why(e: reqwest::Error) -> String {
         }
     }
     match tls {
-        Some(problem) => format!("TLS failed: {problem} ({innermost})"),
-        None if e.is_connect() => format!("connection failed: {innermost} (is the bridge running?)"),
+        Some(problem) => (format!("TLS failed: {problem} ({innermost})"), true),
+        None if e.is_connect() => (format!("connection failed: {innermost} (is the bridge running?)"), false),
         None => {
             let cause = innermost.to_string();
-            format!("{}: {cause}", e.without_url())
+            (format!("{}: {cause}", e.without_url()), false)
         }
     }
-}
-
-/// The named TLS problem anywhere in `e`'s chain of causes.
-fn tls_cause(e: &reqwest::Error) -> Option<&'static str> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if let Some(problem) = tls_problem(c) {
-            return Some(problem);
-        }
-        cause = c.source();
-    }
-    None
 }
 
 /// Over TLS 1.3 the bridge refuses a client certificate only after our side of the
@@ -307,8 +296,7 @@ async fn post(client: &reqwest::Client, args: &SendArgs, body: &Value) -> Result
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => {
-            let named = e.is_timeout() || tls_cause(&e).is_some();
-            let mut why = unreachable_why(e);
+            let (mut why, named) = unreachable_why(e);
             if !named && let Some(problem) = probe_tls(args).await {
                 why = format!("TLS failed: {problem} ({why})");
             }

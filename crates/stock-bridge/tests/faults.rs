@@ -73,11 +73,10 @@ async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
     drop(fresh);
 }
 
-/// A client that reads too slowly is cut by bytes, long before its packet bound.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
-    let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig {
+/// A budget of 256 KiB per client and a packet bound far beyond reach: whoever is cut was
+/// cut by bytes. Heartbeats slow enough not to close a stalled client first.
+fn byte_bound_config() -> BridgeConfig {
+    BridgeConfig {
         client_buffer: 1_000_000,
         client_buffer_bytes: 256 * 1024,
         batch_body_limit: 256 * 1024,
@@ -85,7 +84,39 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
         ping_interval: Duration::from_secs(30),
         ping_timeout: Duration::from_secs(30),
         ..Default::default()
-    });
+    }
+}
+
+/// Opens an Engine.IO long-polling session (no CONNECT) and returns its query,
+/// `...?EIO=4&transport=polling&sid=...`.
+async fn polling_session(addr: SocketAddr) -> String {
+    let base = format!("http://{addr}/socket.io/?EIO=4&transport=polling");
+    let response = timeout(WAIT, http().get(&base).send()).await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    let open = response.text().await.unwrap();
+    let sid = serde_json::from_str::<serde_json::Value>(open.trim_start_matches('0')).unwrap()["sid"]
+        .as_str()
+        .expect("an Engine.IO open packet")
+        .to_owned();
+    format!("{base}&sid={sid}")
+}
+
+/// Waits (within WAIT) until `count` clients are connected.
+async fn until_connected(bridge: &stock_bridge::relay::Bridge, count: usize, what: &str) {
+    let reached = timeout(WAIT, async {
+        while bridge.connected_clients() != count {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "{what}: {} connected, not {count}", bridge.connected_clients());
+}
+
+/// A client that reads too slowly is cut by bytes, long before its packet bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
+    let _serial = one_at_a_time().await;
+    let bridge = start(byte_bound_config());
     let _stalled = raw_client(bridge.addr).await;
     let reading = keep_reading(raw_client(bridge.addr).await);
     let body = json!({"event": "sale_mode", "data": {"mode": "peak", "note": "x".repeat(60 * 1024)}});
@@ -114,28 +145,14 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_polling_socket_that_stops_polling_is_cut_by_bytes() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig {
-        client_buffer: 1_000_000,
-        client_buffer_bytes: 256 * 1024,
-        batch_body_limit: 256 * 1024,
-        body_limit: 64 * 1024,
-        ping_interval: Duration::from_secs(30),
-        ping_timeout: Duration::from_secs(30),
-        ..Default::default()
-    });
+    let bridge = start(byte_bound_config());
     // The stalled one: a session, its CONNECT, then no more GETs.
-    let base = format!("http://{}/socket.io/?EIO=4&transport=polling", bridge.addr);
+    let session = polling_session(bridge.addr).await;
     let get = |url: String| async move {
         let response = timeout(WAIT, http().get(url).send()).await.unwrap().unwrap();
         assert_eq!(response.status(), 200);
         response.text().await.unwrap()
     };
-    let open = get(base.clone()).await;
-    let sid = serde_json::from_str::<serde_json::Value>(open.trim_start_matches('0')).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let session = format!("{base}&sid={sid}");
     let posted = timeout(WAIT, http().post(&session).body("40").send()).await.unwrap().unwrap();
     assert_eq!(posted.status(), 200);
     let mut answers = Vec::new();
@@ -147,13 +164,7 @@ async fn a_long_polling_socket_that_stops_polling_is_cut_by_bytes() {
     // The healthy one: rust_socketio on long-polling, reading every event before the next.
     let (_reader, mut events) = common::sio_client(bridge.addr, rust_socketio::TransportType::Polling, None).await;
     common::next(&mut events, "open").await;
-    timeout(WAIT, async {
-        while bridge.bridge.connected_clients() != 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("both sockets connected");
+    until_connected(&bridge.bridge, 2, "both sockets connected").await;
 
     let note = "x".repeat(60 * 1024);
     // 20 x 60 KB: almost five times the budget passes through the healthy one.
@@ -162,13 +173,7 @@ async fn a_long_polling_socket_that_stops_polling_is_cut_by_bytes() {
         assert_eq!(post(bridge.addr, &body).await.0, 200);
         assert_eq!(common::next(&mut events, "sale_mode").await[0]["mode"], i, "the healthy poller got it");
     }
-    timeout(WAIT, async {
-        while bridge.bridge.connected_clients() != 1 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the socket that stopped polling was never cut by bytes");
+    until_connected(&bridge.bridge, 1, "the socket that stopped polling was never cut by bytes").await;
     // The one left is the healthy poller.
     assert_eq!(post(bridge.addr, &json!({"event": "sale_mode", "data": {"mode": "last"}})).await.0, 200);
     assert_eq!(common::next(&mut events, "sale_mode").await[0]["mode"], "last");
@@ -318,19 +323,13 @@ async fn connections_that_never_send_a_byte_are_closed_and_give_their_place_back
 async fn a_long_polling_post_whose_body_drips_is_ended() {
     let _serial = one_at_a_time().await;
     let bridge = start(BridgeConfig { header_read_timeout: Duration::from_millis(500), ..Default::default() });
-    let url = format!("http://{}/socket.io/?EIO=4&transport=polling", bridge.addr);
-    let response = timeout(WAIT, common::http().get(url).send()).await.unwrap().unwrap();
-    assert_eq!(response.status(), 200);
-    let open = response.text().await.unwrap();
-    let sid = serde_json::from_str::<serde_json::Value>(open.trim_start_matches('0')).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = polling_session(bridge.addr).await;
+    let path = session.split_once("/socket.io").expect("a polling URL").1;
     let mut dripping = Vec::new();
     for _ in 0..5 {
         let mut tcp = timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap();
         let head = format!(
-            "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: bridge\r\n\
+            "POST /socket.io{path} HTTP/1.1\r\nHost: bridge\r\n\
              Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n3pr"
         );
         tcp.write_all(head.as_bytes()).await.unwrap();
