@@ -11,6 +11,9 @@ bash scripts/setup-debian.sh
 echo "==> npm ci (reference peers, socket.io-client, playwright-core)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 
+echo "==> the patched crates: each upstream.diff is its whole change, and cargo uses every patch"
+bash scripts/check-patches.sh
+
 echo "==> cargo fmt --check and clippy -D warnings (before any test)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -1,9 +1,15 @@
 //! Scale-out through Redis: several bridge nodes behind a load balancer share broadcasts
-//! (socketioxide's Redis adapter), per-user rooms and the last-value cache.
+//! and the last-value cache.
 //!
-//! - [`ResilientDriver`]: the adapter's pub/sub over a redis `ConnectionManager`, which
-//!   reconnects by itself and re-subscribes, so a node recovers when Redis comes back
-//!   (socketioxide-redis's own driver keeps one connection forever).
+//! - [`FanoutChannel`]: one Redis pub/sub channel carries every broadcast to every node,
+//!   once per run of events (a batch's run for the same recipients is one message), as a
+//!   [`ClusterRun`]. Every node, the one that published it too, hands what it receives to
+//!   its own fan-out worker: the same path, byte accounting and slow-client cut as a
+//!   bridge alone (socketioxide's Redis adapter fanned out with neither: a 2 KB/s reader on
+//!   one node took it from 16 to 134 MiB and lost 804 events without a word; issue 22 F12).
+//!   Since every node delivers in the channel's order, all nodes deliver in one order.
+//!   The pub/sub connection is a redis `ConnectionManager`, which reconnects and
+//!   re-subscribes by itself, so a node recovers when Redis comes back.
 //! - [`RedisLastValues`]: the catch-up cache in Redis (sequence, epoch, latest per product),
 //!   so catch-up works whichever node a client reconnects to. The epoch lives in Redis: it
 //!   changes only when Redis loses its data.
@@ -15,55 +21,87 @@ use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use stock_protocol::delivery::CatchUpItem;
 use stock_protocol::{CatchUp, CatchUpRequest, DeliveryMeta};
 use tokio::sync::mpsc;
 
-/// The Socket.IO adapter used in cluster mode.
-pub type ClusterAdapter = socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, ResilientDriver>;
-
 /// How long one Redis command may take before Redis counts as unreachable.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A redis error, for the adapter.
-#[derive(Debug, thiserror::Error)]
-#[error("redis: {0}")]
-pub struct RedisError(#[from] pub redis::RedisError);
+/// Runs received from Redis and not yet taken by this node's fan-out, at most (in
+/// messages and in bytes); past either, a run is dropped, counted
+/// ([`m::CLUSTER_RUNS_DROPPED`]) and logged: the pub/sub connection is never stalled.
+pub const INBOX_RUNS: usize = 4096;
+/// See [`INBOX_RUNS`].
+pub const INBOX_BYTES: usize = 64 * 1024 * 1024;
 
-type Handlers = Arc<RwLock<HashMap<String, mpsc::Sender<ChanItem>>>>;
-
-/// See the module docs.
-#[derive(Clone)]
-pub struct ResilientDriver {
-    conn: ConnectionManager,
-    handlers: Handlers,
+/// One run of events as it crosses Redis: the rooms it goes to (everyone when empty) and
+/// its events, each with its payload as posted and its delivery position when it has one,
+/// both already serialized (they are passed on byte for byte).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClusterRun {
+    pub rooms: Vec<String>,
+    pub events: Vec<ClusterEvent>,
 }
 
-/// Opens the connections cluster mode needs: one for pub/sub, one for commands.
-pub async fn connect(url: &str) -> Result<(ResilientDriver, ConnectionManager), redis::RedisError> {
+/// One event of a [`ClusterRun`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClusterEvent {
+    pub event: String,
+    pub data: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Box<RawValue>>,
+}
+
+/// This node's end of the cluster's fan-out channel; see the module docs.
+pub struct FanoutChannel {
+    conn: ConnectionManager,
+    name: String,
+}
+
+/// Runs received from the channel, in its order, each with its size (see [`INBOX_BYTES`]).
+pub struct Inbox {
+    runs: mpsc::Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Inbox {
+    /// The next run, or None once the channel's connection is gone for good.
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
+        let run = self.runs.recv().await?;
+        self.queued.fetch_sub(run.len(), Ordering::Relaxed);
+        Some(run)
+    }
+}
+
+/// Opens what cluster mode needs: the fan-out channel `{prefix}:fanout` (subscribed, with
+/// its inbox) and a connection for commands.
+pub async fn connect(url: &str, prefix: &str) -> Result<(FanoutChannel, Inbox, ConnectionManager), redis::RedisError> {
     let url = if url.contains("protocol=") {
         url.to_owned()
     } else {
         format!("{url}{}protocol=resp3", if url.contains('?') { '&' } else { '?' })
     };
     let client = redis::Client::open(url)?;
-    let handlers: Handlers = Arc::default();
-    let sink = handlers.clone();
+    let name = format!("{prefix}:fanout");
+    let (tx, runs) = mpsc::channel(INBOX_RUNS);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let counted = queued.clone();
     let config = manager_config()
         .set_push_sender(move |msg: redis::PushInfo| {
-            deliver(msg, &sink);
+            take(msg, &tx, &counted);
             Ok::<(), std::convert::Infallible>(())
         })
         .set_automatic_resubscription();
-    let pubsub = client.get_connection_manager_with_config(config).await?;
+    let mut pubsub = client.get_connection_manager_with_config(config).await?;
+    pubsub.subscribe(name.as_str()).await?;
     let commands = client.get_connection_manager_with_config(manager_config()).await?;
-    Ok((ResilientDriver { conn: pubsub, handlers }, commands))
+    Ok((FanoutChannel { conn: pubsub, name }, Inbox { runs, queued }, commands))
 }
 
 fn manager_config() -> ConnectionManagerConfig {
@@ -74,56 +112,35 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_secs(1))
 }
 
-fn deliver(msg: redis::PushInfo, handlers: &Handlers) {
+/// Called by redis for each message pushed on the pub/sub connection: never waits.
+fn take(msg: redis::PushInfo, inbox: &mpsc::Sender<Vec<u8>>, queued: &AtomicUsize) {
     if !matches!(msg.kind, redis::PushKind::Message | redis::PushKind::SMessage) || msg.data.len() < 2 {
         return;
     }
-    let mut data = msg.data.into_iter();
-    let (Some(chan), Some(payload)) = (data.next(), data.next()) else { return };
-    let (Ok(chan), Ok(payload)) =
-        (redis::from_redis_value::<String>(chan), redis::from_redis_value::<Vec<u8>>(payload))
-    else {
-        return;
-    };
-    if let Some(tx) = handlers.read().unwrap_or_else(|e| e.into_inner()).get(&chan)
-        && tx.try_send((chan, payload)).is_err()
-    {
-        tracing::warn!("redis pub/sub queue full: a cluster message was dropped");
+    let Some(payload) = msg.data.into_iter().nth(1) else { return };
+    let Ok(run) = redis::from_redis_value::<Vec<u8>>(payload) else { return };
+    let len = run.len();
+    if queued.fetch_add(len, Ordering::Relaxed) + len > INBOX_BYTES || inbox.try_send(run).is_err() {
+        queued.fetch_sub(len, Ordering::Relaxed);
+        metrics::counter!(m::CLUSTER_RUNS_DROPPED).increment(1);
+        tracing::error!(bytes = len, "this node's cluster inbox is full: a broadcast was dropped here");
     }
 }
 
-impl ResilientDriver {
+impl FanoutChannel {
     /// The pub/sub connection (pinged by [`RedisHealth`], which also makes it reconnect).
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
     }
-}
 
-impl Driver for ResilientDriver {
-    type Error = RedisError;
-
-    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        self.conn.clone().publish::<_, _, redis::Value>(chan, val).await?;
+    /// Sends `run` to every node, this one too.
+    pub async fn publish(&self, run: &ClusterRun) -> Result<(), RedisDown> {
+        let bytes = serde_json::to_vec(run).expect("a run serializes");
+        self.conn.clone().publish::<_, _, redis::Value>(self.name.as_str(), bytes).await.map_err(|e| {
+            tracing::warn!("cluster fan-out failed: {e}");
+            RedisDown
+        })?;
         Ok(())
-    }
-
-    async fn subscribe(&self, chan: String, size: usize) -> Result<MessageStream<ChanItem>, Self::Error> {
-        let (tx, rx) = mpsc::channel(size);
-        self.handlers.write().unwrap_or_else(|e| e.into_inner()).insert(chan.clone(), tx);
-        self.conn.clone().subscribe(chan.as_str()).await?;
-        Ok(MessageStream::new(rx))
-    }
-
-    async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
-        self.handlers.write().unwrap_or_else(|e| e.into_inner()).remove(&chan);
-        self.conn.clone().unsubscribe(chan).await?;
-        Ok(())
-    }
-
-    async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
-        let (_, count): (String, u16) =
-            redis::cmd("PUBSUB").arg("NUMSUB").arg(chan).query_async(&mut self.conn.clone()).await?;
-        Ok(count)
     }
 }
 

@@ -18,6 +18,8 @@ pub const CLIENT_EVENTS_REFUSED: &str = "stock_bridge_client_events_refused_tota
 /// Sockets closed because their token expired while they were connected.
 pub const TOKENS_EXPIRED: &str = "stock_bridge_sockets_closed_token_expired_total";
 pub const REDIS_UP: &str = "stock_bridge_redis_up";
+/// Broadcast runs this node received from Redis but had no room for (cluster mode).
+pub const CLUSTER_RUNS_DROPPED: &str = "stock_bridge_cluster_runs_dropped_total";
 /// Unix time at which the served TLS certificate expires (alert on it getting close).
 pub const TLS_CERT_NOT_AFTER: &str = "stock_bridge_tls_cert_not_after_seconds";
 /// 1 while the served certificate is within its validity, else 0.

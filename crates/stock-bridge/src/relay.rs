@@ -3,15 +3,16 @@
 //! Alone (the default), `relay` checks, numbers and enqueues a broadcast and returns at
 //! once (the HTTP answer does not wait for the fan-out); one worker task then queues it to
 //! each target socket in turn, in order, so a socket whose queue is full is known and dealt
-//! with. In cluster mode (Redis), the same worker hands it to the adapter, which fans it out
-//! to every node (the HTTP answer waits for that, to report Redis trouble as 503), and the
+//! with. In cluster mode (Redis), `relay` publishes each run once on the cluster's channel
+//! (the HTTP answer waits for that, to report Redis trouble as 503) and every node, this
+//! one too, hands what the channel brings to the same worker ([`Bridge::fan_out`]); the
 //! last values live in Redis.
 //!
 //! No lock is held across a call into socketioxide: its `disconnect()` runs our handlers
 //! inline, and a lock held there froze the bridge once.
 
 use crate::audience::{Audience, Target};
-use crate::cluster::{RedisDown, RedisHealth, RedisLastValues};
+use crate::cluster::{ClusterEvent, ClusterRun, FanoutChannel, RedisDown, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
 use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
@@ -19,11 +20,11 @@ use crate::outflow::{Outflow, SessionTaps, Tap, ws_frame_len};
 use serde_json::value::RawValue;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::socket::Sid;
-use socketioxide::{BroadcastError, SendError, SocketError, SocketIo, extract::SocketRef};
+use socketioxide::{SendError, SocketError, SocketIo, extract::SocketRef};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// How this bridge runs: one enum, so the last values and the cluster's parts cannot
 /// disagree.
@@ -34,23 +35,32 @@ pub enum Mode {
     Cluster(Cluster),
 }
 
-/// The cluster-mode parts: the last values in Redis, Redis health and the task that
-/// watches it (stopped when the bridge goes).
+/// The cluster-mode parts: the fan-out channel, the last values in Redis, Redis health
+/// and the tasks that watch it and take in the channel's runs (both stopped when the
+/// bridge goes).
 pub struct Cluster {
+    pub channel: FanoutChannel,
     pub store: RedisLastValues,
     pub health: Arc<RedisHealth>,
-    watcher: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Cluster {
-    pub fn new(store: RedisLastValues, health: Arc<RedisHealth>, watcher: tokio::task::JoinHandle<()>) -> Self {
-        Cluster { store, health, watcher }
+    pub fn new(channel: FanoutChannel, store: RedisLastValues, health: Arc<RedisHealth>) -> Self {
+        Cluster { channel, store, health, tasks: Vec::new() }
+    }
+
+    /// Owns `task`: it is stopped when the bridge goes.
+    pub fn own(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.tasks.push(task);
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.watcher.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -100,7 +110,9 @@ pub const FANOUT_QUEUE_BYTES: u32 = 32 * 1024 * 1024;
 /// leave in one write).
 struct Outgoing<A: Adapter> {
     events: Vec<Relayable>,
-    route: Route<A>,
+    /// Its sockets, each with its account (looked up once per run: the lookup showed in
+    /// profiles at 5 % of the bridge's CPU when done per event and twice).
+    targets: Arc<[Target<A>]>,
     accepted: Instant,
     /// Its share of [`FANOUT_QUEUE_BYTES`], given back when it has been sent.
     _room: tokio::sync::OwnedSemaphorePermit,
@@ -126,16 +138,16 @@ impl Relayable {
     fn args(&self) -> EventArgs<'_> {
         EventArgs { data: &self.data, meta: self.meta.as_deref() }
     }
-}
 
-/// Where the worker sends a broadcast.
-enum Route<A: Adapter> {
-    /// Alone: to these sockets, each with its account (looked up once per run: the
-    /// lookup showed in profiles at 5 % of the bridge's CPU when done per event and twice).
-    Local { targets: Arc<[Target<A>]> },
-    /// Cluster: through the Redis adapter to these rooms (all when empty); the outcome goes
-    /// back to the waiting `relay`.
-    Cluster { rooms: Vec<String>, done: oneshot::Sender<Result<(), RedisDown>> },
+    /// As it crosses Redis (cluster mode).
+    fn to_cluster(&self) -> ClusterEvent {
+        ClusterEvent { event: self.event.clone(), data: self.data.as_ref().to_owned(), meta: self.meta.clone() }
+    }
+
+    fn from_cluster(event: ClusterEvent) -> Self {
+        let frame = event_frame_len(&event.event, &event.data, event.meta.as_deref());
+        Relayable { event: event.event, data: Arc::from(event.data), meta: event.meta, frame }
+    }
 }
 
 impl Bridge<LocalAdapter> {
@@ -203,8 +215,8 @@ impl<A: Adapter> Bridge<A> {
         }
     }
 
-    /// Sends `req` to its sockets. Alone, a socket whose queue is full is disconnected
-    /// instead of being fed forever: it reconnects and catches up from the cache.
+    /// Sends `req` to its sockets. A socket whose queue is full is disconnected instead of
+    /// being fed forever: it reconnects and catches up from the cache.
     pub async fn relay(&self, req: BroadcastRequest) -> Result<Relayed, RedisDown> {
         let mut relayed = self.relay_all(vec![req]).await?;
         Ok(relayed.pop().expect("one event in, one out"))
@@ -212,18 +224,17 @@ impl<A: Adapter> Bridge<A> {
 
     /// Sends each of `reqs` (a batch) in order: each `add_stock` gets its own sequence
     /// number, and no other broadcast is numbered in between. Runs of events for the same
-    /// recipients go to the worker together.
+    /// recipients go out together.
     ///
-    /// The `order` lock covers numbering and queueing to the worker only (so the worker
-    /// sees broadcasts in sequence order); every call into socketioxide happens in the
-    /// worker, with no lock held.
+    /// The `order` lock covers numbering and handing over (to the worker, or to Redis in
+    /// cluster mode) only, so broadcasts leave in sequence order; every call into
+    /// socketioxide happens in the worker, with no lock held.
     pub async fn relay_all(&self, reqs: Vec<BroadcastRequest>) -> Result<Vec<Relayed>, RedisDown> {
         let started = Instant::now();
         if !self.is_ready() {
             return Err(RedisDown);
         }
         let mut relayed: Vec<Relayed> = Vec::with_capacity(reqs.len());
-        let mut waits = Vec::new();
         let names: Vec<String> = reqs.iter().map(|r| r.event.clone()).collect();
         {
             let _order = self.order.lock().await;
@@ -234,7 +245,7 @@ impl<A: Adapter> Bridge<A> {
                 if run.as_ref().is_some_and(|(r, ..)| *r != rooms)
                     && let Some((rooms, events, first)) = run.take()
                 {
-                    waits.extend(self.dispatch(rooms, events, &mut relayed[first..], started).await);
+                    self.dispatch(rooms, events, &mut relayed[first..], started).await?;
                 }
                 let data: Arc<RawValue> = Arc::from(req.data);
                 let meta = match (&req.snapshot, rooms.is_empty()) {
@@ -246,11 +257,8 @@ impl<A: Adapter> Bridge<A> {
                 run.get_or_insert_with(|| (rooms, Vec::new(), relayed.len() - 1)).1.push(event);
             }
             if let Some((rooms, events, first)) = run {
-                waits.extend(self.dispatch(rooms, events, &mut relayed[first..], started).await);
+                self.dispatch(rooms, events, &mut relayed[first..], started).await?;
             }
-        }
-        for done in waits {
-            done.await.unwrap_or(Err(RedisDown))?;
         }
         for name in names {
             metrics::counter!(m::BROADCASTS_ACCEPTED, "event" => name).increment(1);
@@ -258,80 +266,83 @@ impl<A: Adapter> Bridge<A> {
         Ok(relayed)
     }
 
-    /// Hands one run to the worker; alone, fills in each answer's recipients. In cluster
-    /// mode, returns what to wait for (the adapter's outcome).
+    /// Sends one run on: alone, to this node's fan-out (and fills in each answer's
+    /// recipients); in cluster mode, once to Redis, which brings it back to every node.
     async fn dispatch(
         &self,
         rooms: Vec<String>,
         events: Vec<Relayable>,
         answers: &mut [Relayed],
         accepted: Instant,
-    ) -> Option<oneshot::Receiver<Result<(), RedisDown>>> {
-        let (route, done) = if matches!(self.mode, Mode::Cluster(_)) {
-            let (tx, rx) = oneshot::channel();
-            (Route::Cluster { rooms, done: tx }, Some(rx))
-        } else {
-            let targets: Arc<[Target<A>]> = if rooms.is_empty() {
-                self.audience.list()
-            } else {
-                self.io
-                    .to(rooms)
-                    .sockets()
-                    .into_iter()
-                    .map(|s| {
-                        let account = outflow(&s);
-                        (s, account)
-                    })
-                    .collect()
-            };
-            let recipients =
-                targets.iter().filter(|(_, account)| !account.as_ref().is_some_and(|o| o.is_doomed())).count();
-            for answer in answers.iter_mut() {
-                answer.recipients = Some(recipients);
+    ) -> Result<(), RedisDown> {
+        match &self.mode {
+            Mode::Cluster(cluster) => {
+                let run = ClusterRun { rooms, events: events.iter().map(Relayable::to_cluster).collect() };
+                cluster.channel.publish(&run).await.inspect_err(|_| cluster.health.set(false))
             }
-            (Route::Local { targets }, None)
+            Mode::Single(_) => {
+                let recipients = self.fan_out(rooms, events, accepted).await;
+                for answer in answers.iter_mut() {
+                    answer.recipients = Some(recipients);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands a run to this node's fan-out worker, for its sockets in `rooms` (everyone when
+    /// empty); returns how many sockets it goes to.
+    async fn fan_out(&self, rooms: Vec<String>, events: Vec<Relayable>, accepted: Instant) -> usize {
+        let targets: Arc<[Target<A>]> = if rooms.is_empty() {
+            self.audience.list()
+        } else {
+            self.io
+                .to(rooms)
+                .sockets()
+                .into_iter()
+                .map(|s| {
+                    let account = outflow(&s);
+                    (s, account)
+                })
+                .collect()
         };
+        let recipients = targets.iter().filter(|(_, account)| !account.as_ref().is_some_and(|o| o.is_doomed())).count();
         // Bounded in bytes too (a run of a batch holds up to a whole batch): the permits go
         // with the run and come back when the worker has sent it.
         let bytes: usize = events.iter().map(|e| e.data.get().len()).sum();
         let permits = bytes.clamp(1, FANOUT_QUEUE_BYTES as usize) as u32;
-        let Ok(room) = self.fanout_bytes.clone().acquire_many_owned(permits).await else { return done };
+        let Ok(room) = self.fanout_bytes.clone().acquire_many_owned(permits).await else { return recipients };
         // The worker ends only with the bridge, which `self` keeps alive.
-        let _ = self.fanout.send(Outgoing { events, route, accepted, _room: room }).await;
-        done
+        let _ = self.fanout.send(Outgoing { events, targets, accepted, _room: room }).await;
+        recipients
+    }
+
+    /// Cluster mode: a run the channel brought (from any node, this one too) goes to this
+    /// node's sockets like a broadcast posted here. Bytes that are not a run are logged and
+    /// dropped.
+    pub async fn fan_out_received(&self, run: &[u8]) {
+        let received = Instant::now();
+        match serde_json::from_slice::<ClusterRun>(run) {
+            Ok(ClusterRun { rooms, events }) => {
+                let events = events.into_iter().map(Relayable::from_cluster).collect();
+                self.fan_out(rooms, events, received).await;
+            }
+            Err(e) => tracing::error!(bytes = run.len(), "a cluster message is not a broadcast run: {e}"),
+        }
     }
 
     /// The worker's job for one run.
     async fn send_out(&self, out: Outgoing<A>, doomed: &mut Vec<SocketRef<A>>) {
-        let Outgoing { events, route, accepted, _room } = out;
-        match route {
-            Route::Local { targets } => {
-                // A long run goes in slices, with the writers let run in between: each
-                // socket's queue then holds one slice at most. Its channel keeps every block
-                // it ever grew to (tokio reuses them), so a whole batch queued at once left
-                // ~170 KB per socket behind for good; a slice is still one write.
-                let mut slices = events.chunks(DELIVERY_SLICE).peekable();
-                while let Some(slice) = slices.next() {
-                    self.deliver(slice, &targets, doomed);
-                    if slices.peek().is_some() {
-                        tokio::task::yield_now().await;
-                    }
-                }
-            }
-            Route::Cluster { rooms, done } => {
-                let mut outcome = Ok(());
-                for event in &events {
-                    let operators = if rooms.is_empty() { self.io.broadcast() } else { self.io.to(rooms.clone()) };
-                    if let Err(BroadcastError::Adapter(e)) = operators.emit(event.event.as_str(), &event.args()).await {
-                        tracing::warn!("cluster fan-out failed: {e}");
-                        if let Mode::Cluster(cluster) = &self.mode {
-                            cluster.health.set(false);
-                        }
-                        outcome = Err(RedisDown);
-                        break;
-                    }
-                }
-                let _ = done.send(outcome);
+        let Outgoing { events, targets, accepted, _room } = out;
+        // A long run goes in slices, with the writers let run in between: each socket's
+        // queue then holds one slice at most. Its channel keeps every block it ever grew to
+        // (tokio reuses them), so a whole batch queued at once left ~170 KB per socket
+        // behind for good; a slice is still one write.
+        let mut slices = events.chunks(DELIVERY_SLICE).peekable();
+        while let Some(slice) = slices.next() {
+            self.deliver(slice, &targets, doomed);
+            if slices.peek().is_some() {
+                tokio::task::yield_now().await;
             }
         }
         metrics::histogram!(m::BROADCAST_LATENCY).record(accepted.elapsed().as_secs_f64());
@@ -351,7 +362,7 @@ impl<A: Adapter> Bridge<A> {
         }
     }
 
-    /// Alone: queue a run of events to each of its sockets, socket by socket (all of a
+    /// Queues a run of events to each of its sockets, socket by socket (all of a
     /// socket's events are queued before the next socket's, so they wait together and
     /// leave in one write). A socket whose queue is full (in packets, or in bytes beyond
     /// `client_buffer_bytes`) gets nothing more and is disconnected; `doomed` keeps those

@@ -8,14 +8,17 @@
 //!   tokio runtime on its own thread; dropping the [`SocketIoLink`] shuts that runtime
 //!   down, which ends every task the crate spawned, whatever state it was in;
 //! - `"connect"` never fires, so the server's CONNECT is observed through `"open"`;
-//! - an auth rejection arrives only as an `"error"` string starting with
-//!   `Received an ConnectError frame:`, while `connect()` returned Ok, so it is mapped to
-//!   [`LinkSignal::Refused`] here;
+//! - an auth rejection arrives while `connect()` returned Ok; upstream passed it to
+//!   `"error"` behind a text prefix, our patch (`patches/rust_socketio`) to its own event,
+//!   [`CONNECT_ERROR`], with the server's data, which is mapped to [`LinkSignal::Refused`]
+//!   here (nothing decides by searching an error's text);
+//! - its errors are named by their cause (the patched rust_engineio's texts: a message too
+//!   large, a web page instead of Socket.IO, no ping for so long), shown as they are;
 //! - callbacks run one at a time on its read loop, so ours only push into an unbounded
 //!   channel and never wait.
 
 use futures_util::FutureExt;
-use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::asynchronous::{CONNECT_ERROR, Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
 use stock_protocol::Refused;
 
@@ -118,8 +121,6 @@ pub struct SocketIoLink {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Prefix rust_socketio puts before a CONNECT_ERROR's data.
-const CONNECT_ERROR_PREFIX: &str = "Received an ConnectError frame: ";
 /// How long an acknowledgement is waited for inside rust_socketio.
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -200,13 +201,13 @@ async fn drive(
         async {}.boxed()
     });
     let tx = signals.clone();
+    builder = builder.on(CONNECT_ERROR, move |payload, _| {
+        let _ = tx.send(LinkSignal::Refused(Refused::from_data(&payload_json(&payload))));
+        async {}.boxed()
+    });
+    let tx = signals.clone();
     builder = builder.on("error", move |payload, _| {
-        let text = payload_text(&payload);
-        let signal = match text.strip_prefix(CONNECT_ERROR_PREFIX) {
-            Some(data) => LinkSignal::Refused(Refused::from_data(data)),
-            None => LinkSignal::Failed(text),
-        };
-        let _ = tx.send(signal);
+        let _ = tx.send(LinkSignal::Failed(payload_text(&payload)));
         async {}.boxed()
     });
     for name in &target.events {
@@ -277,6 +278,14 @@ fn ack_args(payload: Payload) -> Vec<Value> {
         },
         Payload::Text(values) => values,
         _ => Vec::new(),
+    }
+}
+
+/// The data of a CONNECT_ERROR as JSON text (rust_socketio hands it over parsed).
+fn payload_json(payload: &Payload) -> String {
+    match payload {
+        Payload::Text(values) if values.len() == 1 => values[0].to_string(),
+        other => payload_text(other),
     }
 }
 

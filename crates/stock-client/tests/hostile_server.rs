@@ -5,20 +5,28 @@
 //!   each chunk as a whole payload: any answer over about 8 KB broke the connection).
 //! - F8: a server announcing a ping interval of 2^31 ms and then going silent is called
 //!   offline within the 30 s bound, whatever it announced.
+//! - F14: what broke the connection is named in the banner's reason (all four reached it
+//!   as "EngineIO Error"): a frame over the size limit, a web page where Engine.IO was
+//!   expected (a captive portal), a server that stopped pinging, binary data the feed does
+//!   not use. The WebSocket cases run against a raw WebSocket server written here.
 
 mod common;
 
 use common::WAIT;
+use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use stock_client::link::Transport;
 use stock_client::{ClientEvent, SocketTarget};
 use stock_protocol::ConnectionState;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
 
 /// What the server does after the Socket.IO CONNECT.
 #[derive(Clone, Copy)]
 enum Then {
+    /// Answers every request, the handshake too, with a captive portal's sign-in page.
+    WebPage,
     /// One poll answer of `events` add_stock packets, written 512 bytes at a time; then silence.
     ChunkedBurst { events: usize },
     /// Nothing, ever.
@@ -60,6 +68,17 @@ async fn serve(tcp: TcpStream, ping_interval: u64, then: Then, polls: std::sync:
         tcp.read_exact(&mut body).await.unwrap();
         let post = head.starts_with("POST");
         let handshake = !head.contains("sid=");
+        if let Then::WebPage = then {
+            let page = "<!DOCTYPE html><html><body><h1>Sign in to Pharmacy-WiFi</h1></body></html>";
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\r\n{page}",
+                page.len()
+            );
+            if tcp.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let answer = if handshake {
             format!(
                 r#"0{{"sid":"hostile","upgrades":[],"pingInterval":{ping_interval},"pingTimeout":{ping_interval},"maxPayload":1000000}}"#
@@ -159,5 +178,118 @@ async fn a_server_announcing_an_endless_ping_interval_then_going_silent_is_offli
     // the server's announced 2^31 ms would have been 24 days.
     assert!(connected_at.elapsed() >= Duration::from_secs(29), "gone before the server fell silent for long");
     assert!(offline.reason.is_some(), "offline says why");
+    client.stop().await;
+}
+
+/// Serves Engine.IO over a raw WebSocket on 127.0.0.1:0: the open packet, the Socket.IO
+/// CONNECT once the client asks, then `hostile` frame and silence (the socket stays open).
+async fn hostile_websocket(ping_interval: u64, hostile: Option<Message>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let hostile = hostile.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let open = format!(
+                    r#"0{{"sid":"hostile","upgrades":[],"pingInterval":{ping_interval},"pingTimeout":{ping_interval},"maxPayload":1000000}}"#
+                );
+                if ws.send(Message::text(open)).await.is_err() {
+                    return;
+                }
+                // The client's CONNECT (`40` and its auth).
+                while let Some(Ok(message)) = ws.next().await {
+                    if message.to_text().is_ok_and(|t| t.starts_with("40")) {
+                        break;
+                    }
+                }
+                if ws.send(Message::text(r#"40{"sid":"s"}"#)).await.is_err() {
+                    return;
+                }
+                if let Some(frame) = hostile {
+                    let _ = ws.send(frame).await;
+                }
+                // Silence, reading (and so answering nothing) until the client goes.
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn over(url: String, transport: Transport) -> SocketTarget {
+    let mut target = SocketTarget::new(url, None);
+    target.transport = transport;
+    target
+}
+
+/// The reason given with the first `socket offline`.
+async fn offline_reason(events: &mut tokio::sync::mpsc::Receiver<ClientEvent>) -> String {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await.expect("client ended") {
+                ClientEvent::State(s) if s.state == ConnectionState::Offline => return s.reason.unwrap_or_default(),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("never offline")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_the_size_limit_is_named_message_too_large() {
+    // 50 MB in one frame: over the client's 16 MiB frame limit.
+    let big = "x".repeat(50_000_000);
+    let url = hostile_websocket(25_000, Some(Message::text(format!("42[\"add_stock\",\"{big}\"]")))).await;
+    let (client, mut events) = stock_client::connect(over(url, Transport::Websocket), common::fast());
+    common::state(&mut events, ConnectionState::Connected).await;
+    let reason = offline_reason(&mut events).await;
+    assert!(reason.starts_with("message too large"), "{reason:?}");
+    assert!(reason.contains("50000"), "the size is given: {reason:?}");
+    client.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_instead_of_engine_io_is_named_as_such() {
+    let url = hostile(25_000, Then::WebPage).await;
+    for transport in [Transport::Any, Transport::Polling] {
+        let (client, mut events) = stock_client::connect(over(url.clone(), transport), common::fast());
+        let reason = offline_reason(&mut events).await;
+        assert!(
+            reason.contains("the server answered with a web page, not Socket.IO (a proxy or a captive portal?)"),
+            "{transport:?}: {reason:?}"
+        );
+        client.stop().await;
+    }
+    // Over WebSocket the portal answers the upgrade with its page.
+    let (client, mut events) = stock_client::connect(over(url, Transport::Websocket), common::fast());
+    let reason = offline_reason(&mut events).await;
+    assert!(reason.contains("web page"), "websocket: {reason:?}");
+    client.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_pinging_is_named_no_ping() {
+    // 300 ms interval + 300 ms timeout announced, then silence: "no ping for 0.6 s".
+    for (transport, url) in [
+        (Transport::Polling, hostile(300, Then::Silence).await),
+        (Transport::Websocket, hostile_websocket(300, None).await),
+    ] {
+        let (client, mut events) = stock_client::connect(over(url, transport), common::fast());
+        common::state(&mut events, ConnectionState::Connected).await;
+        let reason = offline_reason(&mut events).await;
+        assert_eq!(reason, "no ping from the server for 0.6 s", "{transport:?}");
+        client.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_data_the_feed_does_not_use_is_named() {
+    let url = hostile_websocket(25_000, Some(Message::binary(vec![0xde, 0xad, 0xbe, 0xef]))).await;
+    let (client, mut events) = stock_client::connect(over(url, Transport::Websocket), common::fast());
+    common::state(&mut events, ConnectionState::Connected).await;
+    let reason = offline_reason(&mut events).await;
+    assert!(reason.contains("binary"), "{reason:?}");
     client.stop().await;
 }

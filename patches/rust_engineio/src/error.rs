@@ -30,8 +30,9 @@ pub enum Error {
     InvalidUrlScheme(String),
     #[error("Error during connection via http: {0}")]
     IncompleteResponseFromReqwest(#[from] ReqwestError),
+    // PATCH: converted by hand (below), so a web page and an oversized frame are named.
     #[error("Error with websocket connection: {0}")]
-    WebsocketError(#[from] TungsteniteError),
+    WebsocketError(TungsteniteError),
     #[error("Network request returned with status code: {0}")]
     IncompleteHttp(u16),
     #[error("Got illegal handshake response: {0}")]
@@ -55,8 +56,41 @@ pub enum Error {
     #[error("The server did not send a PING packet in time")]
     PingTimeout(),
     // PATCH: a long-polling answer over the bound (see `MAX_POLL_ANSWER_BYTES`).
-    #[error("The server's long-polling answer is larger than {0} bytes")]
+    #[error("message too large: a long-polling answer over {0} bytes")]
     PollAnswerTooLarge(usize),
+    // PATCH: the errors an operator may meet, named in words they can act on (upstream's
+    // reached the screen as "EngineIO Error").
+    /// A WebSocket message over the size limit.
+    #[error("message too large: the server sent {size} bytes, at most {max} are accepted")]
+    MessageTooLarge { size: usize, max: usize },
+    /// An HTML page where Engine.IO was expected (a captive portal, a proxy's error page).
+    #[error("the server answered with a web page, not Socket.IO (a proxy or a captive portal?)")]
+    WebPage,
+    /// No packet from the server within its ping interval and timeout (milliseconds, as
+    /// bounded by `MAX_SILENCE_MS`).
+    #[error("no ping from the server for {} s", *.0 as f64 / 1000.0)]
+    NoPing(u64),
+}
+
+// PATCH: see `WebsocketError`.
+impl From<TungsteniteError> for Error {
+    fn from(e: TungsteniteError) -> Self {
+        match e {
+            TungsteniteError::Capacity(tungstenite::error::CapacityError::MessageTooLong { size, max_size }) => {
+                Error::MessageTooLarge { size, max: max_size }
+            }
+            TungsteniteError::Http(response) if is_html(response.headers()) => Error::WebPage,
+            e => Error::WebsocketError(e),
+        }
+    }
+}
+
+/// PATCH: whether an answer says it is a web page.
+pub(crate) fn is_html(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"))
 }
 
 pub(crate) type Result<T> = std::result::Result<T, Error>;

@@ -7,7 +7,7 @@ pub use broadcast::bearer;
 pub mod error;
 mod status;
 
-use crate::cluster::{self, ClusterAdapter, RedisHealth, RedisLastValues};
+use crate::cluster::{self, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
 use crate::relay::{Bridge, Cluster, Mode};
 use crate::socket;
@@ -33,27 +33,33 @@ pub fn app_with(config: Arc<BridgeConfig>, extra: Router) -> (Router, Arc<Bridge
     (assemble(layer, bridge.clone(), extra), bridge)
 }
 
-/// Cluster mode: broadcasts, rooms and last values shared through Redis at `url`.
-pub async fn cluster_app(
-    config: Arc<BridgeConfig>,
-    url: &str,
-    extra: Router,
-) -> Result<(Router, Arc<Bridge<ClusterAdapter>>), String> {
+/// Cluster mode: broadcasts and last values shared through Redis at `url` (see
+/// [`crate::cluster`]). Sockets, rooms and the fan-out are this node's own, as alone.
+pub async fn cluster_app(config: Arc<BridgeConfig>, url: &str, extra: Router) -> Result<(Router, Arc<Bridge>), String> {
     let unreachable = |e: &dyn std::fmt::Display| format!("cannot use Redis at {}: {e}", redact(url));
-    let (driver, commands) = tokio::time::timeout(cluster::REDIS_TIMEOUT * 5, cluster::connect(url))
-        .await
-        .map_err(|_| unreachable(&"no answer within 5 s"))?
-        .map_err(|e| unreachable(&e))?;
-    let pubsub = driver.connection();
-    let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
-        driver,
-        socketioxide_redis::RedisAdapterConfig::new().with_prefix(format!("{}-sio", config.redis_prefix)),
-    );
-    let (layer, io) = builder(&config).with_adapter::<ClusterAdapter>(adapter).build_layer();
-    let (health, watcher) = RedisHealth::watch(vec![commands.clone(), pubsub]);
+    let (channel, mut inbox, commands) =
+        tokio::time::timeout(cluster::REDIS_TIMEOUT * 5, cluster::connect(url, &config.redis_prefix))
+            .await
+            .map_err(|_| unreachable(&"no answer within 5 s"))?
+            .map_err(|e| unreachable(&e))?;
+    let (layer, io) = builder(&config).build_layer();
+    let (health, watcher) = RedisHealth::watch(vec![commands.clone(), channel.connection()]);
     let store = RedisLastValues::new(commands, &config.redis_prefix, config.cache_products);
-    let bridge = Bridge::with_parts(config, io.clone(), Mode::Cluster(Cluster::new(store, health, watcher)));
-    socket::register(&io, bridge.clone()).await.map_err(|e| unreachable(&e))?;
+    let mut cluster = Cluster::new(channel, store, health);
+    cluster.own(watcher);
+    // Takes in the channel's runs, in its order, as long as the bridge lives (it holds the
+    // bridge weakly, so the bridge's drop stops it).
+    let (found, bridge_of) = tokio::sync::oneshot::channel::<std::sync::Weak<Bridge>>();
+    cluster.own(tokio::spawn(async move {
+        let Ok(weak) = bridge_of.await else { return };
+        while let Some(run) = inbox.next().await {
+            let Some(bridge) = weak.upgrade() else { return };
+            bridge.fan_out_received(&run).await;
+        }
+    }));
+    let bridge = Bridge::with_parts(config, io.clone(), Mode::Cluster(cluster));
+    let _ = found.send(Arc::downgrade(&bridge));
+    socket::register(&io, bridge.clone());
     Ok((assemble(layer, bridge.clone(), extra), bridge))
 }
 

@@ -268,11 +268,10 @@ impl Socket {
                     // We didn't receive a ping in time and now consider the connection as closed.
                     Err(_) => {
                         // Be nice and disconnect properly.
-                        if let Err(e) = self.disconnect().await {
-                            Some((Err(e), stream))
-                        } else {
-                            Some((Err(Error::PingTimeout()), stream))
-                        }
+                        // PATCH: the silence is the reason, named with its length, even when
+                        // saying goodbye fails too (it usually does on a dead line).
+                        let _ = self.disconnect().await;
+                        Some((Err(Error::NoPing(self.max_ping_timeout)), stream))
                     }
                 }
             },

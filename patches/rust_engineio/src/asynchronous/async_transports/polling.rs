@@ -84,7 +84,12 @@ impl PollingTransport {
                     // as a whole payload: any answer longer than a chunk broke the
                     // connection. The whole body is read first, up to a bound.
                     let mut body = BytesMut::new();
-                    for await chunk in elem?.bytes_stream() {
+                    let elem = elem?;
+                    // PATCH: a web page (a captive portal) is named, not parsed as packets.
+                    if crate::error::is_html(elem.headers()) {
+                        Err(Error::WebPage)?;
+                    }
+                    for await chunk in elem.bytes_stream() {
                         let chunk = chunk?;
                         if body.len() + chunk.len() > crate::MAX_POLL_ANSWER_BYTES {
                             Err(Error::PollAnswerTooLarge(crate::MAX_POLL_ANSWER_BYTES))?;
@@ -125,15 +130,18 @@ impl AsyncTransport for PollingTransport {
             data
         };
 
-        let status = self
+        let response = self
             .client
             .post(self.address().await?)
             .body(data_to_send)
             .send()
-            .await?
-            .status()
-            .as_u16();
+            .await?;
+        let status = response.status().as_u16();
 
+        // PATCH: see `stream`.
+        if status != 200 && crate::error::is_html(response.headers()) {
+            return Err(Error::WebPage);
+        }
         if status != 200 {
             let error = Error::IncompleteHttp(status);
             return Err(error);
