@@ -4,7 +4,8 @@
 #   it names (name and version from its Cargo.toml), file by file, over the files the folder
 #   holds (files dropped from the copy, such as benches, are not part of the diff);
 # - cargo must use every `[patch.crates-io]` entry (it only warns "patch ... was not used"
-#   and builds the upstream crate when a version drifts).
+#   and builds the upstream crate when a version drifts), and Cargo.lock must name no
+#   registry source for a patched crate's version.
 # `--write` regenerates every upstream.diff from the tree (after an intended change).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -59,6 +60,20 @@ for folder in patches/*/; do
     failed=1
   else
     echo "$folder: $name $version, $changed changed lines, as upstream.diff says"
+  fi
+  # Cargo.lock: the package built is this folder (a path package has no `source`).
+  locked_source="$(awk -v n="$name" -v v="$version" '
+    /^\[\[package\]\]/ { hit = 0 }
+    $0 == "name = \"" n "\"" { named = 1; next }
+    named && $0 == "version = \"" v "\"" { hit = 1 }
+    { named = 0 }
+    hit && /^source = / { print; exit }' Cargo.lock)"
+  if ! grep -q "^name = \"$name\"\$" Cargo.lock; then
+    echo "$folder: Cargo.lock has no $name at all" >&2
+    failed=1
+  elif [ -n "$locked_source" ]; then
+    echo "$folder: Cargo.lock builds $name $version from $locked_source, not from this folder" >&2
+    failed=1
   fi
   rm -f "$diff_now"
 done

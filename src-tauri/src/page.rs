@@ -1,6 +1,6 @@
 //! The page's wire format: what the page receives from `next_updates` (one [`PageUpdate`]
 //! per change, tagged by `type`). The other answers (`dashboard`, `current_session`,
-//! `diagnostics`) serialize their Rust types as they are. `tests/page_contract.rs` writes
+//! `diagnostics`) serialize their Rust types as they are. The tests at the end of this file write
 //! a sample of each to `tests/node/page-samples.json`, which the browser tests' stand-in
 //! answers with, so the page and these types cannot drift apart unnoticed.
 

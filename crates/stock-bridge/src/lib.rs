@@ -20,7 +20,7 @@
 //! - [`audience`]: the sockets a broadcast to everyone goes to.
 //! - [`outflow`]: what each client costs: bytes queued, catch-up in flight, event rate.
 //! - [`lastvalue`]: the per-product last-value cache with sequence and epoch.
-//! - [`cluster`]: cluster mode: the Redis adapter's driver, the cache in Redis, Redis health.
+//! - [`cluster`]: cluster mode: the fan-out channel through Redis, the cache in Redis, Redis health.
 //! - [`source_addr`]: the address a request is from (`X-Forwarded-For` from trusted proxies).
 //! - [`source_places`]: who may take a back-office place, per source, decided at accept.
 //! - [`metrics`], [`api_key`]: small pieces the above use.

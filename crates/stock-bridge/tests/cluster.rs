@@ -239,6 +239,8 @@ async fn a_client_that_stops_reading_on_another_node_is_cut_by_bytes() {
     let (a, _) = node_with(&redis.url(), "t4", config()).await;
     let (b, on_b) = node_with(&redis.url(), "t4", config()).await;
     let _stalled = common::raw_client(b).await;
+    until("the stalled client on B", async || on_b.connected_clients() == 1).await;
+    let stalled = outflow(&on_b.io.sockets()[0]).expect("a connected socket has its account");
     let reading = common::read_until(common::raw_client(b).await, r#"42["sale_mode",{"mode":"last"}]"#);
     until("both clients on B", async || on_b.connected_clients() == 2).await;
 
@@ -253,13 +255,11 @@ async fn a_client_that_stops_reading_on_another_node_is_cut_by_bytes() {
         assert_eq!(status, 200, "{answer}");
         sent += 1;
     }
-    // The cut socket queued at most its budget (it may already be gone).
-    for socket in on_b.io.sockets() {
-        if let Some(account) = outflow(&socket).filter(|o| o.is_doomed()) {
-            let queued = account.queued().unwrap_or(0);
-            assert!(queued <= budget as u64, "at most the budget was queued: {queued}");
-        }
-    }
+    // The cut socket queued at most its budget (asserted even when it is already gone: its
+    // account outlives it).
+    assert!(stalled.is_doomed(), "the stalled client is the one cut");
+    let queued = stalled.queued().expect("the stalled client is metered");
+    assert!(queued <= budget as u64, "at most the budget was queued: {queued}");
     let metrics = reqwest::get(format!("http://{b}/metrics")).await.unwrap().text().await.unwrap();
     let cuts = metrics
         .lines()

@@ -112,12 +112,20 @@ async fn until_connected(bridge: &stock_bridge::relay::Bridge, count: usize, wha
     assert!(reached.is_ok(), "{what}: {} connected, not {count}", bridge.connected_clients());
 }
 
+/// The account of the one client connected so far (waited for within WAIT).
+async fn stalled_account(bridge: &stock_bridge::relay::Bridge) -> std::sync::Arc<stock_bridge::outflow::Outflow> {
+    until_connected(bridge, 1, "the stalled client").await;
+    let sockets = bridge.io.sockets();
+    stock_bridge::relay::outflow(&sockets[0]).expect("a connected socket has its account")
+}
+
 /// A client that reads too slowly is cut by bytes, long before its packet bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
     let _serial = one_at_a_time().await;
     let bridge = start(byte_bound_config());
     let _stalled = raw_client(bridge.addr).await;
+    let stalled = stalled_account(&bridge.bridge).await;
     let reading = keep_reading(raw_client(bridge.addr).await);
     let body = json!({"event": "sale_mode", "data": {"mode": "peak", "note": "x".repeat(60 * 1024)}});
     let mut sent = 0;
@@ -128,12 +136,10 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
         assert_eq!(post(bridge.addr, &body).await.0, 200);
         sent += 1;
     }
-    let socket =
-        bridge.bridge.io.sockets().into_iter().find(|s| stock_bridge::relay::outflow(s).is_some_and(|o| o.is_doomed()));
-    if let Some(socket) = socket {
-        let queued = stock_bridge::relay::outflow(&socket).unwrap().queued().unwrap();
-        assert!(queued <= 256 * 1024, "at most the budget was queued: {queued}");
-    }
+    // Asserted whether or not the socket is already gone: its account outlives it.
+    assert!(stalled.is_doomed(), "the stalled client is the one cut");
+    let queued = stalled.queued().expect("the stalled client is metered");
+    assert!(queued <= 256 * 1024, "at most the budget was queued: {queued}");
     assert_healthy(bridge.addr, "after the cut").await;
     drop(reading);
 }
@@ -194,6 +200,7 @@ async fn a_stalled_client_is_cut_by_bytes_even_inside_a_batch() {
         ..Default::default()
     });
     let _stalled = raw_client(bridge.addr).await;
+    let stalled = stalled_account(&bridge.bridge).await;
     let reading = keep_reading(raw_client(bridge.addr).await);
     let event = json!({"event": "sale_mode", "data": {"mode": "peak", "note": "x".repeat(60 * 1024)}});
     // 240 KB: a quarter of the budget, so the client that reads has room to keep up.
@@ -206,12 +213,10 @@ async fn a_stalled_client_is_cut_by_bytes_even_inside_a_batch() {
         assert_eq!(status, 200, "{answer}");
         sent += 1;
     }
-    let socket =
-        bridge.bridge.io.sockets().into_iter().find(|s| stock_bridge::relay::outflow(s).is_some_and(|o| o.is_doomed()));
-    if let Some(socket) = socket {
-        let queued = stock_bridge::relay::outflow(&socket).unwrap().queued().unwrap();
-        assert!(queued <= 1024 * 1024, "at most the budget was queued: {queued}");
-    }
+    // Asserted whether or not the socket is already gone: its account outlives it.
+    assert!(stalled.is_doomed(), "the stalled client is the one cut");
+    let queued = stalled.queued().expect("the stalled client is metered");
+    assert!(queued <= 1024 * 1024, "at most the budget was queued: {queued}");
     assert_eq!(bridge.bridge.connected_clients(), 1, "the client that reads is still there");
     assert_healthy(bridge.addr, "after the cut").await;
     drop(reading);

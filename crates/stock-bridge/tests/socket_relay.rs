@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::CONNECT_ERROR;
 use common::{Events, next};
 use futures_util::{SinkExt, StreamExt};
 use rust_socketio::TransportType;
@@ -116,9 +117,8 @@ async fn forged_expired_and_missing_tokens_are_refused_with_connect_error() {
         (None, "unauthorized: no token given"),
     ] {
         let (_c, mut rx) = client(bridge.addr, TransportType::Websocket, tok).await;
-        let error = next(&mut rx, "error").await;
-        let text = error.iter().filter_map(Value::as_str).collect::<String>();
-        assert!(text.contains("ConnectError") && text.contains(why), "{text}");
+        let text = common::text_of(&next(&mut rx, CONNECT_ERROR).await);
+        assert!(text.contains(why), "{text}");
     }
     assert_eq!(bridge.bridge.connected_clients(), 0);
 }
@@ -150,7 +150,7 @@ async fn a_socket_is_closed_when_its_token_expires_and_its_reconnect_is_refused(
     assert_eq!(next(&mut rx_lasting, "add_stock").await[0]["product_id"], 1);
 
     let (_again, mut rx_again) = client(bridge.addr, TransportType::Websocket, Some(expiring)).await;
-    let text = next(&mut rx_again, "error").await.iter().filter_map(Value::as_str).collect::<String>();
+    let text = common::text_of(&next(&mut rx_again, CONNECT_ERROR).await);
     assert!(text.contains("unauthorized: the token has expired"), "{text}");
 }
 
@@ -252,7 +252,7 @@ fn introspecting(url: String) -> BridgeConfig {
 
 async fn refusal(addr: SocketAddr, token: &str) -> String {
     let (_c, mut rx) = client(addr, TransportType::Websocket, Some(token.into())).await;
-    next(&mut rx, "error").await.iter().filter_map(Value::as_str).collect()
+    common::text_of(&next(&mut rx, CONNECT_ERROR).await)
 }
 
 #[tokio::test]
@@ -342,15 +342,15 @@ async fn handshakes_beyond_the_rate_of_one_address_are_refused_as_retryable() {
         let (name, args) = timeout(WAIT, async {
             loop {
                 let (n, a) = rx.recv().await.unwrap();
-                if n == "open" || n == "error" {
+                if n == "open" || n == CONNECT_ERROR {
                     return (n, a);
                 }
             }
         })
         .await
         .unwrap();
-        if name == "error" {
-            refused = Some(args.iter().filter_map(Value::as_str).collect::<String>());
+        if name == CONNECT_ERROR {
+            refused = Some(common::text_of(&args));
             break;
         }
     }

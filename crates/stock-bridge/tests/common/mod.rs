@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+pub use rust_socketio::asynchronous::CONNECT_ERROR;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
 use serde_json::{Value, json};
@@ -27,14 +28,21 @@ pub const HEALTHY: Duration = Duration::from_millis(500);
 pub type Events = tokio::sync::mpsc::UnboundedReceiver<(String, Vec<Value>)>;
 
 /// A Socket.IO client whose events and errors (`add_stock`, `sale_mode`, `open`, `error`,
-/// `close`) arrive on a channel; no reconnecting. Does not wait for `open`.
+/// [`CONNECT_ERROR`] (a refusal), `close`) arrive on a channel; no reconnecting. Does not
+/// wait for `open`.
+/// An event's arguments as text: strings as they are, anything else as JSON (a refusal's
+/// data is `{"message": ..., "data": {"code": ...}}`).
+pub fn text_of(args: &[Value]) -> String {
+    args.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).collect()
+}
+
 pub async fn sio_client(addr: SocketAddr, transport: TransportType, token: Option<&str>) -> (Client, Events) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut builder = ClientBuilder::new(format!("http://{addr}")).transport_type(transport).reconnect(false);
     if let Some(token) = token {
         builder = builder.auth(json!({ "token": token }));
     }
-    for name in ["add_stock", "sale_mode", "open", "error", "close"] {
+    for name in ["add_stock", "sale_mode", "open", "error", CONNECT_ERROR, "close"] {
         let tx = tx.clone();
         builder = builder.on(name, move |payload, _| {
             let args = match payload {
