@@ -8,27 +8,24 @@ use std::time::{Duration, Instant};
 use stock_dashboard::credentials::{CredentialStore, MemoryCredentials};
 use stock_dashboard::settings::{MemoryVault, SESSION_KEY, Settings, Vault};
 use stock_dashboard::state::AppState;
+use stock_testkit::TestBridge;
 use tauri::Manager;
 use tauri::test::{INVOKE_KEY, get_ipc_response, mock_builder};
 use tauri::webview::InvokeRequest;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// A demo bridge in this process; returns its base URL.
-fn demo_bridge() -> String {
-    demo_bridge_with(None).0
+/// A demo bridge in this process ([`TestBridge::demo`]), serving until dropped.
+fn demo_bridge() -> TestBridge {
+    tauri::async_runtime::block_on(TestBridge::demo(stock_bridge::demo::DEFAULT_TOKEN_TTL))
 }
 
-/// A demo bridge that, with `feed_every`, also posts synthetic updates (stopped on drop).
-fn demo_bridge_with(feed_every: Option<Duration>) -> (String, Option<stock_bridge::demo::Feed>) {
+/// A demo bridge that also posts synthetic updates every `every` (both stopped on drop).
+fn demo_bridge_with_feed(every: Duration) -> (TestBridge, stock_bridge::demo::Feed) {
     tauri::async_runtime::block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let config = Arc::new(stock_bridge::demo::config(addr, stock_bridge::demo::DEMO_API_KEY).unwrap());
-        let (router, bridge) = stock_bridge::demo::app(config);
-        let feed = feed_every.map(|every| stock_bridge::demo::start_feed(bridge.clone(), every));
-        tauri::async_runtime::spawn(stock_bridge::serve(listener, router, bridge, std::future::pending()));
-        (format!("http://{addr}"), feed)
+        let bridge = TestBridge::demo(stock_bridge::demo::DEFAULT_TOKEN_TTL).await;
+        let feed = stock_bridge::demo::start_feed(bridge.bridge.clone(), every);
+        (bridge, feed)
     })
 }
 
@@ -95,7 +92,8 @@ fn wait_for_state(app: &TestApp, want: &str) -> Value {
 
 #[test]
 fn login_starts_the_feed_remembers_the_session_and_logout_forgets_it() {
-    let url = demo_bridge();
+    let bridge = demo_bridge();
+    let url = bridge.url();
     let app = app_with(Arc::new(MemoryVault::default()), &url);
     assert_eq!(call(&app, "current_session", json!({})).unwrap()["logged_in"], false);
 
@@ -124,7 +122,8 @@ fn login_starts_the_feed_remembers_the_session_and_logout_forgets_it() {
 
 #[test]
 fn without_a_credential_store_remember_me_is_unavailable_and_nothing_is_kept_in_clear() {
-    let url = demo_bridge();
+    let bridge = demo_bridge();
+    let url = bridge.url();
     let vault = Arc::new(MemoryVault::default());
     let credentials = Arc::new(MemoryCredentials::unavailable("no Secret Service on this desktop"));
     let app = app_with_credentials(vault.clone(), credentials.clone(), &url);
@@ -142,7 +141,8 @@ fn without_a_credential_store_remember_me_is_unavailable_and_nothing_is_kept_in_
 
 #[test]
 fn a_login_without_remember_me_is_not_kept() {
-    let url = demo_bridge();
+    let bridge = demo_bridge();
+    let url = bridge.url();
     let app = app_with(Arc::new(MemoryVault::default()), &url);
     call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": false})).unwrap();
     assert!(app.vault.load(SESSION_KEY).is_none());
@@ -151,7 +151,8 @@ fn a_login_without_remember_me_is_not_kept() {
 
 #[test]
 fn errors_have_a_kind_the_page_can_match() {
-    let url = demo_bridge();
+    let bridge = demo_bridge();
+    let url = bridge.url();
     let app = app_with(Arc::new(MemoryVault::default()), &url);
     let err =
         call(&app, "login", json!({"email": "demo@mediboy.local", "password": "nope", "remember": true})).unwrap_err();
@@ -169,7 +170,8 @@ fn errors_have_a_kind_the_page_can_match() {
 
 #[test]
 fn a_remembered_session_skips_the_login_screen() {
-    let url = demo_bridge();
+    let bridge = demo_bridge();
+    let url = bridge.url();
     let first = app_with(Arc::new(MemoryVault::default()), &url);
     call(&first, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": true})).unwrap();
     let (vault, credentials) = (first.vault.clone(), first.credentials.clone());
@@ -182,7 +184,8 @@ fn a_remembered_session_skips_the_login_screen() {
 
 #[test]
 fn the_page_pulls_live_updates_and_a_reloaded_page_supersedes_the_old_one() {
-    let (url, _feed) = demo_bridge_with(Some(Duration::from_millis(20)));
+    let (bridge, _feed) = demo_bridge_with_feed(Duration::from_millis(20));
+    let url = bridge.url();
     let app = app_with(Arc::new(MemoryVault::default()), &url);
     let old = call(&app, "subscribe", json!({})).unwrap();
     let page = call(&app, "subscribe", json!({})).unwrap();
@@ -241,7 +244,8 @@ mod os_store {
         let service = "stock-dashboard-test";
         let credentials: Arc<dyn CredentialStore> = Arc::new(OsCredentials::new(service));
         credentials.delete().expect("the Secret Service answers");
-        let url = demo_bridge();
+        let bridge = demo_bridge();
+        let url = bridge.url();
         let vault = Arc::new(MemoryVault::default());
 
         let start = |vault: Arc<MemoryVault>| app_with_credentials(vault, credentials.clone(), &url);
@@ -280,8 +284,8 @@ mod os_store {
 
 #[test]
 fn moving_the_socket_address_while_logged_in_restarts_the_feed_there() {
-    let first = demo_bridge();
-    let second = demo_bridge();
+    let (first_bridge, second_bridge) = (demo_bridge(), demo_bridge());
+    let (first, second) = (first_bridge.url(), second_bridge.url());
     let app = app_with(Arc::new(MemoryVault::default()), &first);
     call(&app, "login", json!({"email": "demo@mediboy.local", "password": "demo1234", "remember": false})).unwrap();
     wait_for_state(&app, "socket connected");

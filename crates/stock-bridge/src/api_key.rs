@@ -30,6 +30,12 @@ impl ApiKey {
     }
 }
 
+impl From<SecretString> for ApiKey {
+    fn from(key: SecretString) -> Self {
+        ApiKey(key)
+    }
+}
+
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ApiKey(***)")

@@ -9,8 +9,7 @@
 //! The lock is held for map operations only, never across a call into socketioxide, and
 //! sockets that leave are dropped after it is released.
 
-use crate::outflow::Outflow;
-use socketioxide::adapter::Adapter;
+use crate::accounting::Account;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
 use std::collections::HashMap;
@@ -18,28 +17,28 @@ use std::sync::{Arc, Mutex};
 
 /// A socket a broadcast is queued to, and its account (None only for sockets found through
 /// socketioxide's rooms before their account was set).
-pub type Target<A> = (SocketRef<A>, Option<Arc<Outflow>>);
+pub type Target = (SocketRef, Option<Arc<Account>>);
 
 /// The connected sockets of this node.
-pub struct Audience<A: Adapter> {
-    state: Mutex<State<A>>,
+pub struct Audience {
+    state: Mutex<State>,
 }
 
-struct State<A: Adapter> {
-    members: HashMap<Sid, Target<A>>,
+struct State {
+    members: HashMap<Sid, Target>,
     /// `members` as a list, until the next change.
-    listed: Option<Arc<[Target<A>]>>,
+    listed: Option<Arc<[Target]>>,
 }
 
-impl<A: Adapter> Default for Audience<A> {
+impl Default for Audience {
     fn default() -> Self {
         Audience { state: Mutex::new(State { members: HashMap::new(), listed: None }) }
     }
 }
 
-impl<A: Adapter> Audience<A> {
+impl Audience {
     /// `socket` receives broadcasts to everyone from now on.
-    pub fn join(&self, socket: SocketRef<A>, account: Arc<Outflow>) {
+    pub fn join(&self, socket: SocketRef, account: Arc<Account>) {
         let replaced = {
             let mut state = self.lock();
             state.listed = None;
@@ -62,12 +61,12 @@ impl<A: Adapter> Audience<A> {
     }
 
     /// Everyone, as one list.
-    pub fn list(&self) -> Arc<[Target<A>]> {
+    pub fn list(&self) -> Arc<[Target]> {
         let mut state = self.lock();
         if let Some(listed) = &state.listed {
             return listed.clone();
         }
-        let listed: Arc<[Target<A>]> = state.members.values().cloned().collect();
+        let listed: Arc<[Target]> = state.members.values().cloned().collect();
         state.listed = Some(listed.clone());
         listed
     }
@@ -80,7 +79,7 @@ impl<A: Adapter> Audience<A> {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<A>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

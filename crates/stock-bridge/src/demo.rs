@@ -1,6 +1,7 @@
-//! `stock-bridge demo`: everything a newcomer needs on one machine.
+//! The embedded demo (`stock-bridge demo`): everything a newcomer needs on one machine,
+//! and what in-process tests start.
 //!
-//! A bridge on `127.0.0.1:3001` with
+//! A bridge on loopback (`127.0.0.1:3001` from the command line) with
 //! - a fixed, printed broadcast key ([`DEMO_API_KEY`]) so `stock-bridge send` works at once;
 //! - a demo login: `POST /login` accepts [`DEMO_EMAIL`] / [`DEMO_PASSWORD`] and answers the
 //!   Mediboy shape (`{"token", "user": {"id", "name"}}`), `GET /user` answers who a bearer is;
@@ -9,14 +10,14 @@
 //!   `--interval-ms`, and now and then a `sale_mode`.
 
 use crate::api_key::ApiKey;
-use crate::config::{BridgeConfig, ClientAuth};
-use crate::relay::Bridge;
-use crate::socket::jwt::sign_hs256;
+use crate::auth::jwt::{JwtPolicy, JwtRules, sign_hs256};
+use crate::config::{BridgeConfig, ClientAuth, ConfigError};
+use crate::http::{App, StartError};
+use crate::state::Bridge;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use clap::Args;
 use rand::Rng;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -80,48 +81,18 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Debug, Clone, Copy)]
 struct TokenTtl(Duration);
 
-#[derive(Args, Debug, Clone)]
-pub struct DemoArgs {
-    /// Address to listen on.
-    #[arg(long, env = "STOCK_BRIDGE_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
-    /// Broadcast key (printed at start).
-    #[arg(long, default_value = DEMO_API_KEY)]
-    pub api_key: String,
-    /// Seconds the demo login's tokens are valid (checked with no leeway).
-    #[arg(long, default_value_t = DEFAULT_TOKEN_TTL.as_secs())]
-    pub token_ttl_secs: u64,
-    /// Milliseconds between synthetic updates; 0 turns the feed off.
-    #[arg(long, default_value_t = 700)]
-    pub interval_ms: u64,
-    /// Serve HTTPS/WSS with this PEM certificate chain (with --tls-key), as `serve` does.
-    #[arg(long)]
-    pub tls_cert: Option<std::path::PathBuf>,
-    #[arg(long)]
-    pub tls_key: Option<std::path::PathBuf>,
-}
-
 /// The demo's client authentication: HS256 with the demo secret, no leeway (so a short
 /// `--token-ttl-secs` shows an expired session when it says).
 fn demo_auth() -> ClientAuth {
-    let rules = crate::socket::jwt::JwtRules::default();
-    let policy =
-        crate::socket::jwt::JwtPolicy::hs256(DEMO_JWT_SECRET.as_bytes(), &rules).expect("a long enough secret");
+    let policy = JwtPolicy::hs256(DEMO_JWT_SECRET.as_bytes(), &JwtRules::default()).expect("a long enough secret");
     ClientAuth::Jwt(Box::new(policy))
 }
 
 /// The demo's configuration: like `serve`'s defaults, with the demo key and demo JWTs.
 /// Loopback only: the demo's login, key and JWT secret are public, and it allows any origin.
-pub fn config(listen: SocketAddr, api_key: &str) -> Result<BridgeConfig, crate::config::ConfigError> {
+pub fn config(listen: SocketAddr, api_key: &str) -> Result<BridgeConfig, ConfigError> {
     if !listen.ip().is_loopback() {
-        return Err(crate::config::ConfigError::Invalid {
-            what: "--listen",
-            why: format!(
-                "the demo listens on this computer only (127.0.0.1 or ::1), not {}: its password, API key and \
-                 JWT secret are public. Use `stock-bridge serve` to serve a network",
-                listen.ip()
-            ),
-        });
+        return Err(ConfigError::DemoNotLoopback(listen.ip()));
     }
     BridgeConfig {
         listen,
@@ -133,16 +104,15 @@ pub fn config(listen: SocketAddr, api_key: &str) -> Result<BridgeConfig, crate::
     .validate()
 }
 
-/// The bridge's router plus the demo login routes (tokens valid [`DEFAULT_TOKEN_TTL`]).
-pub fn app(config: Arc<BridgeConfig>) -> (Router, Arc<Bridge>) {
-    app_with_ttl(config, DEFAULT_TOKEN_TTL)
+/// The demo's own routes, served beside the bridge's: `POST /login` (tokens valid `ttl`)
+/// and `GET /user`.
+pub fn routes(ttl: Duration) -> Router {
+    Router::new().route("/login", post(login)).route("/user", get(user)).layer(axum::Extension(TokenTtl(ttl)))
 }
 
-/// The same, with tokens valid `ttl`.
-pub fn app_with_ttl(config: Arc<BridgeConfig>, ttl: Duration) -> (Router, Arc<Bridge>) {
-    let demo =
-        Router::new().route("/login", post(login)).route("/user", get(user)).layer(axum::Extension(TokenTtl(ttl)));
-    crate::http::app_with(config, demo)
+/// A demo bridge: [`config`]'s bridge with the demo's login routes (tokens valid `ttl`).
+pub async fn app(config: Arc<BridgeConfig>, ttl: Duration) -> Result<App, StartError> {
+    App::build(config, routes(ttl)).await
 }
 
 /// A running synthetic feed; dropping it stops the feed.
@@ -232,38 +202,6 @@ async fn user(headers: HeaderMap) -> impl IntoResponse {
         Some(Ok(_)) => (StatusCode::OK, Json(demo_user())),
         _ => (StatusCode::UNAUTHORIZED, Json(json!({"message": "Unauthenticated."}))),
     }
-}
-
-/// Runs `demo` until SIGINT/SIGTERM.
-pub async fn run(args: DemoArgs) -> Result<(), crate::cli::CliError> {
-    let tls = match (args.tls_cert, args.tls_key) {
-        (None, None) => None,
-        (Some(cert), Some(key)) => Some(
-            crate::tls::ServedCert::load(crate::tls::TlsFiles::public(cert, key))
-                .map_err(|e| crate::config::ConfigError::Tls(e.to_string()))?,
-        ),
-        _ => {
-            return Err(
-                crate::config::ConfigError::Invalid { what: "--tls-cert", why: "goes with --tls-key".into() }.into()
-            );
-        }
-    };
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let config = Arc::new(BridgeConfig { tls, ..config(args.listen, &args.api_key)? });
-    let (listener, addr) = crate::cli::listen(config.listen).await?;
-    let (router, bridge) = app_with_ttl(config, Duration::from_secs(args.token_ttl_secs));
-    let _feed = (args.interval_ms > 0).then(|| start_feed(bridge.clone(), Duration::from_millis(args.interval_ms)));
-    println!("stock-bridge demo listening on {scheme}://{addr}");
-    println!("  Socket.IO:      {scheme}://{addr}  (VITE_SOCKET_URL)");
-    println!(
-        "  demo login:     POST {scheme}://{addr}/login  email {DEMO_EMAIL}  password {DEMO_PASSWORD}  (MEDIBOY_API_BASE_URL={scheme}://{addr})"
-    );
-    println!("  broadcast key:  {}", args.api_key);
-    println!(
-        "  try:            stock-bridge send --url http://{addr}/broadcast --api-key {} --product-id 5486 --in-stock 10 --discount-price 120 --peak-hour-price 140 --mediboy-offer-price 90",
-        args.api_key
-    );
-    crate::serve(listener, router, bridge, stock_process::shutdown_signal()).await.map_err(crate::cli::CliError::Serve)
 }
 
 #[cfg(test)]

@@ -1,92 +1,69 @@
-//! The bridge's shared state and the one path every broadcast takes to the sockets.
+//! The one path every broadcast takes to the sockets: numbering, hand-over and fan-out.
 //!
-//! Alone (the default), `relay` checks, numbers and enqueues a broadcast and returns at
-//! once (the HTTP answer does not wait for the fan-out); one worker task then queues it to
-//! each target socket in turn, in order, so a socket whose queue is full is known and dealt
-//! with. In cluster mode (Redis), `relay` publishes each run once on the cluster's channel
-//! (the HTTP answer waits for that, to report Redis trouble as 503) and every node, this
-//! one too, hands what the channel brings to the same worker ([`Bridge::fan_out`]); the
-//! last values live in Redis.
+//! Alone (the default), [`Bridge::relay`] checks, numbers and enqueues a broadcast and
+//! returns at once (the HTTP answer does not wait for the fan-out); one worker task then
+//! queues it to each target socket in turn, in order, so a socket whose queue is full is
+//! known and dealt with. In cluster mode (Redis), `relay` publishes each run once on the
+//! cluster's channel (the HTTP answer waits for that, to report Redis trouble as 503) and
+//! every node, this one too, hands what the channel brings to the same worker
+//! ([`Bridge::fan_out_received`]).
 //!
 //! No lock is held across a call into socketioxide: its `disconnect()` runs our handlers
-//! inline, and a lock held there froze the bridge once.
+//! inline, and a lock held there froze the bridge once. The worker alone calls into it.
 
-use crate::audience::{Audience, Target};
-use crate::cluster::{ClusterEvent, ClusterRun, FanoutChannel, RedisDown, RedisHealth, RedisLastValues};
-use crate::config::BridgeConfig;
-use crate::lastvalue::LastValueCache;
+use crate::accounting::{self, event_frame_len};
+use crate::audience::Target;
+use crate::cluster::{ClusterEvent, ClusterRun, RedisDown};
 use crate::metrics as m;
-use crate::outflow::{Outflow, SessionTaps, Tap, ws_frame_len};
+use crate::state::{Bridge, LastValues};
 use serde_json::value::RawValue;
-use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::socket::Sid;
-use socketioxide::{SendError, SocketError, SocketIo, extract::SocketRef};
-use std::sync::{Arc, Mutex};
+use socketioxide::{SendError, SocketError, extract::SocketRef};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
-use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest, DeliveryMeta};
+use stock_protocol::{BroadcastRequest, DeliveryMeta};
 use tokio::sync::mpsc;
 
-/// How this bridge runs: one enum, so the last values and the cluster's parts cannot
-/// disagree.
-pub enum Mode {
-    /// Alone: the last values in memory.
-    Single(Mutex<LastValueCache>),
-    /// One node of a cluster: the last values in Redis, whose health is watched.
-    Cluster(Cluster),
-}
-
-/// The cluster-mode parts: the fan-out channel, the last values in Redis, Redis health
-/// and the tasks that watch it and take in the channel's runs (both stopped when the
-/// bridge goes).
-pub struct Cluster {
-    pub channel: FanoutChannel,
-    pub store: RedisLastValues,
-    pub health: Arc<RedisHealth>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Cluster {
-    pub fn new(channel: FanoutChannel, store: RedisLastValues, health: Arc<RedisHealth>) -> Self {
-        Cluster { channel, store, health, tasks: Vec::new() }
-    }
-
-    /// Owns `task`: it is stopped when the bridge goes.
-    pub fn own(&mut self, task: tokio::task::JoinHandle<()>) {
-        self.tasks.push(task);
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
-
-/// Shared by the HTTP handlers and the Socket.IO handlers.
-pub struct Bridge<A: Adapter = LocalAdapter> {
-    pub config: Arc<BridgeConfig>,
-    /// Checks client tokens (Socket.IO handshakes, `GET /snapshot`).
-    pub verifier: crate::socket::auth::Verifier,
-    /// Socket.IO handshakes per source address.
-    pub handshakes: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
-    pub io: SocketIo<A>,
-    /// The sockets connected to this node: a broadcast to everyone goes to them.
-    pub audience: Audience<A>,
-    /// WebSocket upgrades waiting for their socket's CONNECT (see [`crate::outflow`]).
-    pub upgrades: SessionTaps,
-    /// Long-polling sockets' own taps, by session id (see [`crate::outflow`]).
-    pub polls: SessionTaps,
-    /// `POST /broadcast` per source address: `rate_limit` per second, bursts of one second's worth.
-    pub broadcasts: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
-    pub mode: Mode,
+/// The relay's own parts, inside [`Bridge`]: the order of relays and the fan-out worker's
+/// queue (bounded in runs and in bytes). The worker ends when the bridge is dropped.
+pub(crate) struct Relay {
     /// Serialises relays, so sequence order is emit order.
     order: tokio::sync::Mutex<()>,
-    /// To the fan-out worker; it ends when the bridge is dropped.
-    fanout: mpsc::Sender<Outgoing<A>>,
+    /// To the fan-out worker.
+    fanout: mpsc::Sender<Outgoing>,
     /// Payload bytes waiting for the worker, at most [`FANOUT_QUEUE_BYTES`].
     fanout_bytes: Arc<tokio::sync::Semaphore>,
+}
+
+impl Relay {
+    /// Starts the fan-out worker of `bridge` (must be called inside the tokio runtime).
+    pub(crate) fn start(bridge: Weak<Bridge>) -> Relay {
+        let (fanout, mut rx) = mpsc::channel::<Outgoing>(FANOUT_QUEUE);
+        tokio::spawn(async move {
+            // Sockets found too slow, owned by this task alone: no lock is needed, so
+            // none can be held while socketioxide runs our disconnect handler.
+            let mut doomed: Vec<SocketRef> = Vec::new();
+            let mut retry = tokio::time::interval(DOOMED_RETRY);
+            retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    out = rx.recv() => {
+                        let Some(out) = out else { return };
+                        let Some(bridge) = bridge.upgrade() else { return };
+                        bridge.send_out(out, &mut doomed).await;
+                    }
+                    // Also when no broadcast comes: a doomed socket's queue is freed
+                    // only when socketioxide lets it go.
+                    _ = retry.tick(), if !doomed.is_empty() => retry_doomed(&mut doomed),
+                }
+            }
+        });
+        Relay {
+            order: tokio::sync::Mutex::new(()),
+            fanout,
+            fanout_bytes: Arc::new(tokio::sync::Semaphore::new(FANOUT_QUEUE_BYTES as usize)),
+        }
+    }
 }
 
 /// What one relay did.
@@ -108,11 +85,11 @@ pub const FANOUT_QUEUE_BYTES: u32 = 32 * 1024 * 1024;
 /// Events on their way to the fan-out worker: one broadcast, or a run of a batch's events
 /// that go to the same recipients (each socket then gets them all in one go, so they can
 /// leave in one write).
-struct Outgoing<A: Adapter> {
+struct Outgoing {
     events: Vec<Relayable>,
     /// Its sockets, each with its account (looked up once per run: the lookup showed in
     /// profiles at 5 % of the bridge's CPU when done per event and twice).
-    targets: Arc<[Target<A>]>,
+    targets: Arc<[Target]>,
     accepted: Instant,
     /// Its share of [`FANOUT_QUEUE_BYTES`], given back when it has been sent.
     _room: tokio::sync::OwnedSemaphorePermit,
@@ -131,7 +108,7 @@ struct Relayable {
 impl Relayable {
     fn new(event: String, data: Arc<RawValue>, meta: Option<&DeliveryMeta>) -> Self {
         let meta = meta.map(|m| serde_json::value::to_raw_value(m).expect("DeliveryMeta serializes"));
-        let frame = event_frame_len(&event, &data, meta.as_deref());
+        let frame = event_frame_len(&event, data.get(), meta.as_deref().map(RawValue::get));
         Relayable { event, data, meta, frame }
     }
 
@@ -145,76 +122,12 @@ impl Relayable {
     }
 
     fn from_cluster(event: ClusterEvent) -> Self {
-        let frame = event_frame_len(&event.event, &event.data, event.meta.as_deref());
+        let frame = event_frame_len(&event.event, event.data.get(), event.meta.as_deref().map(RawValue::get));
         Relayable { event: event.event, data: Arc::from(event.data), meta: event.meta, frame }
     }
 }
 
-impl Bridge<LocalAdapter> {
-    /// A bridge alone, with its last values in memory.
-    pub fn new(config: Arc<BridgeConfig>, io: SocketIo) -> Arc<Self> {
-        let cache = LastValueCache::new(LastValueCache::new_epoch(), config.cache_products, config.cache_max_age);
-        Bridge::with_parts(config, io, Mode::Single(Mutex::new(cache)))
-    }
-}
-
-impl<A: Adapter> Bridge<A> {
-    /// Must be called inside the tokio runtime (it starts the fan-out worker).
-    pub fn with_parts(config: Arc<BridgeConfig>, io: SocketIo<A>, mode: Mode) -> Arc<Self> {
-        Arc::new_cyclic(|weak: &std::sync::Weak<Self>| {
-            let (fanout, mut rx) = mpsc::channel::<Outgoing<A>>(FANOUT_QUEUE);
-            let weak = weak.clone();
-            tokio::spawn(async move {
-                // Sockets found too slow, owned by this task alone: no lock is needed, so
-                // none can be held while socketioxide runs our disconnect handler.
-                let mut doomed: Vec<SocketRef<A>> = Vec::new();
-                let mut retry = tokio::time::interval(DOOMED_RETRY);
-                retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        out = rx.recv() => {
-                            let Some(out) = out else { return };
-                            let Some(bridge) = weak.upgrade() else { return };
-                            bridge.send_out(out, &mut doomed).await;
-                        }
-                        // Also when no broadcast comes: a doomed socket's queue is freed
-                        // only when socketioxide lets it go.
-                        _ = retry.tick(), if !doomed.is_empty() => retry_doomed(&mut doomed),
-                    }
-                }
-            });
-            Bridge {
-                verifier: crate::socket::auth::Verifier::new(config.client_auth.clone(), config.introspect_concurrency),
-                handshakes: governor::RateLimiter::keyed(
-                    governor::Quota::per_second(config.handshake_rate).allow_burst(
-                        config.handshake_rate.saturating_mul(std::num::NonZeroU32::new(2).expect("not zero")),
-                    ),
-                ),
-                broadcasts: {
-                    let rate = std::num::NonZeroU32::new(config.rate_limit.max(1)).expect("at least 1");
-                    governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(rate))
-                },
-                config,
-                io,
-                audience: Audience::default(),
-                upgrades: SessionTaps::default(),
-                polls: SessionTaps::default(),
-                mode,
-                order: tokio::sync::Mutex::new(()),
-                fanout,
-                fanout_bytes: Arc::new(tokio::sync::Semaphore::new(FANOUT_QUEUE_BYTES as usize)),
-            }
-        })
-    }
-
-    /// False while Redis (in cluster mode) is unreachable.
-    pub fn is_ready(&self) -> bool {
-        match &self.mode {
-            Mode::Single(_) => true,
-            Mode::Cluster(cluster) => cluster.health.is_up(),
-        }
-    }
-
+impl Bridge {
     /// Sends `req` to its sockets. A socket whose queue is full is disconnected instead of
     /// being fed forever: it reconnects and catches up from the cache.
     pub async fn relay(&self, req: BroadcastRequest) -> Result<Relayed, RedisDown> {
@@ -237,7 +150,7 @@ impl<A: Adapter> Bridge<A> {
         let mut relayed: Vec<Relayed> = Vec::with_capacity(reqs.len());
         let names: Vec<String> = reqs.iter().map(|r| r.event.clone()).collect();
         {
-            let _order = self.order.lock().await;
+            let _order = self.relay.order.lock().await;
             // The run being gathered: its recipients, its events, and where its answers start.
             let mut run: Option<(Vec<String>, Vec<Relayable>, usize)> = None;
             for req in reqs {
@@ -275,12 +188,12 @@ impl<A: Adapter> Bridge<A> {
         answers: &mut [Relayed],
         accepted: Instant,
     ) -> Result<(), RedisDown> {
-        match &self.mode {
-            Mode::Cluster(cluster) => {
+        match &self.last_values {
+            LastValues::Cluster(cluster) => {
                 let run = ClusterRun { rooms, events: events.iter().map(Relayable::to_cluster).collect() };
                 cluster.channel.publish(&run).await.inspect_err(|_| cluster.health.set(false))
             }
-            Mode::Single(_) => {
+            LastValues::Single(_) => {
                 let recipients = self.fan_out(rooms, events, accepted).await;
                 for answer in answers.iter_mut() {
                     answer.recipients = Some(recipients);
@@ -293,7 +206,7 @@ impl<A: Adapter> Bridge<A> {
     /// Hands a run to this node's fan-out worker, for its sockets in `rooms` (everyone when
     /// empty); returns how many sockets it goes to.
     async fn fan_out(&self, rooms: Vec<String>, events: Vec<Relayable>, accepted: Instant) -> usize {
-        let targets: Arc<[Target<A>]> = if rooms.is_empty() {
+        let targets: Arc<[Target]> = if rooms.is_empty() {
             self.audience.list()
         } else {
             self.io
@@ -301,7 +214,7 @@ impl<A: Adapter> Bridge<A> {
                 .sockets()
                 .into_iter()
                 .map(|s| {
-                    let account = outflow(&s);
+                    let account = accounting::account(&s);
                     (s, account)
                 })
                 .collect()
@@ -311,9 +224,9 @@ impl<A: Adapter> Bridge<A> {
         // with the run and come back when the worker has sent it.
         let bytes: usize = events.iter().map(|e| e.data.get().len()).sum();
         let permits = bytes.clamp(1, FANOUT_QUEUE_BYTES as usize) as u32;
-        let Ok(room) = self.fanout_bytes.clone().acquire_many_owned(permits).await else { return recipients };
+        let Ok(room) = self.relay.fanout_bytes.clone().acquire_many_owned(permits).await else { return recipients };
         // The worker ends only with the bridge, which `self` keeps alive.
-        let _ = self.fanout.send(Outgoing { events, targets, accepted, _room: room }).await;
+        let _ = self.relay.fanout.send(Outgoing { events, targets, accepted, _room: room }).await;
         recipients
     }
 
@@ -332,7 +245,7 @@ impl<A: Adapter> Bridge<A> {
     }
 
     /// The worker's job for one run.
-    async fn send_out(&self, out: Outgoing<A>, doomed: &mut Vec<SocketRef<A>>) {
+    async fn send_out(&self, out: Outgoing, doomed: &mut Vec<SocketRef>) {
         let Outgoing { events, targets, accepted, _room } = out;
         // A long run goes in slices, with the writers let run in between: each socket's
         // queue then holds one slice at most. Its channel keeps every block it ever grew to
@@ -348,26 +261,12 @@ impl<A: Adapter> Bridge<A> {
         metrics::histogram!(m::BROADCAST_LATENCY).record(accepted.elapsed().as_secs_f64());
     }
 
-    async fn record(&self, product_id: i64, data: &Arc<RawValue>, now: Instant) -> Result<DeliveryMeta, RedisDown> {
-        match &self.mode {
-            Mode::Single(cache) => {
-                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-                let meta = cache.record(product_id, data.clone(), now);
-                metrics::gauge!(m::CACHED_PRODUCTS).set(cache.len() as f64);
-                Ok(meta)
-            }
-            Mode::Cluster(cluster) => {
-                cluster.store.record(product_id, data).await.inspect_err(|_| cluster.health.set(false))
-            }
-        }
-    }
-
     /// Queues a run of events to each of its sockets, socket by socket (all of a
     /// socket's events are queued before the next socket's, so they wait together and
     /// leave in one write). A socket whose queue is full (in packets, or in bytes beyond
     /// `client_buffer_bytes`) gets nothing more and is disconnected; `doomed` keeps those
     /// whose queue had no room for the DISCONNECT either, to try again at the next broadcast.
-    fn deliver(&self, events: &[Relayable], targets: &[Target<A>], doomed: &mut Vec<SocketRef<A>>) {
+    fn deliver(&self, events: &[Relayable], targets: &[Target], doomed: &mut Vec<SocketRef>) {
         retry_doomed(doomed);
         let budget = self.config.client_buffer_bytes as u64;
         let mut delivered = 0u64;
@@ -404,35 +303,9 @@ impl<A: Adapter> Bridge<A> {
         metrics::counter!(m::DELIVERIES).increment(delivered);
     }
 
-    /// Everything a client at `req` has missed, in an answer of about `max_bytes` at most
-    /// (None when the store cannot be read).
-    pub async fn catch_up(&self, req: &CatchUpRequest, max_bytes: usize) -> Option<CatchUp<Arc<RawValue>>> {
-        match &self.mode {
-            Mode::Single(cache) => {
-                Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now(), max_bytes))
-            }
-            Mode::Cluster(cluster) => cluster.store.since(req, max_bytes).await.ok(),
-        }
-    }
-
-    /// Sockets connected to this node and not being disconnected for slowness.
-    pub fn connected_clients(&self) -> usize {
-        self.io.sockets().iter().filter(|s| !outflow(s).is_some_and(|o| o.is_doomed())).count()
-    }
-
-    /// Session `sid` upgraded to WebSocket on `tap`'s connection: its socket's bytes are
-    /// counted there from now on, or from its CONNECT when that has not come yet.
-    pub fn attach_tap(&self, sid: &str, tap: &Tap) {
-        let socket = sid.parse::<Sid>().ok().and_then(|sid| self.io.get_socket(sid));
-        match socket.as_ref().and_then(outflow) {
-            Some(account) => account.attach(tap),
-            None => self.upgrades.remember(sid, tap),
-        }
-    }
-
-    fn disconnect_slow(&self, socket: SocketRef<A>, doomed: &mut Vec<SocketRef<A>>) {
+    fn disconnect_slow(&self, socket: SocketRef, doomed: &mut Vec<SocketRef>) {
         let sid: Sid = socket.id;
-        let queued = outflow(&socket).and_then(|o| {
+        let queued = accounting::account(&socket).and_then(|o| {
             o.doom();
             o.queued()
         });
@@ -454,15 +327,10 @@ pub const DOOMED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Tries again to disconnect each socket found too slow; keeps those whose queue still has
 /// no room for the DISCONNECT. Only from the fan-out task, with no lock held: socketioxide
 /// runs our disconnect handler inline.
-fn retry_doomed<A: Adapter>(doomed: &mut Vec<SocketRef<A>>) {
+fn retry_doomed(doomed: &mut Vec<SocketRef>) {
     doomed.retain(|socket| {
         socket.connected() && matches!(socket.clone().disconnect(), Err(SocketError::InternalChannelFull))
     });
-}
-
-/// The socket's account (set when it connected).
-pub fn outflow<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Outflow>> {
-    socket.extensions.get::<Arc<Outflow>>()
 }
 
 /// A relayed event's arguments: the payload as posted, then its delivery position when it
@@ -482,13 +350,4 @@ impl serde::Serialize for EventArgs<'_> {
         }
         args.end()
     }
-}
-
-/// Size of the WebSocket frame carrying `42["event",data(,meta)]`, as socketioxide writes
-/// it: counted from the parts, so the payload is not serialized again to measure it.
-fn event_frame_len(event: &str, data: &RawValue, meta: Option<&RawValue>) -> u64 {
-    let quoted_event = serde_json::to_string(event).map_or(0, |e| e.len());
-    let meta_len = meta.map_or(0, |m| 1 + m.get().len());
-    // "42" + "[" + "event" + "," + data (+ "," + meta) + "]"
-    ws_frame_len(2 + 1 + quoted_event + 1 + data.get().len() + meta_len + 1)
 }

@@ -1,6 +1,7 @@
-//! The accept loop: TCP connections in, HTTP/1.1 and WebSocket upgrades out, on the public
-//! listener and, when configured, the back-office listener (its own router, TLS with an
-//! optional client certificate, its own connection cap).
+//! [`run`], the bridge's one entry: the accept loop, TCP connections in, HTTP/1.1 and
+//! WebSocket upgrades out, on the public listener and, when configured, the back-office
+//! listener (its own router, TLS with an optional client certificate, its own connection
+//! cap), until shutdown.
 //!
 //! It owns what `axum::serve` does not offer: a cap on open connections (beyond it a new
 //! connection is closed at once and existing clients are unaffected), a header-read
@@ -8,14 +9,15 @@
 //! as hyper does, TCP_NODELAY,
 //! TLS when configured ([`crate::tls`]; the handshake runs in the connection's own task,
 //! within the header-read timeout, so a slow handshake delays no one else), a byte
-//! counter on every connection ([`crate::outflow::Tap`], counting plaintext), a deadline
+//! counter on every connection ([`crate::accounting::Tap`], counting plaintext), a deadline
 //! on Engine.IO request bodies ([`crate::body_deadline`]) and a
 //! shutdown that stops listening first, then says goodbye to the Socket.IO clients, then
 //! drains.
 
+use crate::accounting::{self, CountedStream, SocketRequest};
 use crate::body_deadline::BodyDeadline;
-use crate::outflow::{CountedAnswer, CountedStream, PollCount};
-use crate::relay::Bridge;
+use crate::config::BridgeConfig;
+use crate::http::App;
 use crate::source_places::{ADMIN_HANDSHAKE_TIMEOUT, SourcePlace, SourcePlaces};
 use crate::tls::VerifiedClient;
 use axum::Router;
@@ -24,8 +26,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use socketioxide::adapter::Adapter;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -153,6 +155,40 @@ pub struct Listeners {
     pub admin: Option<TcpListener>,
 }
 
+/// An address that cannot be listened on.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} ({var}): {source}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub var: &'static str,
+    pub source: std::io::Error,
+}
+
+impl Listeners {
+    /// Binds the addresses `config` gives.
+    pub async fn bind(config: &BridgeConfig) -> Result<Listeners, BindError> {
+        let bind = |addr: SocketAddr, var: &'static str| async move {
+            TcpListener::bind(addr).await.map_err(|source| BindError { addr, var, source })
+        };
+        let public = bind(config.listen, "STOCK_BRIDGE_LISTEN").await?;
+        let admin = match &config.admin {
+            Some(admin) => Some(bind(admin.listen, "STOCK_BRIDGE_ADMIN_LISTEN").await?),
+            None => None,
+        };
+        Ok(Listeners { public, admin })
+    }
+
+    /// The public listener's address.
+    pub fn public_addr(&self) -> std::io::Result<SocketAddr> {
+        self.public.local_addr()
+    }
+
+    /// The back-office listener's address, when there is one.
+    pub fn admin_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.admin.as_ref().map(TcpListener::local_addr)
+    }
+}
+
 /// Back-office connections open at once at most (counted apart from the clients', so a
 /// full public listener never locks the back office out).
 pub const ADMIN_MAX_CONNECTIONS: usize = 256;
@@ -173,14 +209,15 @@ struct Side {
     handshake_timeout: Duration,
 }
 
-/// Serves `router` on `listeners.public` (and the back-office routes on `listeners.admin`)
-/// until `shutdown` completes.
-pub async fn serve<A: Adapter>(
+/// Serves `app` on `listeners` (its back-office routes on `listeners.admin`) until
+/// `shutdown` completes, then stops listening, closes every socket and waits (at most
+/// [`DRAIN_TIMEOUT`]) for in-flight requests.
+pub async fn run(
     listeners: Listeners,
-    router: Router,
-    bridge: Arc<Bridge<A>>,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let App { router, admin_router, bridge } = app;
     let config = bridge.config.clone();
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1().timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
@@ -195,8 +232,8 @@ pub async fn serve<A: Adapter>(
         sources: None,
         handshake_timeout: config.header_read_timeout,
     };
-    let admin = config.admin.as_ref().map(|admin| Side {
-        router: crate::http::admin_app(bridge.clone()),
+    let admin = config.admin.as_ref().zip(admin_router).map(|(admin, router)| Side {
+        router,
         tls: admin.tls.as_ref().map(|cert| cert.acceptor_for(admin.client_ca.as_ref())),
         places: Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS)),
         cap: ("ADMIN_MAX_CONNECTIONS", ADMIN_MAX_CONNECTIONS),
@@ -285,15 +322,11 @@ pub async fn serve<A: Adapter>(
                 if let Some(client) = &client {
                     req.extensions_mut().insert(client.clone());
                 }
-                let mut upgrade = None;
+                let mut counted = None;
                 let mut body_within = None;
-                let mut poll_count = None;
                 if sockets && req.uri().path().starts_with("/socket.io") {
                     detach_head(&mut req);
-                    upgrade = upgrade_sid(&req).map(|sid| (sid, bridge.clone(), tap.clone()));
-                    if req.method() == hyper::Method::GET {
-                        poll_count = poll_sid(&req).and_then(|sid| bridge.polls.get(sid)).map(PollCount::new);
-                    }
+                    counted = Some((SocketRequest::read(&req, &bridge.polls), bridge.clone(), tap.clone()));
                     // A long-polling POST is a few packets: it has as long as a head.
                     body_within = Some(body_timeout);
                 }
@@ -301,13 +334,13 @@ pub async fn serve<A: Adapter>(
                 let answered = router.clone().oneshot(req);
                 async move {
                     let res = answered.await?;
-                    // Only an upgrade Engine.IO accepted (one per connection) is counted.
-                    if let Some((sid, bridge, tap)) = upgrade
-                        && res.status() == hyper::StatusCode::SWITCHING_PROTOCOLS
-                    {
-                        bridge.attach_tap(&sid, &tap);
-                    }
-                    Ok::<_, std::convert::Infallible>(res.map(|body| CountedAnswer::new(body, poll_count)))
+                    let status = res.status();
+                    Ok::<_, std::convert::Infallible>(res.map(|body| match counted {
+                        Some((request, bridge, tap)) => {
+                            request.answered(status, body, &bridge.io, &bridge.upgrades, &tap)
+                        }
+                        None => accounting::request::passthrough(body),
+                    }))
                 }
             });
             // Armed now: at accept for plain TCP, after the handshake for TLS.
@@ -365,24 +398,6 @@ fn detach_head<B>(req: &mut hyper::Request<B>) {
             *value = copy;
         }
     }
-}
-
-/// The session of a long-polling socket upgrading to WebSocket (`?transport=websocket&sid=...`).
-/// The session of a long-polling request (`?EIO=4&transport=polling&sid=...`).
-fn poll_sid<B>(req: &hyper::Request<B>) -> Option<&str> {
-    let query = req.uri().query()?;
-    if !query.split('&').any(|pair| pair == "transport=polling") {
-        return None;
-    }
-    query.split('&').find_map(|pair| pair.strip_prefix("sid="))
-}
-
-fn upgrade_sid<B>(req: &hyper::Request<B>) -> Option<String> {
-    let query = req.uri().query()?;
-    if !crate::outflow::asks_for_websocket(Some(query)) {
-        return None;
-    }
-    query.split('&').find_map(|pair| pair.strip_prefix("sid=")).map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -6,18 +6,15 @@
 
 mod common;
 
-use common::{WAIT, add_stock, next, sio_client};
+use common::{KEY, TestBridge, WAIT, add_stock, next, sio_client};
 use rust_socketio::TransportType;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use stock_bridge::config::{AdminAuth, AdminConfig, BridgeConfig};
 use stock_bridge::tls::{ClientCa, ServedCert, TlsFiles};
 use stock_testkit::{Issued, Leaf, Pki};
 use tokio::time::timeout;
-
-const KEY: &str = "back-office-key-0123456789";
 
 /// The bridge's server CA, the back office's client CA, and a stranger's CA.
 struct Certs {
@@ -42,25 +39,17 @@ fn certs() -> Certs {
     Certs { server_ca, server, clients_ca, back_office, intruder, _stranger_ca: stranger_ca, stranger }
 }
 
+/// Where a bridge with a back-office listener serves, both on 127.0.0.1:0.
 struct Running {
     public: SocketAddr,
     admin: SocketAddr,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _bridge: TestBridge,
 }
 
-/// Serves `config` with a back-office listener, both on 127.0.0.1:0.
+/// Serves `config` with a back-office listener.
 async fn start(config: BridgeConfig) -> Running {
-    let config = Arc::new(BridgeConfig { rate_limit: 100_000, ..config }.validate().unwrap());
-    let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (router, bridge) = stock_bridge::http::app(config);
-    let listeners = stock_bridge::Listeners { public, admin: Some(admin) };
-    tokio::spawn(stock_bridge::serve_on(listeners, router, bridge, async move {
-        let _ = stopped.await;
-    }));
-    Running { public: public_addr, admin: admin_addr, _stop: stop }
+    let bridge = common::start_isolated(config).await;
+    Running { public: bridge.addr, admin: bridge.admin_addr.expect("a back-office listener"), _bridge: bridge }
 }
 
 fn admin_config(certs: &Certs, auth: AdminAuth, names: &[&str], tls_files: Option<&Issued>) -> BridgeConfig {
@@ -69,7 +58,7 @@ fn admin_config(certs: &Certs, auth: AdminAuth, names: &[&str], tls_files: Optio
         ClientCa::load(certs.clients_ca.ca_file.clone(), names.iter().map(|n| n.to_string()).collect()).unwrap()
     });
     BridgeConfig {
-        api_key: Some(stock_bridge::api_key::ApiKey::new(KEY)),
+        api_key: Some(stock_testkit::api_key()),
         admin: Some(AdminConfig { listen: "127.0.0.1:0".parse().unwrap(), tls, client_ca, auth }),
         ..Default::default()
     }
@@ -247,14 +236,14 @@ async fn forwarded_for_is_believed_from_trusted_proxies_only() {
         request.json(&add_stock(1)).send().await.unwrap().status().as_u16()
     };
     // Our test client is the proxy here: 127.0.0.1.
-    let behind_proxy = common::start_isolated(allow(&["127.0.0.1/32"]));
+    let behind_proxy = common::start_isolated(allow(&["127.0.0.1/32"])).await;
     assert_eq!(post(behind_proxy.addr, shop).await, 200, "from a trusted proxy, for an allowed address");
     assert_eq!(post(behind_proxy.addr, "198.51.100.9").await, 403, "from a trusted proxy, for another address");
     assert_eq!(post(behind_proxy.addr, "203.0.113.7, 198.51.100.9").await, 403, "the client wrote the first entry");
 
-    let untrusted = common::start_isolated(allow(&["10.0.0.0/8"]));
+    let untrusted = common::start_isolated(allow(&["10.0.0.0/8"])).await;
     assert_eq!(post(untrusted.addr, shop).await, 403, "the header from a peer that is not a trusted proxy is ignored");
-    let no_proxies = common::start_isolated(allow(&[]));
+    let no_proxies = common::start_isolated(allow(&[])).await;
     assert_eq!(post(no_proxies.addr, shop).await, 403);
 }
 

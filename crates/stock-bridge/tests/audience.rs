@@ -5,28 +5,20 @@
 
 mod common;
 
-use common::{WAIT, add_stock, post, raw_client, start_isolated};
+use common::{TestBridge, WAIT, add_stock, eventually, post, raw_client, start_isolated};
 use futures_util::{SinkExt, StreamExt};
-use std::time::Duration;
 use stock_bridge::config::BridgeConfig;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Waits (at most [`WAIT`]) until the bridge's audience has `n` members.
-async fn audience_of(bridge: &common::Isolated, n: usize) {
-    let settled = async {
-        while bridge.bridge.audience.len() != n {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    timeout(WAIT, settled)
-        .await
-        .unwrap_or_else(|_| panic!("the audience has {} members, expected {n}", bridge.bridge.audience.len()));
+async fn audience_of(bridge: &TestBridge, n: usize) {
+    eventually(&format!("the audience has {n} members"), WAIT, || async { bridge.bridge.audience.len() == n }).await;
 }
 
 #[tokio::test]
 async fn the_audience_follows_clients_that_come_and_go() {
-    let bridge = start_isolated(BridgeConfig::default());
+    let bridge = start_isolated(BridgeConfig::default()).await;
     let mut stays = raw_client(bridge.addr).await;
     let mut closes = raw_client(bridge.addr).await;
     let drops = raw_client(bridge.addr).await;

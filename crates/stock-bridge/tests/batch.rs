@@ -4,23 +4,20 @@
 
 mod common;
 
-use common::{Isolated, Ws, add_stock, start_isolated};
+use common::{KEY, TestBridge, Ws, add_stock, start_isolated};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use stock_bridge::api_key::ApiKey;
+use stock_bridge::accounting::account;
 use stock_bridge::config::BridgeConfig;
-use stock_bridge::relay::outflow;
 use stock_protocol::CatchUpRequest;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 
-const KEY: &str = "test-key-0123456789";
-
-fn bridge(config: BridgeConfig) -> Isolated {
-    start_isolated(BridgeConfig { api_key: Some(ApiKey::new(KEY)), ..config })
+async fn bridge(config: BridgeConfig) -> TestBridge {
+    start_isolated(BridgeConfig { api_key: Some(stock_testkit::api_key()), ..config }).await
 }
 
-async fn post(running: &Isolated, body: &Value) -> (u16, Value) {
+async fn post(running: &TestBridge, body: &Value) -> (u16, Value) {
     common::post_with(running.addr, Some(KEY), body).await
 }
 
@@ -68,10 +65,10 @@ fn seq_of(args: &[Value]) -> u64 {
 
 #[tokio::test]
 async fn a_batch_arrives_in_order_with_consecutive_sequence_numbers_in_few_writes() {
-    let running = bridge(BridgeConfig::default());
+    let running = bridge(BridgeConfig::default()).await;
     let mut ws = common::raw_client(running.addr).await;
     let socket = running.bridge.io.sockets().pop().expect("the client is connected");
-    let account = outflow(&socket).expect("every socket has an account");
+    let account = account(&socket).expect("every socket has an account");
     let writes_before = account.writes().expect("a WebSocket is metered");
 
     let mut batch: Vec<Value> = (1..=200).map(add_stock).collect();
@@ -102,7 +99,7 @@ async fn a_batch_arrives_in_order_with_consecutive_sequence_numbers_in_few_write
 
 #[tokio::test]
 async fn one_bad_event_refuses_the_batch_and_nothing_is_sent_or_numbered() {
-    let running = bridge(BridgeConfig::default());
+    let running = bridge(BridgeConfig::default()).await;
     let mut ws = common::raw_client(running.addr).await;
     let bad = json!({"event": "add_stock", "data": {"product_id": 3}});
     let batch = json!({"events": [add_stock(1), add_stock(2), bad, {"event": "shutdown", "data": {}}]});
@@ -124,7 +121,7 @@ async fn one_bad_event_refuses_the_batch_and_nothing_is_sent_or_numbered() {
 
 #[tokio::test]
 async fn the_limits_are_named() {
-    let running = bridge(BridgeConfig { batch_max: 5, batch_body_limit: 4096, ..BridgeConfig::default() });
+    let running = bridge(BridgeConfig { batch_max: 5, batch_body_limit: 4096, ..BridgeConfig::default() }).await;
     let (status, answer) = post(&running, &json!({"events": (1..=6).map(add_stock).collect::<Vec<_>>()})).await;
     assert_eq!(status, 413, "{answer}");
     assert_eq!(
@@ -144,7 +141,7 @@ async fn the_limits_are_named() {
 
 #[tokio::test]
 async fn catch_up_after_a_batch_gives_each_product_once_at_its_latest() {
-    let running = bridge(BridgeConfig::default());
+    let running = bridge(BridgeConfig::default()).await;
     let mut late = add_stock(1);
     late["data"]["in_stock"] = json!(0);
     let batch = json!({"events": [add_stock(1), add_stock(2), add_stock(3), late, add_stock(2)]});
@@ -164,7 +161,7 @@ async fn catch_up_after_a_batch_gives_each_product_once_at_its_latest() {
 }
 
 /// `stock-bridge send --file` against the bridge: its output and exit status.
-async fn send_file(running: &Isolated, lines: &str, batch_size: &str) -> (bool, String, String) {
+async fn send_file(running: &TestBridge, lines: &str, batch_size: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("import.jsonl");
     std::fs::write(&path, lines).unwrap();
@@ -185,7 +182,7 @@ async fn send_file(running: &Isolated, lines: &str, batch_size: &str) -> (bool, 
 
 #[tokio::test]
 async fn send_file_posts_a_file_in_batches_and_names_the_lines_refused() {
-    let running = bridge(BridgeConfig::default());
+    let running = bridge(BridgeConfig::default()).await;
     let mut ws = common::raw_client(running.addr).await;
     let lines: String = (1..=5).map(|p| format!("{}\n", add_stock(p))).collect();
     let (ok, out, err) = send_file(&running, &lines, "2").await;

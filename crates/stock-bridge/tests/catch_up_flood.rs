@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::{HEALTHY, WAIT, raw_client, rss_bytes, spam_catch_ups};
+use common::{HEALTHY, TestBridge, WAIT, raw_client, rss_bytes, spam_catch_ups};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stock_bridge::config::BridgeConfig;
 use stock_protocol::{BroadcastRequest, EventPolicy};
@@ -26,15 +25,13 @@ async fn assert_healthy(addr: SocketAddr, during: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_spamming_catch_ups_without_reading_cannot_take_the_memory() {
-    let config = Arc::new(BridgeConfig {
+    let running = TestBridge::start(BridgeConfig {
         ping_interval: Duration::from_secs(60),
         ping_timeout: Duration::from_secs(60),
         ..Default::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (router, bridge) = stock_bridge::http::app(config);
-    tokio::spawn(stock_bridge::serve(listener, router, bridge.clone(), std::future::pending()));
+    })
+    .await;
+    let (addr, bridge) = (running.addr, running.bridge.clone());
     let policy = EventPolicy::default();
     for product in 0..PRODUCTS {
         let body = json!({"event": "add_stock", "data": {"product_id": product, "in_stock": 10, "discount_price": 120.5,

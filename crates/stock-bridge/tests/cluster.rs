@@ -5,23 +5,21 @@
 
 mod common;
 
-use common::{Events, next};
+use common::{Events, KEY, TestBridge, eventually, next};
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::Client;
 use rust_socketio::{Payload, TransportType};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
-use stock_bridge::api_key::ApiKey;
+use stock_bridge::accounting::account;
+use stock_bridge::auth::jwt::sign_hs256;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
-use stock_bridge::relay::{Bridge, outflow};
-use stock_bridge::socket::jwt::sign_hs256;
+use stock_testkit::api_key;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-const KEY: &str = "test-key-0123456789";
 const JWT_SECRET: &str = "cluster-jwt-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -49,13 +47,8 @@ impl Redis {
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server must be installed (Debian package redis-server)");
-        timeout(WAIT, async {
-            while tokio::net::UnixStream::connect(&socket).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("redis-server did not start");
+        eventually("redis-server to start", WAIT, || async { tokio::net::UnixStream::connect(&socket).await.is_ok() })
+            .await;
         Redis { socket, child }
     }
 
@@ -68,22 +61,20 @@ impl Redis {
     }
 }
 
-async fn node(redis: &str, prefix: &str) -> SocketAddr {
+async fn node(redis: &str, prefix: &str) -> TestBridge {
     let config = BridgeConfig { client_auth: ClientAuth::jwt_hs256(JWT_SECRET).unwrap(), ..BridgeConfig::default() };
-    node_with(redis, prefix, config).await.0
+    node_with(redis, prefix, config).await
 }
 
-/// A node with `config` (the test key and `prefix` added), and its state.
-async fn node_with(redis: &str, prefix: &str, config: BridgeConfig) -> (SocketAddr, Arc<Bridge>) {
-    let config = BridgeConfig { api_key: Some(ApiKey::new(KEY)), redis_prefix: prefix.to_owned(), ..config };
-    let (router, bridge) =
-        stock_bridge::http::cluster_app(Arc::new(config.validate().unwrap()), redis, axum::Router::new())
-            .await
-            .expect("cluster node");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(stock_bridge::serve(listener, router, bridge.clone(), std::future::pending()));
-    (addr, bridge)
+/// A node with `config` (the test key, Redis at `redis` and `prefix` added).
+async fn node_with(redis: &str, prefix: &str, config: BridgeConfig) -> TestBridge {
+    TestBridge::start(BridgeConfig {
+        api_key: Some(api_key()),
+        redis_url: Some(redis.to_owned()),
+        redis_prefix: prefix.to_owned(),
+        ..config
+    })
+    .await
 }
 
 async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
@@ -92,16 +83,6 @@ async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
 
 async fn ready(addr: SocketAddr) -> u16 {
     reqwest::get(format!("http://{addr}/readyz")).await.map(|r| r.status().as_u16()).unwrap_or(0)
-}
-
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    timeout(WAIT, async {
-        while !check().await {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
 async fn client(addr: SocketAddr, user: u64) -> (Client, Events) {
@@ -120,7 +101,8 @@ fn stock(product: i64, stock: i64) -> Value {
 async fn broadcasts_reach_every_node_and_private_ones_only_their_user() {
     let dir = socket_dir();
     let redis = Redis::start(dir.path()).await;
-    let (a, b) = (node(&redis.url(), "t1").await, node(&redis.url(), "t1").await);
+    let (node_a, node_b) = (node(&redis.url(), "t1").await, node(&redis.url(), "t1").await);
+    let (a, b) = (node_a.addr, node_b.addr);
     let (_c1, mut on_a) = client(a, 1).await;
     let (_c2, mut on_b) = client(b, 2).await;
 
@@ -145,7 +127,8 @@ async fn broadcasts_reach_every_node_and_private_ones_only_their_user() {
 async fn catch_up_works_whichever_node_the_client_reconnects_to() {
     let dir = socket_dir();
     let redis = Redis::start(dir.path()).await;
-    let (a, b) = (node(&redis.url(), "t2").await, node(&redis.url(), "t2").await);
+    let (node_a, node_b) = (node(&redis.url(), "t2").await, node(&redis.url(), "t2").await);
+    let (a, b) = (node_a.addr, node_b.addr);
     let (c1, mut on_a) = client(a, 1).await;
     post(a, &stock(1, 1)).await;
     let meta = next(&mut on_a, "add_stock").await[1].clone();
@@ -183,13 +166,14 @@ async fn catch_up_works_whichever_node_the_client_reconnects_to() {
 async fn redis_going_away_is_reported_refused_and_recovered_from() {
     let dir = socket_dir();
     let redis = Redis::start(dir.path()).await;
-    let (a, b) = (node(&redis.url(), "t3").await, node(&redis.url(), "t3").await);
+    let (node_a, node_b) = (node(&redis.url(), "t3").await, node(&redis.url(), "t3").await);
+    let (a, b) = (node_a.addr, node_b.addr);
     let (_c1, _on_a) = client(a, 1).await;
     let (_c2, mut on_b) = client(b, 2).await;
     assert_eq!(ready(a).await, 200);
 
     redis.stop().await;
-    until("A to report Redis gone", async || ready(a).await == 503).await;
+    eventually("A to report Redis gone", WAIT, || async { ready(a).await == 503 }).await;
     let (status, body) = post(a, &stock(5, 5)).await;
     assert_eq!(status, 503, "{body}");
     assert!(body["message"].as_str().unwrap().contains("Redis is unreachable"), "{body}");
@@ -197,8 +181,8 @@ async fn redis_going_away_is_reported_refused_and_recovered_from() {
     assert!(metrics.contains("stock_bridge_redis_up 0"), "{metrics}");
 
     let redis = Redis::start(dir.path()).await;
-    until("A to be ready again", async || ready(a).await == 200).await;
-    until("B to be ready again", async || ready(b).await == 200).await;
+    eventually("A to be ready again", WAIT, || async { ready(a).await == 200 }).await;
+    eventually("B to be ready again", WAIT, || async { ready(b).await == 200 }).await;
     // Fan-out works again once both nodes have re-subscribed: bounded retries (a
     // broadcast racing a reconnect may still get a 503, never a false 200).
     let mut delivered = false;
@@ -236,13 +220,14 @@ async fn a_client_that_stops_reading_on_another_node_is_cut_by_bytes() {
         ping_timeout: Duration::from_secs(30),
         ..BridgeConfig::default()
     };
-    let (a, _) = node_with(&redis.url(), "t4", config()).await;
-    let (b, on_b) = node_with(&redis.url(), "t4", config()).await;
+    let node_a = node_with(&redis.url(), "t4", config()).await;
+    let node_b = node_with(&redis.url(), "t4", config()).await;
+    let (a, b, on_b) = (node_a.addr, node_b.addr, node_b.bridge.clone());
     let _stalled = common::raw_client(b).await;
-    until("the stalled client on B", async || on_b.connected_clients() == 1).await;
-    let stalled = outflow(&on_b.io.sockets()[0]).expect("a connected socket has its account");
+    eventually("the stalled client on B", WAIT, || async { on_b.connected_clients() == 1 }).await;
+    let stalled = account(&on_b.io.sockets()[0]).expect("a connected socket has its account");
     let reading = common::read_until(common::raw_client(b).await, r#"42["sale_mode",{"mode":"last"}]"#);
-    until("both clients on B", async || on_b.connected_clients() == 2).await;
+    eventually("both clients on B", WAIT, || async { on_b.connected_clients() == 2 }).await;
 
     let note = "x".repeat(60 * 1024);
     let mut sent = 0;

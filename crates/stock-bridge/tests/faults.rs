@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    WAIT, Ws, add_stock, assert_healthy, cache_products, http, keep_reading, post, raw_client, read_until,
-    spam_catch_ups, start_isolated as start,
+    WAIT, Ws, add_stock, assert_healthy, cache_products, eventually, http, keep_reading, post, raw_client, read_until,
+    spam_catch_ups, start_isolated,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -38,7 +38,7 @@ async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig {
+    let bridge = start_isolated(BridgeConfig {
         client_buffer: 16,
         batch_max: 16,
         // Only the packet bound here, as in the red-team run; the byte bound has its own test.
@@ -47,7 +47,8 @@ async fn a_client_that_stalls_and_resumes_cannot_freeze_the_bridge() {
         ping_interval: Duration::from_secs(30),
         ping_timeout: Duration::from_secs(30),
         ..Default::default()
-    });
+    })
+    .await;
     let stalled = raw_client(bridge.addr).await;
     let mut body = json!({"event": "sale_mode", "data": {"mode": "peak", "note": "x".repeat(30 * 1024)}});
     let mut sent = 0;
@@ -102,28 +103,22 @@ async fn polling_session(addr: SocketAddr) -> String {
 }
 
 /// Waits (within WAIT) until `count` clients are connected.
-async fn until_connected(bridge: &stock_bridge::relay::Bridge, count: usize, what: &str) {
-    let reached = timeout(WAIT, async {
-        while bridge.connected_clients() != count {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    assert!(reached.is_ok(), "{what}: {} connected, not {count}", bridge.connected_clients());
+async fn until_connected(bridge: &stock_bridge::Bridge, count: usize, what: &str) {
+    eventually(&format!("{what}: {count} connected"), WAIT, || async { bridge.connected_clients() == count }).await;
 }
 
 /// The account of the one client connected so far (waited for within WAIT).
-async fn stalled_account(bridge: &stock_bridge::relay::Bridge) -> std::sync::Arc<stock_bridge::outflow::Outflow> {
+async fn stalled_account(bridge: &stock_bridge::Bridge) -> std::sync::Arc<stock_bridge::accounting::Account> {
     until_connected(bridge, 1, "the stalled client").await;
     let sockets = bridge.io.sockets();
-    stock_bridge::relay::outflow(&sockets[0]).expect("a connected socket has its account")
+    stock_bridge::accounting::account(&sockets[0]).expect("a connected socket has its account")
 }
 
 /// A client that reads too slowly is cut by bytes, long before its packet bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
     let _serial = one_at_a_time().await;
-    let bridge = start(byte_bound_config());
+    let bridge = start_isolated(byte_bound_config()).await;
     let _stalled = raw_client(bridge.addr).await;
     let stalled = stalled_account(&bridge.bridge).await;
     let reading = keep_reading(raw_client(bridge.addr).await);
@@ -151,7 +146,7 @@ async fn a_slow_client_is_bounded_in_bytes_not_only_in_packets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_polling_socket_that_stops_polling_is_cut_by_bytes() {
     let _serial = one_at_a_time().await;
-    let bridge = start(byte_bound_config());
+    let bridge = start_isolated(byte_bound_config()).await;
     // The stalled one: a session, its CONNECT, then no more GETs.
     let session = polling_session(bridge.addr).await;
     let get = |url: String| async move {
@@ -191,14 +186,15 @@ async fn a_long_polling_socket_that_stops_polling_is_cut_by_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_client_is_cut_by_bytes_even_inside_a_batch() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig {
+    let bridge = start_isolated(BridgeConfig {
         client_buffer_bytes: 1024 * 1024,
         body_limit: 64 * 1024,
         batch_body_limit: 512 * 1024,
         ping_interval: Duration::from_secs(30),
         ping_timeout: Duration::from_secs(30),
         ..Default::default()
-    });
+    })
+    .await;
     let _stalled = raw_client(bridge.addr).await;
     let stalled = stalled_account(&bridge.bridge).await;
     let reading = keep_reading(raw_client(bridge.addr).await);
@@ -227,10 +223,10 @@ async fn a_stalled_client_is_cut_by_bytes_even_inside_a_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_keeps_up_has_nothing_counted_as_queued() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig::default());
+    let bridge = start_isolated(BridgeConfig::default()).await;
     let mut ws = raw_client(bridge.addr).await;
     let socket = bridge.bridge.io.sockets().pop().unwrap();
-    let account = stock_bridge::relay::outflow(&socket).expect("every socket has an account");
+    let account = stock_bridge::accounting::account(&socket).expect("every socket has an account");
     assert!(account.is_metered(), "a WebSocket client is counted in bytes");
     for (i, size) in [10usize, 200, 60_000, 5].iter().enumerate() {
         let body = json!({"event": "sale_mode", "data": {"mode": "x".repeat(*size)}});
@@ -262,7 +258,8 @@ async fn a_client_that_keeps_up_has_nothing_counted_as_queued() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_requests_are_closed_and_do_not_block_others() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig { header_read_timeout: Duration::from_secs(1), ..Default::default() });
+    let bridge =
+        start_isolated(BridgeConfig { header_read_timeout: Duration::from_secs(1), ..Default::default() }).await;
     let mut half_open = Vec::new();
     for _ in 0..500 {
         let mut tcp = timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap();
@@ -293,11 +290,12 @@ async fn half_open_requests_are_closed_and_do_not_block_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_never_send_a_byte_are_closed_and_give_their_place_back() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig {
+    let bridge = start_isolated(BridgeConfig {
         header_read_timeout: Duration::from_millis(500),
         max_connections: 20,
         ..Default::default()
-    });
+    })
+    .await;
     let mut silent = Vec::new();
     for _ in 0..20 {
         silent.push(timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap());
@@ -327,7 +325,8 @@ async fn connections_that_never_send_a_byte_are_closed_and_give_their_place_back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_polling_post_whose_body_drips_is_ended() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig { header_read_timeout: Duration::from_millis(500), ..Default::default() });
+    let bridge =
+        start_isolated(BridgeConfig { header_read_timeout: Duration::from_millis(500), ..Default::default() }).await;
     let session = polling_session(bridge.addr).await;
     let path = session.split_once("/socket.io").expect("a polling URL").1;
     let mut dripping = Vec::new();
@@ -358,7 +357,7 @@ async fn a_long_polling_post_whose_body_drips_is_ended() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_are_refused_and_existing_clients_are_unaffected() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig { max_connections: 20, ..Default::default() });
+    let bridge = start_isolated(BridgeConfig { max_connections: 20, ..Default::default() }).await;
     let mut reader = raw_client(bridge.addr).await;
     let mut idle = Vec::new();
     // 19 more fill the cap (the reader holds one place).
@@ -457,7 +456,7 @@ fn send_signal(pid: i32, signal: i32) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_chunked_body_is_400() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig::default());
+    let bridge = start_isolated(BridgeConfig::default()).await;
     let mut tcp = timeout(WAIT, TcpStream::connect(bridge.addr)).await.unwrap().unwrap();
     tcp.write_all(
         b"POST /broadcast HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
@@ -495,7 +494,7 @@ async fn delivery_delay(addr: SocketAddr, ws: &mut Ws, product: i64) -> Duration
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_catch_ups_from_one_socket_does_not_delay_others() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig::default());
+    let bridge = start_isolated(BridgeConfig::default()).await;
     cache_products(&bridge.bridge, 100_000, 10_000).await;
     let mut other = raw_client(bridge.addr).await;
     delivery_delay(bridge.addr, &mut other, 0).await;
@@ -522,10 +521,11 @@ async fn a_burst_of_catch_ups_from_one_socket_does_not_delay_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_handshake_is_closed_at_once() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig {
+    let bridge = start_isolated(BridgeConfig {
         client_auth: stock_bridge::config::ClientAuth::jwt_hs256("jwt-secret-for-tests-only").unwrap(),
         ..Default::default()
-    });
+    })
+    .await;
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", bridge.addr);
     let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
     timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
@@ -545,7 +545,7 @@ async fn a_refused_handshake_is_closed_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_keeps_answering_while_every_fault_runs_at_once() {
     let _serial = one_at_a_time().await;
-    let bridge = start(BridgeConfig {
+    let bridge = start_isolated(BridgeConfig {
         client_buffer: 64,
         batch_max: 64,
         client_buffer_bytes: 512 * 1024,
@@ -555,7 +555,8 @@ async fn healthz_keeps_answering_while_every_fault_runs_at_once() {
         ping_interval: Duration::from_secs(30),
         ping_timeout: Duration::from_secs(30),
         ..Default::default()
-    });
+    })
+    .await;
     let addr = bridge.addr;
     cache_products(&bridge.bridge, 0, 2_000).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{WAIT, raw_client, start_isolated};
+use common::{WAIT, eventually, raw_client, start_isolated};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use stock_bridge::config::BridgeConfig;
@@ -25,7 +25,7 @@ fn config() -> BridgeConfig {
 
 #[tokio::test]
 async fn a_websocket_client_that_answers_pings_stays_connected() {
-    let bridge = start_isolated(config());
+    let bridge = start_isolated(config()).await;
     let mut ws = raw_client(bridge.addr).await;
     for ping in 0..PINGS {
         let frame = timeout(WAIT, ws.next()).await.unwrap_or_else(|_| panic!("no ping {ping}"));
@@ -39,7 +39,7 @@ async fn a_websocket_client_that_answers_pings_stays_connected() {
 
 #[tokio::test]
 async fn a_websocket_client_that_stops_answering_is_closed() {
-    let bridge = start_isolated(config());
+    let bridge = start_isolated(config()).await;
     let mut ws = raw_client(bridge.addr).await;
     let mut pings = 0;
     // Reads everything, answers nothing, until the bridge ends the connection.
@@ -51,17 +51,15 @@ async fn a_websocket_client_that_stops_answering_is_closed() {
         }
     }
     assert_eq!(pings, 1, "closed after {pings} unanswered pings; one is the rule");
-    let gone = timeout(WAIT, async {
-        while bridge.bridge.connected_clients() != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
-    gone.await.expect("the closed client still counts as connected");
+    eventually("the closed client no longer counts as connected", WAIT, || async {
+        bridge.bridge.connected_clients() == 0
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_polling_client_that_answers_pings_stays_connected() {
-    let bridge = start_isolated(config());
+    let bridge = start_isolated(config()).await;
     let http = common::http();
     let base = format!("http://{}/socket.io/?EIO=4&transport=polling", bridge.addr);
     let open = timeout(WAIT, http.get(&base).send()).await.unwrap().unwrap().text().await.unwrap();

@@ -1,4 +1,4 @@
-//! The HTTP API driven in process through `app()`: every answer of the wire contract.
+//! The HTTP API driven in process through [`App::build`]'s router: every answer of the wire contract.
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -7,19 +7,17 @@ use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use stock_bridge::api_key::ApiKey;
+use stock_bridge::App;
 use stock_bridge::config::BridgeConfig;
-use stock_bridge::http::app;
+use stock_testkit::{KEY, api_key};
 use tower::ServiceExt;
 
-const KEY: &str = "test-key-0123456789";
-
 fn config() -> BridgeConfig {
-    BridgeConfig { api_key: Some(ApiKey::new(KEY)), ..BridgeConfig::default() }
+    BridgeConfig { api_key: Some(api_key()), ..BridgeConfig::default() }
 }
 
-fn router(config: BridgeConfig) -> Router {
-    app(Arc::new(config.validate().unwrap())).0
+async fn router(config: BridgeConfig) -> Router {
+    App::build(Arc::new(config.validate().unwrap()), Router::new()).await.unwrap().router
 }
 
 fn add_stock() -> Value {
@@ -47,7 +45,7 @@ async fn broadcast(router: &Router, body: impl Into<Body>) -> (StatusCode, Value
 
 #[tokio::test]
 async fn accepts_a_valid_broadcast_with_either_key_header() {
-    let r = router(config());
+    let r = router(config()).await;
     let (status, body) = broadcast(&r, add_stock().to_string()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["message"], "Broadcast queued");
@@ -60,7 +58,7 @@ async fn accepts_a_valid_broadcast_with_either_key_header() {
 
 #[tokio::test]
 async fn refuses_missing_and_wrong_keys_with_401() {
-    let r = router(config());
+    let r = router(config()).await;
     for auth in [
         None,
         Some(("authorization", "Bearer wrong-key-0123456789")),
@@ -80,7 +78,7 @@ async fn refuses_missing_and_wrong_keys_with_401() {
 
 #[tokio::test]
 async fn invalid_payloads_get_400_with_one_line_per_problem() {
-    let r = router(config());
+    let r = router(config()).await;
     let cases: Vec<(String, Vec<&str>)> = vec![
         (r#"{"event":"connect","data":{}}"#.into(), vec!["event \"connect\" is reserved by Socket.IO"]),
         (r#"{"event":"removeListener","data":{}}"#.into(), vec!["event \"removeListener\" is reserved by Socket.IO"]),
@@ -102,7 +100,7 @@ async fn invalid_payloads_get_400_with_one_line_per_problem() {
 
 #[tokio::test]
 async fn hostile_bodies_never_get_a_500_and_change_nothing() {
-    let r = router(config());
+    let r = router(config()).await;
     let deep = format!(r#"{{"event":"sale_mode","data":{{"a":{}0{}}}}}"#, "[".repeat(5000), "]".repeat(5000));
     let huge_int = r#"{"event":"add_stock","data":{"product_id":123456789012345678901234567890,"in_stock":1,"discount_price":1,"peak_hour_price":1,"mediboy_offer_price":1,"sync_at":"2024-01-01T00:00:00Z"}}"#;
     let bodies: Vec<Vec<u8>> = vec![
@@ -129,7 +127,7 @@ async fn hostile_bodies_never_get_a_500_and_change_nothing() {
 
 #[tokio::test]
 async fn wrong_content_type_gets_415() {
-    let r = router(config());
+    let r = router(config()).await;
     for ct in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
         let mut req = Request::post("/broadcast").header("authorization", format!("Bearer {KEY}"));
         if let Some(ct) = ct {
@@ -149,7 +147,7 @@ async fn wrong_content_type_gets_415() {
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
-    let r = router(BridgeConfig { body_limit: 1024, ..config() });
+    let r = router(BridgeConfig { body_limit: 1024, ..config() }).await;
     let mut big = add_stock();
     big["data"]["note"] = json!("x".repeat(2000));
     let (status, body) = broadcast(&r, big.to_string()).await;
@@ -163,7 +161,7 @@ async fn bodies_over_the_limit_get_413() {
 
 #[tokio::test]
 async fn a_burst_over_the_rate_limit_gets_429_then_recovers() {
-    let r = router(BridgeConfig { rate_limit: 5, ..config() });
+    let r = router(BridgeConfig { rate_limit: 5, ..config() }).await;
     let mut statuses = Vec::new();
     for _ in 0..8 {
         statuses.push(broadcast(&r, add_stock().to_string()).await.0);
@@ -185,7 +183,7 @@ async fn a_burst_over_the_rate_limit_gets_429_then_recovers() {
 
 #[tokio::test]
 async fn source_allow_list_answers_403_to_others() {
-    let r = router(BridgeConfig { allow_sources: vec!["10.1.0.0/16".parse().unwrap()], ..config() });
+    let r = router(BridgeConfig { allow_sources: vec!["10.1.0.0/16".parse().unwrap()], ..config() }).await;
     let from = |ip: &str| {
         let mut req =
             post().header("authorization", format!("Bearer {KEY}")).body(Body::from(add_stock().to_string())).unwrap();
@@ -200,7 +198,7 @@ async fn source_allow_list_answers_403_to_others() {
 
 #[tokio::test]
 async fn health_metrics_and_snapshot() {
-    let r = router(config());
+    let r = router(config()).await;
     assert_eq!(broadcast(&r, add_stock().to_string()).await.0, StatusCode::OK);
     assert_eq!(broadcast(&r, r#"{"event":"connect","data":{}}"#).await.0, StatusCode::BAD_REQUEST);
     let (status, body) = send(&r, Request::get("/healthz").body(Body::empty()).unwrap()).await;

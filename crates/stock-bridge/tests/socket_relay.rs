@@ -3,7 +3,7 @@
 mod common;
 
 use common::CONNECT_ERROR;
-use common::{Events, next};
+use common::{Events, KEY, TestBridge, next};
 use futures_util::{SinkExt, StreamExt};
 use rust_socketio::TransportType;
 use rust_socketio::asynchronous::Client;
@@ -11,38 +11,21 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use stock_bridge::api_key::ApiKey;
+use stock_bridge::auth::jwt::sign_hs256;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
-use stock_bridge::relay::Bridge;
-use stock_bridge::socket::jwt::sign_hs256;
-use tokio::sync::oneshot;
+use stock_testkit::api_key;
 use tokio::time::timeout;
 
-const KEY: &str = "test-key-0123456789";
 const JWT_SECRET: &str = "jwt-secret-for-tests-only";
 const WAIT: Duration = Duration::from_secs(10);
 
-struct Running {
-    addr: SocketAddr,
-    bridge: Arc<Bridge>,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(config: BridgeConfig) -> Running {
+/// A bridge with the test key (see [`TestBridge`]), logging to the test's output.
+async fn start(config: BridgeConfig) -> TestBridge {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let config = Arc::new(BridgeConfig { api_key: Some(ApiKey::new(KEY)), ..config }.validate().unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (router, bridge) = stock_bridge::http::app(config);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(stock_bridge::serve(listener, router, bridge.clone(), async move {
-        let _ = stopped.await;
-    }));
-    Running { addr, bridge, stop: Some(stop), done }
+    TestBridge::start(BridgeConfig { api_key: Some(api_key()), ..config }).await
 }
 
 async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
@@ -205,14 +188,15 @@ async fn a_client_that_stops_reading_is_disconnected_while_others_keep_up() {
 
 #[tokio::test]
 async fn shutdown_closes_clients_and_returns() {
-    let mut bridge = start(BridgeConfig::default()).await;
-    let (_c, mut rx) = client(bridge.addr, TransportType::Websocket, None).await;
+    let bridge = start(BridgeConfig::default()).await;
+    let addr = bridge.addr;
+    let (_c, mut rx) = client(addr, TransportType::Websocket, None).await;
     next(&mut rx, "open").await;
-    bridge.stop.take().unwrap().send(()).unwrap();
+    // Stops gracefully and waits until serving has returned, without an error.
+    let stopping = tokio::spawn(bridge.stop());
     next(&mut rx, "close").await;
-    let result = timeout(WAIT, bridge.done).await.expect("shutdown did not finish").unwrap();
-    assert!(result.is_ok());
-    assert!(tokio::net::TcpStream::connect(bridge.addr).await.is_err(), "no longer accepting");
+    timeout(WAIT, stopping).await.expect("shutdown did not finish").unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
 }
 
 /// A stand-in for the Mediboy API's `GET /user` (the real one cannot run here): knows the

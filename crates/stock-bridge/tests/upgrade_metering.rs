@@ -19,7 +19,7 @@ const PER_BATCH: i64 = 1_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_upgrades_before_connect_is_metered_on_its_websocket() {
-    let bridge = start_isolated(BridgeConfig::default());
+    let bridge = start_isolated(BridgeConfig::default()).await;
     let (client, mut events) = sio_client(bridge.addr, TransportType::Any, None).await;
     next(&mut events, "open").await;
     let socket = timeout(WAIT, async {
@@ -34,7 +34,7 @@ async fn a_client_that_upgrades_before_connect_is_metered_on_its_websocket() {
     })
     .await
     .expect("the client never upgraded");
-    let account = stock_bridge::relay::outflow(&socket).expect("every socket has an account");
+    let account = stock_bridge::accounting::account(&socket).expect("every socket has an account");
     assert!(account.is_metered(), "an upgraded socket is counted in bytes");
     assert!(bridge.bridge.upgrades.is_empty(), "the upgrade's tap was taken by its socket");
 
@@ -71,11 +71,11 @@ async fn a_client_that_upgrades_before_connect_is_metered_on_its_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_polling_client_is_metered_by_what_its_polls_carry() {
-    let bridge = start_isolated(BridgeConfig::default());
+    let bridge = start_isolated(BridgeConfig::default()).await;
     let (client, mut events) = sio_client(bridge.addr, TransportType::Polling, None).await;
     next(&mut events, "open").await;
     let socket = bridge.bridge.io.sockets().pop().expect("connected");
-    let account = stock_bridge::relay::outflow(&socket).expect("every socket has an account");
+    let account = stock_bridge::accounting::account(&socket).expect("every socket has an account");
     // Metered by its session's own count (issue 22, F13), not by some TCP connection's.
     assert_eq!(account.writes(), None, "not attached to a connection");
     for product in 0..20 {

@@ -21,8 +21,8 @@ use stock_protocol::ConnectionState;
 const PRODUCTS: i64 = 10_000;
 const BATCH: i64 = 1_000;
 
-async fn bridge_with_products() -> InProcessBridge {
-    let bridge = InProcessBridge::start(BridgeConfig::default()).await;
+async fn bridge_with_products() -> TestBridge {
+    let bridge = bridge(BridgeConfig::default()).await;
     for start in (0..PRODUCTS).step_by(BATCH as usize) {
         let events: Vec<Value> = (start..start + BATCH).map(|p| add_stock(p + 1, p % 97)).collect();
         post(bridge.addr, &json!({ "events": events })).await;

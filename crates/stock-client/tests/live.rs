@@ -73,7 +73,8 @@ async fn a_server_never_reachable_at_start_is_retried_until_it_comes() {
     state(&mut events, Offline).await;
     state(&mut events, Connecting).await;
     state(&mut events, Offline).await;
-    let bridge = InProcessBridge::start_on(port.listen(1024).unwrap(), BridgeConfig::default()).await;
+    let bridge =
+        TestBridge::start_on(port.listen(1024).unwrap().into_std().unwrap(), keyed(BridgeConfig::default())).await;
     state(&mut events, Connected).await;
     assert!(client.stats().attempts >= 3);
     client.stop().await;
@@ -82,7 +83,7 @@ async fn a_server_never_reachable_at_start_is_retried_until_it_comes() {
 
 #[tokio::test]
 async fn a_graceful_server_stop_is_reported_as_closed_by_the_server() {
-    let bridge = InProcessBridge::start(BridgeConfig::default()).await;
+    let bridge = bridge(BridgeConfig::default()).await;
     let (client, mut events) = connect(SocketTarget::new(bridge.url(), None), fast());
     state(&mut events, Connected).await;
     bridge.stop().await;
@@ -96,7 +97,7 @@ async fn an_auth_rejection_is_offline_unauthorized() {
         client_auth: ClientAuth::jwt_hs256("jwt-secret-0123456789").unwrap(),
         ..BridgeConfig::default()
     };
-    let bridge = InProcessBridge::start(config).await;
+    let bridge = bridge(config).await;
     let (client, mut events) = connect(SocketTarget::new(bridge.url(), Some("forged".into())), fast());
     let offline = state(&mut events, Offline).await;
     assert_eq!(offline.reason.as_deref(), Some("unauthorized"));
@@ -111,7 +112,7 @@ async fn an_auth_rejection_is_offline_unauthorized() {
 
 #[tokio::test]
 async fn a_silent_network_cut_is_offline_within_the_watchdog_then_recovers() {
-    let bridge = InProcessBridge::start(BridgeConfig::default()).await;
+    let bridge = bridge(BridgeConfig::default()).await;
     let proxy = Proxy::start(bridge.addr).await;
     let config =
         ClientConfig { probe_interval: Duration::from_millis(200), watchdog: Duration::from_millis(1500), ..fast() };
@@ -177,7 +178,7 @@ async fn stop_while_offline_ends_all_reconnecting() {
 
 #[tokio::test]
 async fn offline_while_100_products_change_then_exactly_the_latest_of_each_in_order() {
-    let bridge = InProcessBridge::start(BridgeConfig::default()).await;
+    let bridge = bridge(BridgeConfig::default()).await;
     let proxy = Proxy::start(bridge.addr).await;
     let (client, mut events) = connect(SocketTarget::new(proxy.url(), None), fast());
     state(&mut events, Connected).await;
@@ -273,8 +274,8 @@ async fn an_attempt_against_a_server_that_never_answers_times_out_and_is_retried
 async fn stock_watch_exits_3_with_the_reason_when_the_token_is_refused() {
     let secret = "jwt-secret-0123456789";
     let config = BridgeConfig { client_auth: ClientAuth::jwt_hs256(secret).unwrap(), ..BridgeConfig::default() };
-    let bridge = InProcessBridge::start(config).await;
-    let expired = stock_bridge::socket::jwt::sign_hs256(
+    let bridge = bridge(config).await;
+    let expired = stock_bridge::auth::jwt::sign_hs256(
         &serde_json::json!({"sub": 1, "exp": chrono::Utc::now().timestamp() - 3600}),
         secret.as_bytes(),
     );
@@ -299,7 +300,7 @@ async fn stock_watch_exits_3_with_the_reason_when_the_token_is_refused() {
 /// that completes says so (GapClosed), after the products it brought.
 #[tokio::test]
 async fn a_client_starting_from_restored_values_hears_when_its_first_catch_up_completes() {
-    let bridge = InProcessBridge::start(BridgeConfig::default()).await;
+    let bridge = bridge(BridgeConfig::default()).await;
     let addr: SocketAddr = bridge.url().trim_start_matches("http://").parse().unwrap();
     post(addr, &add_stock(4, 2)).await;
     let config = ClientConfig { missing_since: Some(chrono::Utc::now() - chrono::Duration::hours(1)), ..fast() };

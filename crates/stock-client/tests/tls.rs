@@ -19,19 +19,16 @@ fn served(issued: &Issued) -> Arc<ServedCert> {
     ServedCert::load(TlsFiles::public(issued.cert_file.clone(), issued.key_file.clone())).unwrap()
 }
 
-async fn tls_bridge(issued: &Issued) -> InProcessBridge {
-    InProcessBridge::start(BridgeConfig { tls: Some(served(issued)), ..BridgeConfig::default() }).await
+async fn tls_bridge(issued: &Issued) -> TestBridge {
+    bridge(BridgeConfig { tls: Some(served(issued)), ..BridgeConfig::default() }).await
 }
 
-/// The demo (login and bridge) over TLS, in this process; returns its https URL.
-async fn tls_demo(issued: &Issued) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = stock_bridge::demo::config(addr, stock_bridge::demo::DEMO_API_KEY).unwrap();
-    let config = Arc::new(BridgeConfig { tls: Some(served(issued)), ..config });
-    let (router, bridge) = stock_bridge::demo::app(config);
-    let task = tokio::spawn(stock_bridge::serve(listener, router, bridge, std::future::pending()));
-    (format!("https://localhost:{}", addr.port()), task)
+/// The demo (login and bridge) over TLS, in this process; its https URL is `localhost`
+/// and its port.
+async fn tls_demo(issued: &Issued) -> TestBridge {
+    let config = stock_bridge::demo::config("127.0.0.1:0".parse().unwrap(), stock_bridge::demo::DEMO_API_KEY).unwrap();
+    let routes = stock_bridge::demo::routes(stock_bridge::demo::DEFAULT_TOKEN_TTL);
+    TestBridge::start_with(BridgeConfig { tls: Some(served(issued)), ..config }, routes).await
 }
 
 fn trusting(pki: &Pki) -> Trust {
@@ -108,7 +105,8 @@ async fn certificate_failures_are_named_unknown_issuer_expired_and_wrong_name() 
 #[tokio::test]
 async fn login_over_https_trusts_the_ca_file_and_names_an_untrusted_certificate() {
     let pki = Pki::new("Stock Test CA");
-    let (url, server) = tls_demo(&pki.issue("server", &Leaf::default())).await;
+    let server = tls_demo(&pki.issue("server", &Leaf::default())).await;
+    let url = format!("https://localhost:{}", server.addr.port());
     let (email, password) = (stock_bridge::demo::DEMO_EMAIL, stock_bridge::demo::DEMO_PASSWORD);
     let trusted = LoginTarget { trust: trusting(&pki), ..LoginTarget::new(url.clone()) };
     let session = login(&trusted, email, password).await.expect("login over https with the CA");
@@ -120,13 +118,14 @@ async fn login_over_https_trusts_the_ca_file_and_names_an_untrusted_certificate(
         "not \"could not be reached\""
     );
     assert_eq!(err.kind(), "untrusted_certificate");
-    server.abort();
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn stock_watch_trusts_a_ca_file_and_otherwise_names_the_problem() {
     let pki = Pki::new("Stock Test CA");
-    let (url, server) = tls_demo(&pki.issue("server", &Leaf::default())).await;
+    let server = tls_demo(&pki.issue("server", &Leaf::default())).await;
+    let url = format!("https://localhost:{}", server.addr.port());
     let watch = |ca: Option<&std::path::Path>| {
         let mut cmd = tokio::process::Command::new(bin("stock-watch"));
         cmd.args(["--api", &url, "--socket", &url, "--email", stock_bridge::demo::DEMO_EMAIL])
@@ -165,5 +164,5 @@ async fn stock_watch_trusts_a_ca_file_and_otherwise_names_the_problem() {
     let out = tokio::time::timeout(WAIT, watch(Some(&not_pem)).wait_with_output()).await.expect("exits").unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not-a-ca.pem"));
-    server.abort();
+    server.stop().await;
 }

@@ -1,28 +1,34 @@
 //! `POST /broadcast`: the back office's way in, one event or a batch (`{"events": [...]}`).
 //!
-//! Checks run cheapest first: source address, API key, rate, content type, size, body.
+//! Checks run cheapest first: source address and API key ([`super::access`]), rate,
+//! content type, size, body.
 //! A batch counts as one request for the rate limit, is checked whole before anything is
 //! sent, and is relayed in order.
 
+use super::access::{BackOffice, Source};
 use super::error::ApiError;
-use crate::config::{AdminConfig, BridgeConfig};
 use crate::metrics as m;
-use crate::relay::Bridge;
-use crate::source_addr::source_ip;
-use crate::tls::VerifiedClient;
+use crate::state::Bridge;
 use axum::Json;
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use serde_json::json;
-use socketioxide::adapter::Adapter;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use stock_protocol::{BodyError, BroadcastBody};
 
-pub async fn broadcast<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>, request: Request) -> impl IntoResponse {
-    let answer = match accept(&bridge, request).await {
+pub async fn broadcast(
+    State(bridge): State<Arc<Bridge>>,
+    source: Result<Source, ApiError>,
+    caller: Result<BackOffice, ApiError>,
+    request: Request,
+) -> impl IntoResponse {
+    let accepted = match source.and_then(|source| caller.map(|_| source)) {
+        Ok(source) => accept(&bridge, source, request).await,
+        Err(e) => Err(e),
+    };
+    let answer = match accepted {
         Ok(BroadcastBody::One(req)) => bridge.relay(req).await.map(|relayed| {
             let mut body = json!({"message": "Broadcast queued"});
             if let Some(recipients) = relayed.recipients {
@@ -65,23 +71,9 @@ fn refused(e: ApiError) -> axum::response::Response {
 /// Source addresses remembered by the broadcast limiter before idle ones are dropped.
 const BROADCAST_KEYS_MAX: usize = 10_000;
 
-async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<BroadcastBody, ApiError> {
+/// The rest of the checks, once the source and the key have passed.
+async fn accept(bridge: &Bridge, Source(peer): Source, request: Request) -> Result<BroadcastBody, ApiError> {
     let config = &bridge.config;
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .and_then(|c| source_ip(c.0.ip(), request.headers(), &config.trusted_proxies));
-    if !config.allow_sources.is_empty()
-        && !peer.is_some_and(|ip| config.allow_sources.iter().any(|net| net.contains(&ip)))
-    {
-        return Err(ApiError::Forbidden);
-    }
-    if let Some(key) = &config.api_key
-        && !certificate_suffices(config, request.extensions())
-        && !presented_key(request.headers()).is_some_and(|k| key.matches(k))
-    {
-        return Err(ApiError::Unauthorized);
-    }
     // Per source address (in-process callers without one share a key).
     if bridge.broadcasts.check_key(&peer.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())).is_err() {
         return Err(ApiError::RateLimited(config.rate_limit));
@@ -119,12 +111,6 @@ async fn accept<A: Adapter>(bridge: &Bridge<A>, request: Request) -> Result<Broa
     }
 }
 
-/// True when the request came with a verified client certificate over the back-office
-/// listener and `STOCK_BRIDGE_ADMIN_AUTH=mtls` says that is enough without the key.
-pub(crate) fn certificate_suffices(config: &BridgeConfig, extensions: &axum::http::Extensions) -> bool {
-    config.admin.as_ref().is_some_and(AdminConfig::certificate_suffices) && extensions.get::<VerifiedClient>().is_some()
-}
-
 /// True when reading the body stopped at the size limit (not a malformed body).
 fn is_over_limit(e: &axum::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -135,21 +121,6 @@ fn is_over_limit(e: &axum::Error) -> bool {
         cause = c.source();
     }
     false
-}
-
-/// The key from `Authorization: Bearer <key>` or `X-API-Key: <key>`.
-pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
-    match headers.get("x-api-key") {
-        Some(v) => Some(v.as_bytes()),
-        None => bearer(headers),
-    }
-}
-
-/// The credentials of `Authorization: Bearer <credentials>` (scheme in any case).
-pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    let auth = headers.get(header::AUTHORIZATION)?.as_bytes();
-    let (scheme, rest) = auth.split_at(auth.iter().position(|b| *b == b' ')?);
-    scheme.eq_ignore_ascii_case(b"bearer").then(|| rest.trim_ascii())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

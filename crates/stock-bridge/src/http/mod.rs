@@ -1,48 +1,74 @@
-//! The HTTP side of the bridge: [`app`] builds the whole service (HTTP routes plus the
-//! Socket.IO layer) so tests can drive it in process; [`cluster_app`] does the same for
-//! cluster mode (Redis).
+//! The HTTP side of the bridge: [`App::build`], the one way a bridge is made (its shared
+//! state, the Socket.IO layer and the routers of both listeners), and the HTTP handlers.
+//!
+//! # Layout
+//! - This file: [`App`], the routers, the Socket.IO settings.
+//! - [`access`]: who may call the back-office routes (source address, API key or
+//!   client certificate), as extractors.
+//! - `broadcast`: `POST /broadcast`; `status`: `/healthz`, `/readyz`, `/metrics`, `/snapshot`.
+//! - [`error`]: [`error::ApiError`], every refusal the API gives.
 
+pub mod access;
 mod broadcast;
-pub use broadcast::bearer;
 pub mod error;
 mod status;
 
+pub use access::bearer;
+
 use crate::cluster::{self, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
-use crate::relay::{Bridge, Cluster, Mode};
 use crate::socket;
+use crate::state::{Bridge, Cluster, LastValues};
 use axum::Router;
 use axum::http::HeaderValue;
 use axum::routing::{get, post};
-use socketioxide::adapter::Adapter;
+use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
-use socketioxide::{SocketIo, SocketIoBuilder};
 use std::sync::Arc;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-/// The bridge's router and its shared state, ready to serve.
-pub fn app(config: Arc<BridgeConfig>) -> (Router, Arc<Bridge>) {
-    app_with(config, Router::new())
+/// A bridge ready to serve: the public router (HTTP routes and Socket.IO), the back-office
+/// router when `STOCK_BRIDGE_ADMIN_LISTEN` is set, and the shared state.
+pub struct App {
+    pub router: Router,
+    pub admin_router: Option<Router>,
+    pub bridge: Arc<Bridge>,
 }
 
-/// [`app`] with `extra` routes served beside the bridge's (the demo's login).
-pub fn app_with(config: Arc<BridgeConfig>, extra: Router) -> (Router, Arc<Bridge>) {
-    let (layer, io) = builder(&config).build_layer();
-    let bridge = Bridge::new(config, io.clone());
-    socket::register(&io, bridge.clone());
-    (assemble(layer, bridge.clone(), extra), bridge)
+/// Why a bridge could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Cluster mode and Redis cannot be used (the URL is shown without its password).
+    #[error("cannot use Redis at {url}: {reason}")]
+    Redis { url: String, reason: String },
 }
 
-/// Cluster mode: broadcasts and last values shared through Redis at `url` (see
-/// [`crate::cluster`]). Sockets, rooms and the fan-out are this node's own, as alone.
-pub async fn cluster_app(config: Arc<BridgeConfig>, url: &str, extra: Router) -> Result<(Router, Arc<Bridge>), String> {
-    let unreachable = |e: &dyn std::fmt::Display| format!("cannot use Redis at {}: {e}", redact(url));
+impl App {
+    /// The one way a bridge is made, alone or (with `config.redis_url`) as a node of a
+    /// cluster sharing broadcasts and last values through Redis (see [`crate::cluster`]).
+    /// `extra` routes are served beside the bridge's (the demo's login). Must be called
+    /// inside the tokio runtime.
+    pub async fn build(config: Arc<BridgeConfig>, extra: Router) -> Result<App, StartError> {
+        let (layer, io) = builder(&config).build_layer();
+        let bridge = match config.redis_url.clone() {
+            None => Bridge::new(config.clone(), io.clone(), Bridge::in_memory(&config)),
+            Some(url) => cluster_bridge(config.clone(), io.clone(), &url).await?,
+        };
+        socket::register(&io, bridge.clone());
+        let admin_router = config.admin.is_some().then(|| admin_routes(bridge.clone()));
+        Ok(App { router: public_routes(layer, bridge.clone(), extra), admin_router, bridge })
+    }
+}
+
+/// Cluster mode: broadcasts and last values shared through Redis at `url`. Sockets, rooms
+/// and the fan-out are this node's own, as alone.
+async fn cluster_bridge(config: Arc<BridgeConfig>, io: SocketIo, url: &str) -> Result<Arc<Bridge>, StartError> {
+    let unreachable = |reason: String| StartError::Redis { url: redact(url), reason };
     let (channel, mut inbox, commands) =
         tokio::time::timeout(cluster::REDIS_TIMEOUT * 5, cluster::connect(url, &config.redis_prefix))
             .await
-            .map_err(|_| unreachable(&"no answer within 5 s"))?
-            .map_err(|e| unreachable(&e))?;
-    let (layer, io) = builder(&config).build_layer();
+            .map_err(|_| unreachable("no answer within 5 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
     let (health, watcher) = RedisHealth::watch(vec![commands.clone(), channel.connection()]);
     let store = RedisLastValues::new(commands, &config.redis_prefix, config.cache_products);
     let mut cluster = Cluster::new(channel, store, health);
@@ -57,10 +83,9 @@ pub async fn cluster_app(config: Arc<BridgeConfig>, url: &str, extra: Router) ->
             bridge.fan_out_received(&run).await;
         }
     }));
-    let bridge = Bridge::with_parts(config, io.clone(), Mode::Cluster(cluster));
+    let bridge = Bridge::new(config, io, LastValues::Cluster(cluster));
     let _ = found.send(Arc::downgrade(&bridge));
-    socket::register(&io, bridge.clone());
-    Ok((assemble(layer, bridge.clone(), extra), bridge))
+    Ok(bridge)
 }
 
 /// `redis://user:password@host` without the password, for messages.
@@ -79,7 +104,7 @@ pub const CLIENT_MESSAGE_MAX: usize = 16 * 1024;
 /// idle connection keeps this much for its whole life. A larger message is read in steps.
 pub const WS_READ_BUFFER: usize = 256;
 
-fn builder(config: &BridgeConfig) -> SocketIoBuilder {
+fn builder(config: &BridgeConfig) -> socketioxide::SocketIoBuilder {
     crate::metrics::install();
     SocketIo::builder()
         .ping_interval(config.ping_interval)
@@ -99,13 +124,12 @@ fn builder(config: &BridgeConfig) -> SocketIoBuilder {
         .ws_read_buffer_size(WS_READ_BUFFER)
 }
 
-/// The routes, then the Socket.IO and CORS layers around everything (added last, so they
-/// also wrap `extra`). With a back-office listener configured, the back-office routes are
-/// left out here ([`admin_app`] serves them).
-fn assemble<A: Adapter>(layer: SocketIoLayer<A>, bridge: Arc<Bridge<A>>, extra: Router) -> Router {
+/// The public listener's routes, then the Socket.IO and CORS layers around everything
+/// (added last, so they also wrap `extra`). With a back-office listener configured, the
+/// back-office routes are left out here ([`admin_routes`] serves them).
+fn public_routes(layer: SocketIoLayer, bridge: Arc<Bridge>, extra: Router) -> Router {
     let config = bridge.config.clone();
-    let mut router =
-        Router::new().route("/healthz", get(status::healthz::<A>)).route("/readyz", get(status::readyz::<A>));
+    let mut router = health_routes(Router::new());
     if config.admin.is_none() {
         router = back_office_routes(router);
     }
@@ -116,21 +140,23 @@ fn assemble<A: Adapter>(layer: SocketIoLayer<A>, bridge: Arc<Bridge<A>>, extra: 
     }
 }
 
-/// What only the back office uses: `POST /broadcast`, `GET /snapshot`, `GET /metrics`.
-fn back_office_routes<A: Adapter>(router: Router<Arc<Bridge<A>>>) -> Router<Arc<Bridge<A>>> {
-    router
-        .route("/broadcast", post(broadcast::broadcast::<A>))
-        .route("/metrics", get(status::metrics::<A>))
-        .route("/snapshot", get(status::snapshot::<A>))
+/// The back-office listener's routes (`STOCK_BRIDGE_ADMIN_LISTEN`): the back-office routes
+/// and the health checks, no Socket.IO, no CORS (browsers have no business there).
+fn admin_routes(bridge: Arc<Bridge>) -> Router {
+    health_routes(back_office_routes(Router::new())).with_state(bridge)
 }
 
-/// The back-office listener's router (`STOCK_BRIDGE_ADMIN_LISTEN`): the back-office routes
-/// and the health checks, no Socket.IO, no CORS (browsers have no business there).
-pub fn admin_app<A: Adapter>(bridge: Arc<Bridge<A>>) -> Router {
-    back_office_routes(Router::new())
-        .route("/healthz", get(status::healthz::<A>))
-        .route("/readyz", get(status::readyz::<A>))
-        .with_state(bridge)
+/// `GET /healthz` and `GET /readyz`, on every listener.
+fn health_routes(router: Router<Arc<Bridge>>) -> Router<Arc<Bridge>> {
+    router.route("/healthz", get(status::healthz)).route("/readyz", get(status::readyz))
+}
+
+/// What only the back office uses: `POST /broadcast`, `GET /snapshot`, `GET /metrics`.
+fn back_office_routes(router: Router<Arc<Bridge>>) -> Router<Arc<Bridge>> {
+    router
+        .route("/broadcast", post(broadcast::broadcast))
+        .route("/metrics", get(status::metrics))
+        .route("/snapshot", get(status::snapshot))
 }
 
 fn cors(config: &BridgeConfig) -> Option<CorsLayer> {

@@ -1,21 +1,20 @@
 //! `GET /healthz`, `GET /readyz`, `GET /metrics` and `GET /snapshot`: what operators and
 //! support staff look at.
 
-use super::broadcast::{certificate_suffices, presented_key};
+use super::access::{BackOffice, presented_key};
 use super::error::ApiError;
 use crate::metrics as m;
-use crate::relay::Bridge;
+use crate::state::Bridge;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
-use socketioxide::adapter::Adapter;
 use std::sync::Arc;
 use stock_protocol::CatchUpRequest;
 
 /// Alive; whether TLS is on and when the served certificate expires.
-pub async fn healthz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
+pub async fn healthz(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
     let tls = match &bridge.config.tls {
         None => json!({"enabled": false}),
         Some(cert) => {
@@ -30,7 +29,7 @@ pub async fn healthz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl I
 }
 
 /// Ready unless (in cluster mode) Redis is unreachable.
-pub async fn readyz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
+pub async fn readyz(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
     let clients = bridge.connected_clients();
     if bridge.is_ready() {
         (StatusCode::OK, Json(json!({"status": "ready", "clients": clients})))
@@ -42,9 +41,9 @@ pub async fn readyz<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl In
     }
 }
 
-pub async fn metrics<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl IntoResponse {
+pub async fn metrics(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
     metrics::gauge!(m::CONNECTED_CLIENTS).set(bridge.connected_clients() as f64);
-    metrics::counter!(m::SOCKET_WRITES).absolute(crate::outflow::writes_total());
+    metrics::counter!(m::SOCKET_WRITES).absolute(crate::accounting::writes_total());
     let admin = bridge.config.admin.as_ref().and_then(|a| a.tls.as_ref());
     for (listener, cert) in [("public", bridge.config.tls.as_ref()), ("admin", admin)] {
         let Some(cert) = cert else { continue };
@@ -61,30 +60,23 @@ pub async fn metrics<A: Adapter>(State(bridge): State<Arc<Bridge<A>>>) -> impl I
 
 /// The current last-value set, for support staff and clients starting cold. Needs the API
 /// key (when one is configured) or, with client auth on, a client token the bridge accepts.
-pub async fn snapshot<A: Adapter>(
-    State(bridge): State<Arc<Bridge<A>>>,
-    extensions: axum::http::Extensions,
+pub async fn snapshot(
+    State(bridge): State<Arc<Bridge>>,
+    caller: Result<BackOffice, ApiError>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if let Some(key) = &bridge.config.api_key
-        && !certificate_suffices(&bridge.config, &extensions)
-    {
-        let presented = presented_key(&headers);
-        let by_key = presented.is_some_and(|k| key.matches(k));
-        let by_token = match presented.and_then(|t| std::str::from_utf8(t).ok()) {
-            Some(token) if !by_key && bridge.verifier.identifies_users() => {
-                match bridge.verifier.verify(Some(token)).await {
-                    Ok(_) => true,
-                    // Not the client's fault: say so, so it tries again rather than signing out.
-                    Err(crate::socket::auth::Refusal::Unavailable(why)) => {
-                        return Err(ApiError::Unavailable(why.into()));
-                    }
-                    Err(_) => false,
-                }
-            }
+    if caller.is_err() {
+        let token = presented_key(&headers).and_then(|t| std::str::from_utf8(t).ok());
+        let by_token = match token {
+            Some(token) if bridge.verifier.identifies_users() => match bridge.verifier.verify(Some(token)).await {
+                Ok(_) => true,
+                // Not the client's fault: say so, so it tries again rather than signing out.
+                Err(crate::auth::Refusal::Unavailable(why)) => return Err(ApiError::Unavailable(why.into())),
+                Err(_) => false,
+            },
             _ => false,
         };
-        if !by_key && !by_token {
+        if !by_token {
             return Err(ApiError::Unauthorized);
         }
     }

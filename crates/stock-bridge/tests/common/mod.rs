@@ -3,7 +3,7 @@
 //! HTTP calls the back office and operators make.
 //!
 //! Each test binary uses a part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 pub use rust_socketio::asynchronous::CONNECT_ERROR;
@@ -11,10 +11,10 @@ use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stock_bridge::Bridge;
 use stock_bridge::config::BridgeConfig;
-use stock_bridge::relay::Bridge;
+pub use stock_testkit::{KEY, TestBridge, add_stock, eventually};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -75,42 +75,10 @@ pub async fn next(rx: &mut Events, name: &str) -> Vec<Value> {
 
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-/// A bridge on a runtime and thread of its own, stopped when dropped: if it froze, the
-/// test's runtime still runs its timeouts and fails instead of hanging.
-pub struct Isolated {
-    pub addr: SocketAddr,
-    pub bridge: Arc<Bridge>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Isolated {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// Starts `config` (broadcast rate limit lifted) on 127.0.0.1:0, isolated.
-pub fn start_isolated(config: BridgeConfig) -> Isolated {
-    let config = Arc::new(BridgeConfig { rate_limit: 100_000, ..config }.validate().unwrap());
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let (router, bridge) = stock_bridge::http::app(config);
-            ready_tx.send((addr, bridge.clone())).unwrap();
-            let _ = stock_bridge::serve(listener, router, bridge, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-    });
-    let (addr, bridge) = ready_rx.recv_timeout(WAIT).expect("bridge did not start");
-    Isolated { addr, bridge, stop: Some(stop) }
+/// A bridge of its own for a test ([`TestBridge`]), its broadcast rate limit lifted (these
+/// tests post faster than the back office would).
+pub async fn start_isolated(config: BridgeConfig) -> TestBridge {
+    TestBridge::start(BridgeConfig { rate_limit: 100_000, ..config }).await
 }
 
 /// One HTTP client for the whole test binary (building one loads the system's
@@ -146,12 +114,6 @@ pub async fn post_with(addr: SocketAddr, key: Option<&str>, body: &Value) -> (u1
 /// `POST /broadcast` without a key.
 pub async fn post(addr: SocketAddr, body: &Value) -> (u16, Value) {
     post_with(addr, None, body).await
-}
-
-/// An `add_stock` broadcast body for `product`.
-pub fn add_stock(product: i64) -> Value {
-    json!({"event": "add_stock", "data": {"product_id": product, "in_stock": 10, "discount_price": 120.5,
-        "peak_hour_price": 140, "mediboy_offer_price": 90, "sync_at": "2024-01-01T00:00:00.000Z"}})
 }
 
 /// A raw Engine.IO WebSocket client, connected to `/`, that reads only when told to.

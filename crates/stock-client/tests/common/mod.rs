@@ -9,48 +9,24 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use stock_bridge::api_key::ApiKey;
 use stock_bridge::config::BridgeConfig;
 use stock_client::{ClientEvent, StateChange};
 use stock_protocol::ConnectionState;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-pub const KEY: &str = "test-key-0123456789";
+pub use stock_testkit::{KEY, TestBridge};
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// A bridge served in this process.
-pub struct InProcessBridge {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+/// A bridge in this process with the test key ([`TestBridge`]).
+pub async fn bridge(config: BridgeConfig) -> TestBridge {
+    TestBridge::start(keyed(config)).await
 }
 
-impl InProcessBridge {
-    pub async fn start(config: BridgeConfig) -> Self {
-        Self::start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), config).await
-    }
-
-    pub async fn start_on(listener: TcpListener, config: BridgeConfig) -> Self {
-        let config = Arc::new(BridgeConfig { api_key: Some(ApiKey::new(KEY)), ..config }.validate().unwrap());
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(stock_bridge::run(listener, config, async move {
-            let _ = stopped.await;
-        }));
-        InProcessBridge { addr, stop: Some(stop), done: Some(done) }
-    }
-
-    /// Graceful stop: clients get a DISCONNECT.
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = tokio::time::timeout(WAIT, self.done.take().unwrap()).await;
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
+/// `config` with the test key.
+pub fn keyed(config: BridgeConfig) -> BridgeConfig {
+    BridgeConfig { api_key: Some(stock_testkit::api_key()), ..config }
 }
 
 /// Posts a broadcast with the test key.

@@ -1,4 +1,10 @@
-//! Client authentication at the Socket.IO handshake (`auth: {"token": ...}`).
+//! Who may open a Socket.IO connection: [`ClientAuth`] (the configured way), the
+//! [`Verifier`] that applies it at the handshake (`auth: {"token": ...}`) and to
+//! `GET /snapshot`'s client tokens, and the [`Refusal`] a client is sent.
+//!
+//! # Layout
+//! - This file: the modes, the verifier (introspection with its cache), refusals.
+//! - [`jwt`]: JWT policies (HS256, RS256, ES256) with the `jsonwebtoken` crate.
 //!
 //! - `none`: everyone is let in, no one joins a per-user room.
 //! - `jwt`: a JWT checked by [`super::jwt::JwtPolicy`] (HS256, RS256 or ES256; `exp`
@@ -6,8 +12,8 @@
 //! - `introspect`: the bridge asks the Mediboy API (`GET <url>` with the bearer) who this
 //!   is; answers are cached for a while so a reconnect storm does not hit the API.
 //!
-//! A refusal reaches the client as a CONNECT_ERROR whose message starts with
-//! `unauthorized` (bad token: do not retry) or `auth unavailable` (try again later).
+//! A refusal reaches the client as a CONNECT_ERROR whose data carries its code
+//! (`unauthorized`, `token_expired`: sign in again; `auth_unavailable`: try again later).
 //!
 //! The user service is protected from floods: a token that cannot be one (too long, or
 //! with characters no HTTP header carries) is refused without asking; answers, refusals
@@ -15,7 +21,9 @@
 //! concurrent handshakes with the same token share one call; and at most
 //! `introspect_concurrency` calls run at once.
 
-use crate::config::ClientAuth;
+pub mod jwt;
+
+use jwt::{JwtKeyError, JwtPolicy, JwtRules};
 use serde_json::Value;
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -81,6 +89,26 @@ impl fmt::Display for ConnectRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let body = stock_protocol::ConnectErrorBody::new(self.0.code(), self.0.to_string());
         f.write_str(&serde_json::to_string(&body).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Who may open a Socket.IO connection, and how their user id is learned.
+#[derive(Debug, Clone, Default)]
+pub enum ClientAuth {
+    /// Anyone may connect; no one joins a per-user room.
+    #[default]
+    None,
+    /// A JWT in `auth.token` whose `sub` is the user id (see [`JwtPolicy`]).
+    Jwt(Box<JwtPolicy>),
+    /// The bridge asks the Mediboy API who the bearer is.
+    Introspect { url: String, cache_for: Duration },
+}
+
+impl ClientAuth {
+    /// HS256 with `secret` and the default rules (the demo, tests).
+    pub fn jwt_hs256(secret: &str) -> Result<Self, JwtKeyError> {
+        JwtPolicy::hs256(secret.as_bytes(), &JwtRules { leeway: jwt::DEFAULT_LEEWAY, ..JwtRules::default() })
+            .map(|p| ClientAuth::Jwt(Box::new(p)))
     }
 }
 

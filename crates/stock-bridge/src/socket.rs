@@ -6,31 +6,25 @@
 //! is answered `{"error": {"code": "catch_up_pending", ...}}`. Answers are paged
 //! (`more: true`, resume after `seq`) so none exceeds `catch_up_max_bytes`.
 
-pub mod auth;
-pub mod jwt;
-
+use crate::accounting::{self, Account, Refused, Tap};
+use crate::auth::{ClientIdentity, ConnectRefusal, Refusal};
 use crate::metrics as m;
-use crate::outflow::{Outflow, Refused, Tap};
-use crate::relay::Bridge;
-use auth::{ClientIdentity, ConnectRefusal, Refusal};
+use crate::state::Bridge;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
-use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide_core::adapter::DefinedAdapter;
 use std::sync::Arc;
 use stock_protocol::{CatchUpRequest, ControlRefusal, ControlRefusalCode, events};
 
 /// Source addresses the handshake limiter remembers before it forgets idle ones.
 const HANDSHAKE_KEYS_MAX: usize = 10_000;
 
-/// Registers the default namespace `/` on `io`. In cluster mode the result must be
-/// awaited (it subscribes to Redis).
-pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridge<A>>) -> A::InitRes {
+/// Registers the default namespace `/` on `io`.
+pub fn register(io: &SocketIo, bridge: Arc<Bridge>) {
     let checker = bridge.clone();
-    let check = move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
+    let check = move |s: SocketRef, TryData(auth): TryData<Value>| {
         let bridge = checker.clone();
         async move {
             let parts = s.req_parts();
@@ -73,11 +67,11 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, bridge: Arc<Bridg
             }
         }
     };
-    let on_connect = move |s: SocketRef<A>| {
+    let on_connect = move |s: SocketRef| {
         let bridge = bridge.clone();
         async move { connected(s, bridge).await }
     };
-    io.ns("/", on_connect.with(check))
+    io.ns("/", on_connect.with(check));
 }
 
 /// The timer that closes a socket when its token expires; dropped with the socket's
@@ -97,7 +91,7 @@ impl Drop for ExpiryTask {
 /// so a till kept its user's private events past it: issue 22, F16). Its reconnect is
 /// refused `token_expired`, and the app asks to sign in again. The timer holds no socket,
 /// only its id, and is cancelled when the socket goes.
-fn close_at_expiry<A: Adapter>(s: &SocketRef<A>, bridge: &Arc<Bridge<A>>, until: std::time::SystemTime) -> ExpiryTimer {
+fn close_at_expiry(s: &SocketRef, bridge: &Arc<Bridge>, until: std::time::SystemTime) -> ExpiryTimer {
     let (sid, bridge) = (s.id, Arc::downgrade(bridge));
     let left = until.duration_since(std::time::SystemTime::now()).unwrap_or_default();
     let task = tokio::spawn(async move {
@@ -118,7 +112,7 @@ pub const REFUSED_GRACE: std::time::Duration = std::time::Duration::from_millis(
 /// Closes a refused WebSocket's connection once the refusal has had time to leave (it would
 /// otherwise stay open until the connect timeout, holding its buffers). A refused
 /// long-polling session ends at the connect timeout.
-fn close_refused<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) {
+fn close_refused(s: &SocketRef, bridge: &Bridge) {
     if let Some(tap) = websocket_tap(s, bridge) {
         tokio::spawn(async move {
             tokio::time::sleep(REFUSED_GRACE).await;
@@ -130,7 +124,7 @@ fn close_refused<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) {
 /// The connection carrying `s`'s WebSocket: the one that opened the session when it
 /// started on WebSocket, else the one it upgraded on before its CONNECT (None for a
 /// long-polling socket, or one that upgrades later: that is attached at its upgrade).
-fn websocket_tap<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Option<Tap> {
+fn websocket_tap(s: &SocketRef, bridge: &Bridge) -> Option<Tap> {
     if s.transport_type() != socketioxide::TransportType::Websocket {
         return None;
     }
@@ -138,13 +132,13 @@ fn websocket_tap<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Option<Tap
         return Some(tap);
     }
     let parts = s.req_parts();
-    if crate::outflow::asks_for_websocket(parts.uri.query()) { parts.extensions.get::<Tap>().cloned() } else { None }
+    if accounting::asks_for_websocket(parts.uri.query()) { parts.extensions.get::<Tap>().cloned() } else { None }
 }
 
 /// A new socket's account, counting bytes on its WebSocket's connection, or what its
 /// long-polling session's answers carry.
-fn account_for<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Arc<Outflow> {
-    let account = Arc::new(Outflow::new(bridge.config.client_event_rate));
+fn account_for(s: &SocketRef, bridge: &Bridge) -> Arc<Account> {
+    let account = Arc::new(Account::new(bridge.config.client_event_rate));
     if let Some(tap) = websocket_tap(s, bridge) {
         account.attach(&tap);
     } else if s.transport_type() == socketioxide::TransportType::Polling {
@@ -156,8 +150,8 @@ fn account_for<A: Adapter>(s: &SocketRef<A>, bridge: &Bridge<A>) -> Arc<Outflow>
     account
 }
 
-async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
-    let account = match crate::relay::outflow(&s) {
+async fn connected(s: SocketRef, bridge: Arc<Bridge>) {
+    let account = match accounting::account(&s) {
         Some(account) => account,
         None => {
             let account = account_for(&s, &bridge);
@@ -170,7 +164,7 @@ async fn connected<A: Adapter>(s: SocketRef<A>, bridge: Arc<Bridge<A>>) {
     // misses before this was recorded before any catch-up it asks for), until it goes.
     bridge.audience.join(s.clone(), account.clone());
     let leaving = Arc::downgrade(&bridge);
-    s.on_disconnect(move |s: SocketRef<A>| {
+    s.on_disconnect(move |s: SocketRef| {
         if let Some(bridge) = leaving.upgrade() {
             bridge.audience.leave(s.id);
         }
@@ -203,9 +197,9 @@ const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// start showed nothing and no gap, one run in a few under load). A catch-up is answered
 /// only once the socket has joined the audience, so whatever it misses after the answer
 /// is computed reaches it live.
-fn serve_control_events<A: Adapter>(s: &SocketRef<A>, bridge: Arc<Bridge<A>>, account: Arc<Outflow>) {
+fn serve_control_events(s: &SocketRef, bridge: Arc<Bridge>, account: Arc<Account>) {
     let pinged = account.clone();
-    s.on(events::PING, move |ack: AckSender<A>| {
+    s.on(events::PING, move |ack: AckSender| {
         let answer = match pinged.admit_event() {
             Ok(()) => json!("pong"),
             Err(why) => json!(refusal(why)),
@@ -213,7 +207,7 @@ fn serve_control_events<A: Adapter>(s: &SocketRef<A>, bridge: Arc<Bridge<A>>, ac
         ack.send(&answer).ok();
         async {}
     });
-    s.on(events::CATCH_UP, move |TryData(req): TryData<CatchUpRequest>, ack: AckSender<A>| {
+    s.on(events::CATCH_UP, move |TryData(req): TryData<CatchUpRequest>, ack: AckSender| {
         let bridge = bridge.clone();
         let account = account.clone();
         async move {
@@ -233,8 +227,7 @@ fn serve_control_events<A: Adapter>(s: &SocketRef<A>, bridge: Arc<Bridge<A>>, ac
             let Some(answer) = bridge.catch_up(&req, bridge.config.catch_up_max_bytes).await else { return };
             let Ok(raw) = serde_json::to_string(&answer).map(RawValue::from_string) else { return };
             let Ok(raw) = raw else { return };
-            // `43<id>[answer]`: at least one digit of ack id.
-            turn.answered(crate::outflow::ws_frame_len(5 + raw.get().len()));
+            turn.answered(accounting::ack_frame_len(raw.get().len()));
             ack.send(&raw).ok();
         }
     });

@@ -50,7 +50,7 @@ pub struct SendArgs {
     #[arg(long, conflicts_with_all = ["data", "product_id", "to"])]
     pub file: Option<PathBuf>,
     /// Events per batch with --file (at most the bridge's STOCK_BRIDGE_BATCH_MAX).
-    #[arg(long, default_value_t = crate::config::DEFAULT_BATCH_MAX as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = stock_bridge::config::DEFAULT_BATCH_MAX as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
     /// PEM CA bundle to trust besides the system's (a bridge with a private CA's certificate).
     #[arg(long)]

@@ -9,9 +9,9 @@
 //!   is honoured; both with a leeway (`STOCK_BRIDGE_JWT_LEEWAY_SECS`, default 60).
 //! - Optional issuer and audience (`STOCK_BRIDGE_JWT_ISSUER`, `STOCK_BRIDGE_JWT_AUDIENCE`).
 //! - `sub` is the user: a non-empty string or an integer (not `42.0`, not an object).
-//! - Tokens over [`super::auth::TOKEN_MAX`] are refused before this is called.
+//! - Tokens over [`super::TOKEN_MAX`] are refused before this is called.
 
-use super::auth::Refusal;
+use super::Refusal;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::Value;
