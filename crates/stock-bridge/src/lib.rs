@@ -16,7 +16,8 @@
 //! - [`http`]: [`App`] (the one constructor), the routers, who may call them
 //!   ([`http::access`]) and the HTTP handlers.
 //! - [`server`]: [`run`], the accept loop: connection cap, header timeout, TLS, shutdown order.
-//! - [`state`]: [`state::Bridge`], what the handlers share, and where last values live.
+//! - [`state`]: [`Bridge`], what the handlers share.
+//! - [`mode`]: alone or a cluster node, and where the last values live.
 //! - [`relay`]: the one path broadcasts take: numbering, hand-over, fan-out, slow-client cuts.
 //! - [`socket`]: the Socket.IO namespace: admission, `stock:ping`, `stock:catch_up`.
 //! - [`auth`]: client authentication (JWT, introspection) and refusals.
@@ -48,6 +49,7 @@ pub mod demo;
 pub mod http;
 pub mod lastvalue;
 pub mod metrics;
+pub mod mode;
 pub mod relay;
 pub mod server;
 pub mod socket;

@@ -1,44 +1,58 @@
 //! The one path every broadcast takes to the sockets: numbering, hand-over and fan-out.
 //!
-//! Alone (the default), [`Bridge::relay`] checks, numbers and enqueues a broadcast and
+//! Alone (the default), [`Relay::relay`] checks, numbers and enqueues a broadcast and
 //! returns at once (the HTTP answer does not wait for the fan-out); one worker task then
 //! queues it to each target socket in turn, in order, so a socket whose queue is full is
 //! known and dealt with. In cluster mode (Redis), `relay` publishes each run once on the
 //! cluster's channel (the HTTP answer waits for that, to report Redis trouble as 503) and
 //! every node, this one too, hands what the channel brings to the same worker
-//! ([`Bridge::fan_out_received`]).
+//! ([`Relay::fan_out_received`]).
 //!
 //! No lock is held across a call into socketioxide: its `disconnect()` runs our handlers
 //! inline, and a lock held there froze the bridge once. The worker alone calls into it.
 
 use crate::accounting::{self, event_frame_len};
+use crate::audience::Audience;
 use crate::audience::Target;
 use crate::cluster::{ClusterEvent, ClusterRun, RedisDown};
 use crate::metrics as m;
-use crate::state::{Bridge, LastValues};
+use crate::mode::Mode;
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
-use socketioxide::{SendError, SocketError, extract::SocketRef};
-use std::sync::{Arc, Weak};
+use socketioxide::{SendError, SocketError, SocketIo, extract::SocketRef};
+use std::sync::Arc;
 use std::time::Instant;
 use stock_protocol::{BroadcastRequest, DeliveryMeta};
 use tokio::sync::mpsc;
 
-/// The relay's own parts, inside [`Bridge`]: the order of relays and the fan-out worker's
-/// queue (bounded in runs and in bytes). The worker ends when the bridge is dropped.
-pub(crate) struct Relay {
+/// The relay: the order of relays, the fan-out worker's queue (bounded in runs and in
+/// bytes) and what the fan-out reaches (this node's sockets). Held by [`crate::Bridge`];
+/// the worker ends when it is dropped.
+pub struct Relay {
     /// Serialises relays, so sequence order is emit order.
     order: tokio::sync::Mutex<()>,
     /// To the fan-out worker.
     fanout: mpsc::Sender<Outgoing>,
     /// Payload bytes waiting for the worker, at most [`FANOUT_QUEUE_BYTES`].
     fanout_bytes: Arc<tokio::sync::Semaphore>,
+    local: Arc<Local>,
+}
+
+/// This node's side of the fan-out: its sockets, and how much each may have queued.
+struct Local {
+    io: SocketIo,
+    audience: Arc<Audience>,
+    /// Bytes queued for one client at most before it is cut as too slow.
+    budget: u64,
 }
 
 impl Relay {
-    /// Starts the fan-out worker of `bridge` (must be called inside the tokio runtime).
-    pub(crate) fn start(bridge: Weak<Bridge>) -> Relay {
+    /// Starts the fan-out worker for this node's sockets (`io`, `audience`), each allowed
+    /// `budget` bytes in its queue. Must be called inside the tokio runtime.
+    pub fn start(io: SocketIo, audience: Arc<Audience>, budget: u64) -> Relay {
+        let local = Arc::new(Local { io, audience, budget });
         let (fanout, mut rx) = mpsc::channel::<Outgoing>(FANOUT_QUEUE);
+        let worker = local.clone();
         tokio::spawn(async move {
             // Sockets found too slow, owned by this task alone: no lock is needed, so
             // none can be held while socketioxide runs our disconnect handler.
@@ -49,8 +63,7 @@ impl Relay {
                 tokio::select! {
                     out = rx.recv() => {
                         let Some(out) = out else { return };
-                        let Some(bridge) = bridge.upgrade() else { return };
-                        bridge.send_out(out, &mut doomed).await;
+                        worker.send_out(out, &mut doomed).await;
                     }
                     // Also when no broadcast comes: a doomed socket's queue is freed
                     // only when socketioxide lets it go.
@@ -62,6 +75,7 @@ impl Relay {
             order: tokio::sync::Mutex::new(()),
             fanout,
             fanout_bytes: Arc::new(tokio::sync::Semaphore::new(FANOUT_QUEUE_BYTES as usize)),
+            local,
         }
     }
 }
@@ -127,11 +141,11 @@ impl Relayable {
     }
 }
 
-impl Bridge {
+impl Relay {
     /// Sends `req` to its sockets. A socket whose queue is full is disconnected instead of
     /// being fed forever: it reconnects and catches up from the cache.
-    pub async fn relay(&self, req: BroadcastRequest) -> Result<Relayed, RedisDown> {
-        let mut relayed = self.relay_all(vec![req]).await?;
+    pub async fn relay(&self, mode: &Mode, req: BroadcastRequest) -> Result<Relayed, RedisDown> {
+        let mut relayed = self.relay_all(mode, vec![req]).await?;
         Ok(relayed.pop().expect("one event in, one out"))
     }
 
@@ -142,15 +156,15 @@ impl Bridge {
     /// The `order` lock covers numbering and handing over (to the worker, or to Redis in
     /// cluster mode) only, so broadcasts leave in sequence order; every call into
     /// socketioxide happens in the worker, with no lock held.
-    pub async fn relay_all(&self, reqs: Vec<BroadcastRequest>) -> Result<Vec<Relayed>, RedisDown> {
+    pub async fn relay_all(&self, mode: &Mode, reqs: Vec<BroadcastRequest>) -> Result<Vec<Relayed>, RedisDown> {
         let started = Instant::now();
-        if !self.is_ready() {
+        if !mode.is_ready() {
             return Err(RedisDown);
         }
         let mut relayed: Vec<Relayed> = Vec::with_capacity(reqs.len());
         let names: Vec<String> = reqs.iter().map(|r| r.event.clone()).collect();
         {
-            let _order = self.relay.order.lock().await;
+            let _order = self.order.lock().await;
             // The run being gathered: its recipients, its events, and where its answers start.
             let mut run: Option<(Vec<String>, Vec<Relayable>, usize)> = None;
             for req in reqs {
@@ -158,11 +172,11 @@ impl Bridge {
                 if run.as_ref().is_some_and(|(r, ..)| *r != rooms)
                     && let Some((rooms, events, first)) = run.take()
                 {
-                    self.dispatch(rooms, events, &mut relayed[first..], started).await?;
+                    self.dispatch(mode, rooms, events, &mut relayed[first..], started).await?;
                 }
                 let data: Arc<RawValue> = Arc::from(req.data);
                 let meta = match (&req.snapshot, rooms.is_empty()) {
-                    (Some(snapshot), true) => Some(self.record(snapshot.product_id, &data, started).await?),
+                    (Some(snapshot), true) => Some(mode.record(snapshot.product_id, &data, started).await?),
                     _ => None,
                 };
                 relayed.push(Relayed { recipients: None, seq: meta.as_ref().map(|m| m.seq) });
@@ -170,7 +184,7 @@ impl Bridge {
                 run.get_or_insert_with(|| (rooms, Vec::new(), relayed.len() - 1)).1.push(event);
             }
             if let Some((rooms, events, first)) = run {
-                self.dispatch(rooms, events, &mut relayed[first..], started).await?;
+                self.dispatch(mode, rooms, events, &mut relayed[first..], started).await?;
             }
         }
         for name in names {
@@ -183,17 +197,18 @@ impl Bridge {
     /// recipients); in cluster mode, once to Redis, which brings it back to every node.
     async fn dispatch(
         &self,
+        mode: &Mode,
         rooms: Vec<String>,
         events: Vec<Relayable>,
         answers: &mut [Relayed],
         accepted: Instant,
     ) -> Result<(), RedisDown> {
-        match &self.last_values {
-            LastValues::Cluster(cluster) => {
+        match mode {
+            Mode::Cluster(cluster) => {
                 let run = ClusterRun { rooms, events: events.iter().map(Relayable::to_cluster).collect() };
                 cluster.channel.publish(&run).await.inspect_err(|_| cluster.health.set(false))
             }
-            LastValues::Single(_) => {
+            Mode::Single(_) => {
                 let recipients = self.fan_out(rooms, events, accepted).await;
                 for answer in answers.iter_mut() {
                     answer.recipients = Some(recipients);
@@ -207,9 +222,10 @@ impl Bridge {
     /// empty); returns how many sockets it goes to.
     async fn fan_out(&self, rooms: Vec<String>, events: Vec<Relayable>, accepted: Instant) -> usize {
         let targets: Arc<[Target]> = if rooms.is_empty() {
-            self.audience.list()
+            self.local.audience.list()
         } else {
-            self.io
+            self.local
+                .io
                 .to(rooms)
                 .sockets()
                 .into_iter()
@@ -224,9 +240,9 @@ impl Bridge {
         // with the run and come back when the worker has sent it.
         let bytes: usize = events.iter().map(|e| e.data.get().len()).sum();
         let permits = bytes.clamp(1, FANOUT_QUEUE_BYTES as usize) as u32;
-        let Ok(room) = self.relay.fanout_bytes.clone().acquire_many_owned(permits).await else { return recipients };
+        let Ok(room) = self.fanout_bytes.clone().acquire_many_owned(permits).await else { return recipients };
         // The worker ends only with the bridge, which `self` keeps alive.
-        let _ = self.relay.fanout.send(Outgoing { events, targets, accepted, _room: room }).await;
+        let _ = self.fanout.send(Outgoing { events, targets, accepted, _room: room }).await;
         recipients
     }
 
@@ -243,7 +259,9 @@ impl Bridge {
             Err(e) => tracing::error!(bytes = run.len(), "a cluster message is not a broadcast run: {e}"),
         }
     }
+}
 
+impl Local {
     /// The worker's job for one run.
     async fn send_out(&self, out: Outgoing, doomed: &mut Vec<SocketRef>) {
         let Outgoing { events, targets, accepted, _room } = out;
@@ -268,7 +286,7 @@ impl Bridge {
     /// whose queue had no room for the DISCONNECT either, to try again at the next broadcast.
     fn deliver(&self, events: &[Relayable], targets: &[Target], doomed: &mut Vec<SocketRef>) {
         retry_doomed(doomed);
-        let budget = self.config.client_buffer_bytes as u64;
+        let budget = self.budget;
         let mut delivered = 0u64;
         let mut slow = Vec::new();
         'sockets: for (socket, account) in targets {
@@ -349,5 +367,59 @@ impl serde::Serialize for EventArgs<'_> {
             args.serialize_element(meta)?;
         }
         args.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BridgeConfig;
+
+    fn request(body: serde_json::Value) -> BroadcastRequest {
+        BroadcastRequest::parse(body.to_string().as_bytes(), &stock_protocol::EventPolicy::default()).unwrap()
+    }
+
+    fn add_stock(product: i64) -> serde_json::Value {
+        serde_json::json!({"event": "add_stock", "data": {"product_id": product, "in_stock": 1, "discount_price": 1,
+            "peak_hour_price": 1, "mediboy_offer_price": 1, "sync_at": "2024-01-01T00:00:00Z"}})
+    }
+
+    /// A relay for a node with no sockets, and its mode (alone).
+    fn alone() -> (Relay, Mode) {
+        let (_layer, io) = SocketIo::new_layer();
+        io.ns("/", async |_: SocketRef| {});
+        let config = BridgeConfig::default();
+        (Relay::start(io, Arc::new(Audience::default()), 1024), Mode::single(&config))
+    }
+
+    #[tokio::test]
+    async fn a_batch_numbers_each_add_stock_in_order_and_nothing_else() {
+        let (relay, mode) = alone();
+        let batch = vec![
+            request(add_stock(1)),
+            request(serde_json::json!({"event": "sale_mode", "data": {"mode": "peak"}})),
+            request(add_stock(2)),
+            request(serde_json::json!({"event": "add_stock", "to": "user:7", "data": add_stock(3)["data"]})),
+            request(add_stock(1)),
+        ];
+        let relayed = relay.relay_all(&mode, batch).await.unwrap();
+        let seqs: Vec<Option<u64>> = relayed.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [Some(1), None, Some(2), None, Some(3)], "a private event is not numbered");
+        assert!(relayed.iter().all(|r| r.recipients == Some(0)), "no socket here: {relayed:?}");
+        let next = relay.relay(&mode, request(add_stock(9))).await.unwrap();
+        assert_eq!(next.seq, Some(4), "the next broadcast follows the batch");
+    }
+
+    #[test]
+    fn arguments_are_the_payload_then_its_position_when_it_has_one() {
+        let data = RawValue::from_string(r#"{"a":1}"#.into()).unwrap();
+        let meta = RawValue::from_string(r#"{"seq":4}"#.into()).unwrap();
+        let both = serde_json::to_string(&EventArgs { data: &data, meta: Some(&meta) }).unwrap();
+        assert_eq!(both, r#"[{"a":1},{"seq":4}]"#);
+        let alone = serde_json::to_string(&EventArgs { data: &data, meta: None }).unwrap();
+        assert_eq!(alone, r#"[{"a":1}]"#);
+        // The frame counted for it: the packet in one WebSocket frame (2 bytes of header).
+        let packet = r#"42["add_stock",{"a":1},{"seq":4}]"#;
+        assert_eq!(event_frame_len("add_stock", data.get(), Some(meta.get())), 2 + packet.len() as u64);
     }
 }

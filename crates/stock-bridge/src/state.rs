@@ -1,7 +1,7 @@
-//! [`Bridge`]: the state every HTTP and Socket.IO handler shares, made once per process,
-//! and the stores behind it ([`LastValues`]: in memory alone, in Redis as a cluster node).
+//! [`Bridge`]: the state every HTTP and Socket.IO handler shares, made once per process.
 //!
-//! What a broadcast does with it lives in [`crate::relay`]; what one socket costs, in
+//! What a broadcast does lives in [`crate::relay`]; where last values live and whether
+//! this is a cluster node, in [`crate::mode`]; what one socket costs, in
 //! [`crate::accounting`]; who is connected, in [`crate::audience`].
 //!
 //! No lock here is held across a call into socketioxide: its `disconnect()` runs our
@@ -10,58 +10,18 @@
 use crate::accounting::{self, SessionTaps};
 use crate::audience::Audience;
 use crate::auth::Verifier;
-use crate::cluster::{FanoutChannel, RedisDown, RedisHealth, RedisLastValues};
+use crate::cluster::RedisDown;
 use crate::config::BridgeConfig;
-use crate::lastvalue::LastValueCache;
-use crate::metrics as m;
-use crate::relay::Relay;
+use crate::mode::Mode;
+use crate::relay::{Relay, Relayed};
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use stock_protocol::{CatchUp, CatchUpRequest, DeliveryMeta};
+use std::sync::Arc;
+use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest};
 
 /// A rate limit per source address.
 pub type PerSource = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
-
-/// Where the last values live: one enum, so the store and the cluster's parts cannot
-/// disagree.
-pub enum LastValues {
-    /// Alone: in memory.
-    Single(Mutex<LastValueCache>),
-    /// One node of a cluster: in Redis, whose health is watched, beside the fan-out channel.
-    Cluster(Cluster),
-}
-
-/// The cluster-mode parts: the fan-out channel, the last values in Redis, Redis health
-/// and the tasks that watch it and take in the channel's runs (both stopped when the
-/// bridge goes).
-pub struct Cluster {
-    pub channel: FanoutChannel,
-    pub store: RedisLastValues,
-    pub health: Arc<RedisHealth>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Cluster {
-    pub fn new(channel: FanoutChannel, store: RedisLastValues, health: Arc<RedisHealth>) -> Self {
-        Cluster { channel, store, health, tasks: Vec::new() }
-    }
-
-    /// Owns `task`: it is stopped when the bridge goes.
-    pub fn own(&mut self, task: tokio::task::JoinHandle<()>) {
-        self.tasks.push(task);
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
-}
 
 /// Shared by the HTTP handlers and the Socket.IO handlers.
 pub struct Bridge {
@@ -74,20 +34,23 @@ pub struct Bridge {
     pub broadcasts: PerSource,
     pub io: SocketIo,
     /// The sockets connected to this node: a broadcast to everyone goes to them.
-    pub audience: Audience,
+    pub audience: Arc<Audience>,
     /// WebSocket upgrades waiting for their socket's CONNECT (see [`crate::accounting`]).
     pub upgrades: SessionTaps,
     /// Long-polling sockets' own taps, by session id (see [`crate::accounting`]).
     pub polls: SessionTaps,
-    pub last_values: LastValues,
-    /// The one path broadcasts take ([`crate::relay`]).
-    pub(crate) relay: Relay,
+    /// Alone or a cluster node, and where the last values are.
+    pub mode: Mode,
+    /// The one path broadcasts take.
+    relay: Relay,
 }
 
 impl Bridge {
     /// Must be called inside the tokio runtime (it starts the fan-out worker).
-    pub fn new(config: Arc<BridgeConfig>, io: SocketIo, last_values: LastValues) -> Arc<Self> {
-        Arc::new_cyclic(|bridge| Bridge {
+    pub fn new(config: Arc<BridgeConfig>, io: SocketIo, mode: Mode) -> Arc<Self> {
+        let audience = Arc::new(Audience::default());
+        let relay = Relay::start(io.clone(), audience.clone(), config.client_buffer_bytes as u64);
+        Arc::new(Bridge {
             verifier: Verifier::new(config.client_auth.clone(), config.introspect_concurrency),
             handshakes: per_source(config.handshake_rate, config.handshake_rate.saturating_mul(two())),
             broadcasts: {
@@ -96,60 +59,38 @@ impl Bridge {
             },
             config,
             io,
-            audience: Audience::default(),
+            audience,
             upgrades: SessionTaps::default(),
             polls: SessionTaps::default(),
-            last_values,
-            relay: Relay::start(bridge.clone()),
+            mode,
+            relay,
         })
     }
 
-    /// Last values in memory, as a bridge alone keeps them.
-    pub fn in_memory(config: &BridgeConfig) -> LastValues {
-        LastValues::Single(Mutex::new(LastValueCache::new(
-            LastValueCache::new_epoch(),
-            config.cache_products,
-            config.cache_max_age,
-        )))
+    /// Sends `req` to its sockets ([`Relay::relay`]).
+    pub async fn relay(&self, req: BroadcastRequest) -> Result<Relayed, RedisDown> {
+        self.relay.relay(&self.mode, req).await
+    }
+
+    /// Sends each of `reqs` (a batch) in order ([`Relay::relay_all`]).
+    pub async fn relay_all(&self, reqs: Vec<BroadcastRequest>) -> Result<Vec<Relayed>, RedisDown> {
+        self.relay.relay_all(&self.mode, reqs).await
+    }
+
+    /// Cluster mode: a run the fan-out channel brought goes to this node's sockets.
+    pub async fn fan_out_received(&self, run: &[u8]) {
+        self.relay.fan_out_received(run).await
     }
 
     /// False while Redis (in cluster mode) is unreachable.
     pub fn is_ready(&self) -> bool {
-        match &self.last_values {
-            LastValues::Single(_) => true,
-            LastValues::Cluster(cluster) => cluster.health.is_up(),
-        }
-    }
-
-    /// Numbers `product_id`'s new snapshot and keeps it as its last value.
-    pub(crate) async fn record(
-        &self,
-        product_id: i64,
-        data: &Arc<RawValue>,
-        now: Instant,
-    ) -> Result<DeliveryMeta, RedisDown> {
-        match &self.last_values {
-            LastValues::Single(cache) => {
-                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-                let meta = cache.record(product_id, data.clone(), now);
-                metrics::gauge!(m::CACHED_PRODUCTS).set(cache.len() as f64);
-                Ok(meta)
-            }
-            LastValues::Cluster(cluster) => {
-                cluster.store.record(product_id, data).await.inspect_err(|_| cluster.health.set(false))
-            }
-        }
+        self.mode.is_ready()
     }
 
     /// Everything a client at `req` has missed, in an answer of about `max_bytes` at most
     /// (None when the store cannot be read).
     pub async fn catch_up(&self, req: &CatchUpRequest, max_bytes: usize) -> Option<CatchUp<Arc<RawValue>>> {
-        match &self.last_values {
-            LastValues::Single(cache) => {
-                Some(cache.lock().unwrap_or_else(|e| e.into_inner()).since(req, Instant::now(), max_bytes))
-            }
-            LastValues::Cluster(cluster) => cluster.store.since(req, max_bytes).await.ok(),
-        }
+        self.mode.catch_up(req, max_bytes).await
     }
 
     /// Sockets connected to this node and not being disconnected for slowness.

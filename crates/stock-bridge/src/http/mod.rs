@@ -17,8 +17,9 @@ pub use access::bearer;
 
 use crate::cluster::{self, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
+use crate::mode::{Cluster, Mode};
 use crate::socket;
-use crate::state::{Bridge, Cluster, LastValues};
+use crate::state::Bridge;
 use axum::Router;
 use axum::http::HeaderValue;
 use axum::routing::{get, post};
@@ -51,7 +52,7 @@ impl App {
     pub async fn build(config: Arc<BridgeConfig>, extra: Router) -> Result<App, StartError> {
         let (layer, io) = builder(&config).build_layer();
         let bridge = match config.redis_url.clone() {
-            None => Bridge::new(config.clone(), io.clone(), Bridge::in_memory(&config)),
+            None => Bridge::new(config.clone(), io.clone(), Mode::single(&config)),
             Some(url) => cluster_bridge(config.clone(), io.clone(), &url).await?,
         };
         socket::register(&io, bridge.clone());
@@ -83,7 +84,7 @@ async fn cluster_bridge(config: Arc<BridgeConfig>, io: SocketIo, url: &str) -> R
             bridge.fan_out_received(&run).await;
         }
     }));
-    let bridge = Bridge::new(config, io, LastValues::Cluster(cluster));
+    let bridge = Bridge::new(config, io, Mode::Cluster(cluster));
     let _ = found.send(Arc::downgrade(&bridge));
     Ok(bridge)
 }
