@@ -7,7 +7,7 @@
 use crate::credentials::CredentialError;
 use crate::error::{CommandError, ErrorKind};
 use crate::feed::Feed;
-use crate::settings::{LiveSession, RememberedUser, SESSION_KEY, Settings};
+use crate::settings::{LiveSession, RememberedUser, SESSION_KEY, Settings, VaultError};
 use crate::state::{AppState, lock};
 use chrono::Utc;
 use secrecy::ExposeSecret;
@@ -117,16 +117,25 @@ pub async fn keep(state: Arc<AppState>, live: &LiveSession, remember: bool) -> R
             CommandError::new(ErrorKind::RememberUnavailable, format!("could not keep the session: {e}"))
         })?;
         let value = serde_json::to_value(&user).unwrap_or_default();
-        state.vault.save(SESSION_KEY, Some(value))
+        state.vault.save(SESSION_KEY, Some(value)).map_err(ForgetError::from)
     } else {
         forget_now(state).await
     }
     .map_err(|e| CommandError::new(ErrorKind::Storage, format!("could not save the session: {e}")))
 }
 
+/// Why a session could not be forgotten everywhere (the rest of it was).
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
+}
+
 /// [`forget`] on a blocking thread, bounded like every call to the credential store.
-async fn forget_now(state: Arc<AppState>) -> Result<(), String> {
-    with_store(move || Ok(forget(&state))).await.unwrap_or_else(|e| Err(e.to_string()))
+async fn forget_now(state: Arc<AppState>) -> Result<(), ForgetError> {
+    with_store(move || Ok(forget(&state))).await.unwrap_or_else(|e| Err(e.into()))
 }
 
 /// Stops the feed and forgets the session (in memory and remembered); the view is emptied
@@ -150,12 +159,13 @@ pub async fn end(state: Arc<AppState>) -> Result<(), CommandError> {
 
 /// Forgets the session: in memory, the user in the vault, the token in the credential
 /// store (where there is none, there is nothing to delete).
-fn forget(state: &AppState) -> Result<(), String> {
+fn forget(state: &AppState) -> Result<(), ForgetError> {
     *lock(&state.session) = None;
     let vault = state.vault.save(SESSION_KEY, None);
     let credentials = match state.credentials.delete() {
         Err(CredentialError::Unavailable(_)) => Ok(()),
-        other => other.map_err(|e| e.to_string()),
+        other => other,
     };
-    vault.and(credentials)
+    vault?;
+    Ok(credentials?)
 }

@@ -132,8 +132,13 @@ pub struct RememberedUser {
 /// in tests). Never a token.
 pub trait Vault: Send + Sync + 'static {
     fn load(&self, key: &str) -> Option<Value>;
-    fn save(&self, key: &str, value: Option<Value>) -> Result<(), String>;
+    fn save(&self, key: &str, value: Option<Value>) -> Result<(), VaultError>;
 }
+
+/// The vault could not be written (its file: a full disk, a read-only folder).
+#[derive(Debug, thiserror::Error)]
+#[error("the app's store could not be written: {0}")]
+pub struct VaultError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 pub const SETTINGS_KEY: &str = "settings";
 pub const SESSION_KEY: &str = "session";
@@ -157,7 +162,7 @@ impl Vault for MemoryVault {
     fn load(&self, key: &str) -> Option<Value> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }
-    fn save(&self, key: &str, value: Option<Value>) -> Result<(), String> {
+    fn save(&self, key: &str, value: Option<Value>) -> Result<(), VaultError> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match value {
             Some(v) => map.insert(key.to_owned(), v),
@@ -174,14 +179,14 @@ impl<R: tauri::Runtime> Vault for StoreVault<R> {
     fn load(&self, key: &str) -> Option<Value> {
         self.0.get(key)
     }
-    fn save(&self, key: &str, value: Option<Value>) -> Result<(), String> {
+    fn save(&self, key: &str, value: Option<Value>) -> Result<(), VaultError> {
         match value {
             Some(v) => self.0.set(key, v),
             None => {
                 self.0.delete(key);
             }
         }
-        self.0.save().map_err(|e| e.to_string())
+        self.0.save().map_err(|e| VaultError(Box::new(e)))
     }
 }
 

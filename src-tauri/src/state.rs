@@ -7,7 +7,7 @@ use crate::feed::Feed;
 use crate::outlet::Outlet;
 use crate::page::PageUpdate;
 use crate::settings::{
-    LAST_KNOWN_KEY, LiveSession, RememberedUser, SESSION_KEY, SETTINGS_KEY, Settings, Vault, WATCHED_KEY,
+    LAST_KNOWN_KEY, LiveSession, RememberedUser, SESSION_KEY, SETTINGS_KEY, Settings, Vault, VaultError, WATCHED_KEY,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 use stock_client::ClientEvent;
@@ -113,7 +113,7 @@ impl AppState {
     }
 
     /// Watches `product` or stops watching it; the list is saved. Returns the whole list.
-    pub fn set_watched(&self, product: i64, watched: bool) -> Result<Vec<i64>, String> {
+    pub fn set_watched(&self, product: i64, watched: bool) -> Result<Vec<i64>, VaultError> {
         let ids = {
             let mut list = lock(&self.watchlist);
             list.set(product, watched);
@@ -159,7 +159,7 @@ impl AppState {
             return;
         }
         match serde_json::to_value(&kept)
-            .map_err(|e| e.to_string())
+            .map_err(|e| VaultError(Box::new(e)))
             .and_then(|v| self.vault.save(LAST_KNOWN_KEY, Some(v)))
         {
             Ok(()) => {

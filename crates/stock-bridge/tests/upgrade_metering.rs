@@ -22,18 +22,10 @@ async fn a_client_that_upgrades_before_connect_is_metered_on_its_websocket() {
     let bridge = start_isolated(BridgeConfig::default()).await;
     let (client, mut events) = sio_client(bridge.addr, TransportType::Any, None).await;
     next(&mut events, "open").await;
-    let socket = timeout(WAIT, async {
-        loop {
-            if let Some(s) = bridge.bridge.io.sockets().pop()
-                && s.transport_type() == socketioxide::TransportType::Websocket
-            {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the client never upgraded");
+    let upgraded =
+        || bridge.bridge.io.sockets().pop().filter(|s| s.transport_type() == socketioxide::TransportType::Websocket);
+    eventually("the client upgraded", WAIT, || async { upgraded().is_some() }).await;
+    let socket = upgraded().expect("upgraded");
     let account = stock_bridge::accounting::account(&socket).expect("every socket has an account");
     assert!(account.is_metered(), "an upgraded socket is counted in bytes");
     assert!(bridge.bridge.upgrades.is_empty(), "the upgrade's tap was taken by its socket");

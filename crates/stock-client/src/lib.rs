@@ -1,6 +1,7 @@
 //! The client core of the live stock dashboard: log in, hold a Socket.IO connection that
 //! never lies about its state, and hand `add_stock` / `sale_mode` updates to whoever
-//! embeds it (the desktop app, or the `stock-watch` terminal tool). Knows nothing of Tauri.
+//! embeds it (the desktop app, or the `stock-watch` terminal tool, `crates/stock-watch`).
+//! Knows nothing of Tauri, nor of a command line.
 //!
 //! # Layout
 //! - [`login`]: `POST {MEDIBOY_API_BASE_URL}/login`, token and user extraction, typed errors.
@@ -16,7 +17,6 @@
 //!   and gathered.
 //! - [`trust`]: which servers are trusted over https/wss (system store + a private CA),
 //!   and connection failures named by cause (certificate problems included).
-//! - [`watch`]: the `stock-watch` command line.
 
 pub mod alerts;
 pub mod backoff;
@@ -26,7 +26,6 @@ pub mod link;
 pub mod login;
 pub mod supervisor;
 pub mod trust;
-pub mod watch;
 
 pub use link::{Connector, SocketIoConnector, SocketTarget};
 pub use login::{LoginError, LoginTarget, Session, Token, User, login};

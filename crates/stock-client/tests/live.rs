@@ -121,13 +121,7 @@ async fn a_silent_network_cut_is_offline_within_the_watchdog_then_recovers() {
     let (client, mut events) = connect(target, config);
     state(&mut events, Connected).await;
     // Wait (bounded) until the server has answered a probe, so it is known to answer them.
-    tokio::time::timeout(WAIT, async {
-        while client.stats().probes_answered == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("no probe answered");
+    stock_testkit::eventually("a probe answered", WAIT, || async { client.stats().probes_answered > 0 }).await;
     proxy.cut_silently();
     assert_eq!(state(&mut events, Offline).await.reason.as_deref(), Some("no answer for 1.5 s"));
     proxy.come_back();

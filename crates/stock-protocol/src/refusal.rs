@@ -32,6 +32,16 @@ pub const UNAVAILABLE_PREFIX: &str = "auth unavailable: ";
 pub const EXPIRED_MESSAGE: &str = "unauthorized: the token has expired";
 
 impl RefusalCode {
+    /// The code as it is written on the wire (`unauthorized`, `token_expired`,
+    /// `auth_unavailable`): metric labels and the state's reason use it too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::Unauthorized => "unauthorized",
+            RefusalCode::TokenExpired => "token_expired",
+            RefusalCode::AuthUnavailable => "auth_unavailable",
+        }
+    }
+
     /// True when retrying with the same credentials cannot help.
     pub fn is_final(self) -> bool {
         !matches!(self, RefusalCode::AuthUnavailable)
@@ -167,5 +177,12 @@ mod tests {
             .map(|c| serde_json::to_string(c).unwrap())
             .collect();
         assert_eq!(names, [r#""unauthorized""#, r#""token_expired""#, r#""auth_unavailable""#]);
+        for code in [RefusalCode::Unauthorized, RefusalCode::TokenExpired, RefusalCode::AuthUnavailable] {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str()),
+                "as_str is the wire name"
+            );
+        }
     }
 }

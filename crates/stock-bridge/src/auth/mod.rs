@@ -61,12 +61,9 @@ impl Refusal {
         }
     }
 
+    /// Its code as written on the wire (the metric label too).
     pub fn label(&self) -> &'static str {
-        match self {
-            Refusal::Unauthorized(_) => "unauthorized",
-            Refusal::Expired => "token_expired",
-            Refusal::Unavailable(_) => "auth_unavailable",
-        }
+        self.code().as_str()
     }
 }
 

@@ -2,7 +2,6 @@
 //! connection to [`super::connected`], back off after a loss, stop for good on a final
 //! refusal or when told to.
 
-use super::UNAUTHORIZED;
 use super::config::ClientConfig;
 use super::event::ClientEvent;
 use super::outbox::Outbox;
@@ -102,7 +101,10 @@ impl Supervisor {
     async fn refused(&mut self, refusal: Refused, stop: oneshot::Receiver<()>) {
         let Refused { code, message } = refusal;
         tracing::warn!("socket offline: the server refused our credentials ({message})");
-        self.outbox.set_state(ConnectionState::Offline, Some(UNAUTHORIZED.into()), 0);
+        // Every final refusal reads `unauthorized` in the state (the session was refused);
+        // which code it was travels in the typed event. A server that sends no code
+        // refused with the `unauthorized` prefix.
+        self.outbox.set_state(ConnectionState::Offline, Some(RefusalCode::Unauthorized.as_str().into()), 0);
         let code = code.unwrap_or(RefusalCode::Unauthorized);
         self.outbox.emit(ClientEvent::Unauthorized { code, message });
         // No retrying with credentials the server refused: wait to be stopped.

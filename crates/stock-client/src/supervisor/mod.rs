@@ -64,9 +64,6 @@ use stock_protocol::ConnectionState;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-/// Reason given when the server refused our credentials.
-pub const UNAUTHORIZED: &str = "unauthorized";
-
 /// A running live feed. Dropping it stops everything.
 pub struct LiveClient {
     stop: Option<oneshot::Sender<()>>,

@@ -6,15 +6,15 @@
 //! file), 3 when the server refuses the token. `--ca-file` / `STOCK_CA_FILE` adds a
 //! private CA; an unencrypted address to another computer is warned about.
 
-use crate::link::Transport;
-use crate::supervisor::{ClientConfig, ClientEvent, DEFAULT_WATCHDOG};
-use crate::{LoginTarget, SocketTarget, connect, login};
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
+use stock_client::link::Transport;
+use stock_client::supervisor::{ClientConfig, ClientEvent, DEFAULT_WATCHDOG};
+use stock_client::{LoginTarget, SocketTarget, connect, login};
 
 /// The local demo bridge, used when nothing else is configured.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:3001";
@@ -36,7 +36,7 @@ pub struct WatchArgs {
     #[arg(long, env = "STOCK_WATCH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Login path under --api.
-    #[arg(long, default_value = crate::login::DEFAULT_LOGIN_PATH)]
+    #[arg(long, default_value = stock_client::login::DEFAULT_LOGIN_PATH)]
     pub login_path: String,
     /// One JSON object per line.
     #[arg(long)]
@@ -55,7 +55,7 @@ pub struct WatchArgs {
     pub transport: String,
 }
 
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = WatchArgs::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -72,8 +72,8 @@ pub fn main() -> ExitCode {
 
 async fn run(args: WatchArgs) -> ExitCode {
     let trust = match &args.ca_file {
-        None => crate::Trust::system(),
-        Some(path) => match crate::Trust::with_ca_file(path) {
+        None => stock_client::Trust::system(),
+        Some(path) => match stock_client::Trust::with_ca_file(path) {
             Ok(trust) => trust,
             Err(e) => {
                 eprintln!("stock-watch: {e}");
@@ -82,7 +82,7 @@ async fn run(args: WatchArgs) -> ExitCode {
         },
     };
     for address in [&args.api, &args.socket] {
-        if crate::trust::is_unencrypted_remote(address) {
+        if stock_client::trust::is_unencrypted_remote(address) {
             eprintln!("stock-watch: warning: {address} is not encrypted: the password and the feed travel in clear");
         }
     }
@@ -138,7 +138,7 @@ async fn run(args: WatchArgs) -> ExitCode {
                 };
                 printer.event(&event);
                 if let Some(code) = refused {
-                    eprintln!("stock-watch: {}", crate::session_ended_text(code));
+                    eprintln!("stock-watch: {}", stock_client::session_ended_text(code));
                     break ExitCode::from(3);
                 }
                 if is_data && args.once {
@@ -163,7 +163,7 @@ impl Printer {
         let _ = out.flush();
     }
 
-    fn state(&mut self, s: &crate::StateChange) {
+    fn state(&mut self, s: &stock_client::StateChange) {
         let at = s.since.to_rfc3339_opts(SecondsFormat::Millis, true);
         if self.json {
             self.line(json!({"type": "state", "state": s.state, "reason": s.reason, "at": at}).to_string());
