@@ -249,11 +249,7 @@ test('over wss with its ca option the official client connects; a SIGHUP reload 
     pki.issue(2);
     assert.equal(await servedSerial(bridge.url, pki.ca), '01');
     bridge.child.kill('SIGHUP');
-    const deadline = Date.now() + WAIT_MS;
-    while ((await servedSerial(bridge.url, pki.ca)) !== '02') {
-      assert.ok(Date.now() < deadline, 'the new certificate was not served after SIGHUP');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until('the new certificate served after SIGHUP', async () => (await servedSerial(bridge.url, pki.ca)) === '02', WAIT_MS);
     const got = trusting.map((c) => new Promise((resolve) => c.once('add_stock', resolve)));
     const r = await httpsJson('POST', `${bridge.url}/broadcast`, pki.ca, { event: 'add_stock', data: DATA });
     assert.equal(r.status, 200, r.text);
@@ -273,11 +269,7 @@ test('a certificate renewed on disk is served without a signal (the files are wa
   try {
     assert.equal(await servedSerial(bridge.url, pki.ca), '07');
     pki.issue(8);
-    const deadline = Date.now() + WAIT_MS;
-    while ((await servedSerial(bridge.url, pki.ca)) !== '08') {
-      assert.ok(Date.now() < deadline, 'the renewed certificate was not picked up');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until('the renewed certificate picked up', async () => (await servedSerial(bridge.url, pki.ca)) === '08', WAIT_MS);
   } finally {
     bridge.stop();
     pki.remove();

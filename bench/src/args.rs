@@ -1,0 +1,110 @@
+//! The benchmark's command line: [`Args`], the cases (`CLIENTSxEVENTS@RATE` or
+//! `@batch`) and the TLS files of a run over wss.
+
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(about = "Fan-out benchmark: stock-bridge vs the Node.js bridge")]
+pub(crate) struct Args {
+    /// The stock-bridge binary.
+    #[arg(long, env = "STOCK_BRIDGE_BIN")]
+    pub(crate) bridge: PathBuf,
+    /// The Node reference bridge script.
+    #[arg(long, default_value = "tests/node/reference-bridge.js")]
+    pub(crate) node_bridge: PathBuf,
+    /// The socket.io-on-uWebSockets.js peer script.
+    #[arg(long, default_value = "tests/node/uws-bridge.js")]
+    pub(crate) uws_bridge: PathBuf,
+    /// The floor program [default: fanout-floor beside this program].
+    #[arg(long)]
+    pub(crate) floor: Option<PathBuf>,
+    /// Configurations: clients x events @ rate (0 = as fast as possible; `batch` = posted as batches), comma-separated.
+    #[arg(long, default_value = "1x2000@0,1000x200@50,1000x1000@batch,10000x50@10")]
+    pub(crate) cases: String,
+    /// Also run the first cluster-sized case on two bridge nodes sharing a redis-server.
+    #[arg(long)]
+    pub(crate) redis: bool,
+    /// Pin servers to this CPU (the generator should be pinned to another, e.g. with taskset).
+    #[arg(long)]
+    pub(crate) server_cpu: Option<usize>,
+    /// Exit non-zero if our bridge loses or duplicates anything.
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// Skip the Node peers (for profiling our bridge alone; no ratios to them are printed).
+    #[arg(long)]
+    pub(crate) no_node: bool,
+    /// Skip the floor.
+    #[arg(long)]
+    pub(crate) no_floor: bool,
+    /// Also run each case on our bridge over TLS (wss:// and https://, a certificate from a
+    /// private CA made for the run), and print what TLS costs.
+    #[arg(long)]
+    pub(crate) wss: bool,
+}
+
+/// TLS for a run over wss: the bridge's files and what clients trust.
+pub(crate) struct Tls {
+    /// Keeps the files alive.
+    pub(crate) _pki: stock_testkit::Pki,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) ca_pem: String,
+}
+
+impl Tls {
+    pub(crate) fn new() -> Tls {
+        let pki = stock_testkit::Pki::new("fanout-bench CA");
+        let issued = pki.issue("bridge", &stock_testkit::Leaf::default());
+        Tls { cert: issued.cert_file, key: issued.key_file, ca_pem: pki.ca_pem.clone(), _pki: pki }
+    }
+
+    pub(crate) fn connector(&self) -> native_tls::TlsConnector {
+        let ca = native_tls::Certificate::from_pem(self.ca_pem.as_bytes()).expect("the CA");
+        native_tls::TlsConnector::builder().add_root_certificate(ca).build().expect("a TLS connector")
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Case {
+    pub(crate) clients: usize,
+    pub(crate) events: usize,
+    pub(crate) rate: f64,
+    /// Posted as batches of up to [`BATCH`] events, as fast as possible.
+    pub(crate) batch: bool,
+}
+
+/// Events per batch body in `@batch` cases (the bridge's default maximum).
+pub(crate) const BATCH: usize = 1000;
+
+impl std::fmt::Display for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.batch {
+            write!(f, "{} clients x {} events posted as batches of up to {BATCH}", self.clients, self.events)
+        } else if self.rate > 0.0 {
+            write!(f, "{} clients x {} events at {}/s", self.clients, self.events, self.rate)
+        } else {
+            write!(f, "{} clients x {} events, as fast as possible", self.clients, self.events)
+        }
+    }
+}
+
+pub(crate) fn parse_cases(s: &str) -> Result<Vec<Case>, String> {
+    s.split(',')
+        .map(|c| {
+            let (ce, rate) = c.trim().split_once('@').ok_or(format!("{c}: expected CLIENTSxEVENTS@RATE"))?;
+            let (clients, events) = ce.split_once('x').ok_or(format!("{c}: expected CLIENTSxEVENTS@RATE"))?;
+            let batch = rate == "batch";
+            Ok(Case {
+                clients: clients.parse().map_err(|_| format!("{c}: bad client count"))?,
+                events: events.parse().map_err(|_| format!("{c}: bad event count"))?,
+                rate: if batch {
+                    0.0
+                } else {
+                    rate.parse().map_err(|_| format!("{c}: bad rate (a number or `batch`)"))?
+                },
+                batch,
+            })
+        })
+        .collect()
+}
