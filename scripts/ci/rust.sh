@@ -13,7 +13,7 @@ mkdir -p "$CARGO_TARGET_DIR/production-bridge"
 cp "$CARGO_TARGET_DIR/debug/stock-bridge" "$CARGO_TARGET_DIR/production-bridge/stock-bridge"
 echo "==> cargo build --workspace (binaries the cross-process tests start)"
 cargo build --workspace --locked
-DEMO_SECRETS=(-e demo-jwt-secret-not-for-production -e demo-broadcast-key-change-me -e demo@mediboy.local)
+DEMO_SECRETS=(-e demo-jwt-secret-not-for-production -e demo-broadcast-key-change-me -e demo-support-key-change-me -e demo@mediboy.local)
 grep -aq "${DEMO_SECRETS[@]}" "$CARGO_TARGET_DIR/debug/stock-bridge" \
   || { echo "the check is broken: the demo build does not contain the demo's secrets either" >&2; exit 1; }
 if grep -aq "${DEMO_SECRETS[@]}" "$CARGO_TARGET_DIR/production-bridge/stock-bridge"; then

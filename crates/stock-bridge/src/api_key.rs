@@ -22,6 +22,11 @@ impl ApiKey {
         self.0.expose_secret().chars().count()
     }
 
+    /// True when both are the same key (a configuration check, not a request's).
+    pub fn same_as(&self, other: &ApiKey) -> bool {
+        self.matches(other.0.expose_secret().as_bytes())
+    }
+
     /// True when `presented` is the key (see the module docs).
     pub fn matches(&self, presented: &[u8]) -> bool {
         let ours = Sha256::digest(self.0.expose_secret().as_bytes());

@@ -79,9 +79,22 @@ impl Inbox {
     }
 }
 
-/// Opens what cluster mode needs: the fan-out channel `{prefix}:fanout` (subscribed, with
-/// its inbox) and a connection for commands.
-pub async fn connect(url: &str, prefix: &str) -> Result<(FanoutChannel, Inbox, ConnectionManager), redis::RedisError> {
+/// Fleet messages received and not yet taken at most (past it one is dropped and said).
+pub const FLEET_INBOX: usize = 1024;
+
+/// What cluster mode opens: the fan-out channel and its inbox, the fleet channel's inbox
+/// (`{prefix}:fleet`, see [`crate::fleet::cluster`]) and a connection for commands.
+pub struct Connected {
+    pub channel: FanoutChannel,
+    pub inbox: Inbox,
+    pub fleet_inbox: mpsc::Receiver<Vec<u8>>,
+    pub commands: ConnectionManager,
+}
+
+/// Opens what cluster mode needs: the fan-out channel `{prefix}:fanout` and the fleet
+/// channel `{prefix}:fleet` (both subscribed on one connection, each with its inbox) and a
+/// connection for commands.
+pub async fn connect(url: &str, prefix: &str) -> Result<Connected, redis::RedisError> {
     let url = if url.contains("protocol=") {
         url.to_owned()
     } else {
@@ -89,19 +102,49 @@ pub async fn connect(url: &str, prefix: &str) -> Result<(FanoutChannel, Inbox, C
     };
     let client = redis::Client::open(url)?;
     let name = format!("{prefix}:fanout");
+    let fleet = format!("{prefix}:fleet");
     let (tx, runs) = mpsc::channel(INBOX_RUNS);
+    let (fleet_tx, fleet_inbox) = mpsc::channel(FLEET_INBOX);
     let queued = Arc::new(AtomicUsize::new(0));
     let counted = queued.clone();
+    let fleet_name = fleet.clone();
     let config = manager_config()
         .set_push_sender(move |msg: redis::PushInfo| {
-            take(msg, &tx, &counted);
+            let on_fleet = msg
+                .data
+                .first()
+                .is_some_and(|channel| redis::from_redis_value_ref::<String>(channel).is_ok_and(|c| c == fleet_name));
+            if on_fleet {
+                take_fleet(msg, &fleet_tx)
+            } else {
+                take(msg, &tx, &counted)
+            }
             Ok::<(), std::convert::Infallible>(())
         })
         .set_automatic_resubscription();
     let mut pubsub = client.get_connection_manager_with_config(config).await?;
     pubsub.subscribe(name.as_str()).await?;
+    pubsub.subscribe(fleet.as_str()).await?;
     let commands = client.get_connection_manager_with_config(manager_config()).await?;
-    Ok((FanoutChannel { conn: pubsub, name }, Inbox { runs, queued }, commands))
+    Ok(Connected {
+        channel: FanoutChannel { conn: pubsub, name },
+        inbox: Inbox { runs, queued },
+        fleet_inbox,
+        commands,
+    })
+}
+
+/// A message on the fleet channel: handed on, never waited for (a full inbox drops it).
+fn take_fleet(msg: redis::PushInfo, inbox: &mpsc::Sender<Vec<u8>>) {
+    if !matches!(msg.kind, redis::PushKind::Message | redis::PushKind::SMessage) || msg.data.len() < 2 {
+        return;
+    }
+    let Some(payload) = msg.data.into_iter().nth(1) else { return };
+    let Ok(message) = redis::from_redis_value::<Vec<u8>>(payload) else { return };
+    if inbox.try_send(message).is_err() {
+        metrics::counter!(m::FLEET_MESSAGES_DROPPED).increment(1);
+        tracing::warn!("this node's fleet inbox is full: a fleet message was dropped");
+    }
 }
 
 fn manager_config() -> ConnectionManagerConfig {

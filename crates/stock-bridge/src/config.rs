@@ -99,6 +99,18 @@ pub struct BridgeConfig {
     /// Reverse proxies whose `X-Forwarded-For` is believed (`STOCK_BRIDGE_TRUSTED_PROXIES`);
     /// from anyone else the header is ignored.
     pub trusted_proxies: Vec<IpNet>,
+    /// The key support staff read the fleet with (`STOCK_BRIDGE_SUPPORT_KEY`); without it
+    /// the fleet is kept but not served.
+    pub support_key: Option<ApiKey>,
+    /// The fleet's SQLite file on a node alone (`STOCK_BRIDGE_FLEET_DB`); in memory without it.
+    pub fleet_db: Option<PathBuf>,
+    /// Offline tills are forgotten after this (`STOCK_BRIDGE_FLEET_RETENTION_DAYS`).
+    pub fleet_retention: Duration,
+    /// How long a node's fleet lease lasts (cluster mode; `STOCK_BRIDGE_FLEET_LEASE_SECS`).
+    pub fleet_lease: Duration,
+    /// The name this node goes by in the fleet (`STOCK_BRIDGE_NODE_NAME`; default: the
+    /// host's name and a random suffix).
+    pub node_name: Option<String>,
 }
 
 /// The back-office listener: `POST /broadcast`, `GET /snapshot` and `GET /metrics` are
@@ -165,9 +177,17 @@ impl Default for BridgeConfig {
             tls: None,
             admin: None,
             trusted_proxies: Vec::new(),
+            support_key: None,
+            fleet_db: None,
+            fleet_retention: DEFAULT_FLEET_RETENTION,
+            fleet_lease: crate::fleet::cluster::DEFAULT_LEASE,
+            node_name: None,
         }
     }
 }
+
+/// Offline tills are kept this long unless configured.
+pub const DEFAULT_FLEET_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A configuration that must not start. Each names the variable (or flag) to fix; none
 /// repeats a secret.
@@ -180,6 +200,13 @@ pub enum ConfigError {
     NoKeyOnPublicAddress(SocketAddr),
     #[error("the API key must be at least 16 characters long")]
     KeyTooShort,
+    #[error("invalid STOCK_BRIDGE_SUPPORT_KEY: the support key must be at least 16 characters long")]
+    SupportKeyTooShort,
+    #[error(
+        "invalid STOCK_BRIDGE_SUPPORT_KEY: it is the API key; give support a key of its own (it reads the fleet \
+         and cannot broadcast)"
+    )]
+    SupportKeyIsApiKey,
     #[error("invalid {0}: must be greater than 0")]
     NotPositive(&'static str),
     /// One of a pair (certificate and key) without the other.
@@ -233,7 +260,7 @@ pub enum ConfigError {
     )]
     IntrospectUrlMissing,
     #[error("invalid STOCK_BRIDGE_INTROSPECT_URL: {0}")]
-    IntrospectUrl(url::ParseError),
+    IntrospectUrl(String),
     /// The demo listens on loopback only (its secrets are public).
     #[error(
         "invalid --listen: the demo listens on this computer only (127.0.0.1 or ::1), not {0}: its password, API \
@@ -310,6 +337,11 @@ pub struct Settings {
     pub admin_auth: AdminAuth,
     pub admin_client_names: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
+    pub support_key: Option<SecretString>,
+    pub fleet_db: Option<PathBuf>,
+    pub fleet_retention_days: u64,
+    pub fleet_lease: Duration,
+    pub node_name: Option<String>,
 }
 
 impl Default for Settings {
@@ -359,6 +391,11 @@ impl Default for Settings {
             admin_auth: AdminAuth::Key,
             admin_client_names: Vec::new(),
             trusted_proxies: Vec::new(),
+            support_key: None,
+            fleet_db: None,
+            fleet_retention_days: DEFAULT_FLEET_RETENTION.as_secs() / (24 * 3600),
+            fleet_lease: config.fleet_lease,
+            node_name: None,
         }
     }
 }
@@ -457,6 +494,19 @@ impl Settings {
             tls,
             admin,
             trusted_proxies: self.trusted_proxies,
+            support_key: self.support_key.filter(|k| !k.expose_secret().is_empty()).map(ApiKey::from),
+            fleet_db: self.fleet_db.filter(|p| !p.as_os_str().is_empty()),
+            fleet_retention: Duration::from_secs(
+                nonzero(
+                    "STOCK_BRIDGE_FLEET_RETENTION_DAYS",
+                    u32::try_from(self.fleet_retention_days).unwrap_or(u32::MAX),
+                )?
+                .get() as u64
+                    * 24
+                    * 3600,
+            ),
+            fleet_lease: self.fleet_lease.max(Duration::from_secs(1)),
+            node_name: given(self.node_name),
         }
         .validate()
     }
@@ -493,7 +543,7 @@ impl Settings {
                     .clone()
                     .or_else(|| self.api_base_url.as_ref().map(|b| format!("{}/user", b.trim_end_matches('/'))))
                     .ok_or(ConfigError::IntrospectUrlMissing)?;
-                url::Url::parse(&url).map_err(ConfigError::IntrospectUrl)?;
+                reqwest::Url::parse(&url).map_err(|e| ConfigError::IntrospectUrl(e.to_string()))?;
                 Ok(ClientAuth::Introspect { url, cache_for: self.introspect_cache })
             }
         }
@@ -532,6 +582,14 @@ impl BridgeConfig {
             }
         } else if !broadcasts_on.ip().is_loopback() && !self.insecure_no_auth && !certificate_suffices {
             return Err(ConfigError::NoKeyOnPublicAddress(broadcasts_on));
+        }
+        if let Some(support) = &self.support_key {
+            if support.chars() < 16 {
+                return Err(ConfigError::SupportKeyTooShort);
+            }
+            if self.api_key.as_ref().is_some_and(|key| key.same_as(support)) {
+                return Err(ConfigError::SupportKeyIsApiKey);
+            }
         }
         let positive = |what: &'static str, v: usize| if v == 0 { Err(ConfigError::NotPositive(what)) } else { Ok(()) };
         positive("body limit", self.body_limit)?;

@@ -31,6 +31,8 @@ pub const DEMO_PASSWORD: &str = "demo1234";
 pub const DEMO_USER_ID: u64 = 1;
 /// The demo's broadcast key. Demo only: `serve` has no default key.
 pub const DEMO_API_KEY: &str = "demo-broadcast-key-change-me";
+/// The demo's support key (the fleet view at `/fleet`). Demo only.
+pub const DEMO_SUPPORT_KEY: &str = "demo-support-key-change-me";
 /// Signs the demo's login tokens. Demo only.
 const DEMO_JWT_SECRET: &str = "demo-jwt-secret-not-for-production";
 
@@ -97,6 +99,7 @@ pub fn config(listen: SocketAddr, api_key: &str) -> Result<BridgeConfig, ConfigE
     BridgeConfig {
         listen,
         api_key: Some(ApiKey::new(api_key)),
+        support_key: Some(ApiKey::new(DEMO_SUPPORT_KEY)),
         cors_origins: vec!["*".into()],
         client_auth: demo_auth(),
         ..BridgeConfig::default()

@@ -27,6 +27,19 @@ pub const TLS_CERT_VALID: &str = "stock_bridge_tls_cert_valid";
 /// 1 while the last reload kept the previous pair (a bad or out-of-validity pair on disk).
 pub const TLS_RELOAD_FAILED: &str = "stock_bridge_tls_reload_failed";
 
+/// Tills in the fleet view, by state (`online`, `connecting`, `offline`, `refused`, `cut`).
+pub const FLEET_TILLS: &str = "stock_bridge_fleet_tills";
+/// Identified tills by app version (the 20 most run).
+pub const FLEET_TILLS_BY_VERSION: &str = "stock_bridge_fleet_tills_by_version";
+/// Health reports, by outcome (`accepted`, `invalid`, `too_frequent`, `not_identified`).
+pub const FLEET_REPORTS: &str = "stock_bridge_fleet_reports_total";
+/// Batches written to the fleet store, records in them, and writes that failed.
+pub const FLEET_WRITES: &str = "stock_bridge_fleet_writes_total";
+pub const FLEET_RECORDS_WRITTEN: &str = "stock_bridge_fleet_records_written_total";
+pub const FLEET_WRITE_FAILURES: &str = "stock_bridge_fleet_write_failures_total";
+/// Fleet messages from other nodes this node had no room for (cluster mode).
+pub const FLEET_MESSAGES_DROPPED: &str = "stock_bridge_fleet_messages_dropped_total";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the recorder once per process (later calls reuse it) and returns its handle.

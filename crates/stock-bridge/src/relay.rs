@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
 use socketioxide::{SendError, SocketError, SocketIo, extract::SocketRef};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use stock_protocol::{BroadcastRequest, DeliveryMeta};
 use tokio::sync::mpsc;
@@ -44,13 +45,17 @@ struct Local {
     audience: Arc<Audience>,
     /// Bytes queued for one client at most before it is cut as too slow.
     budget: u64,
+    /// The highest sequence handed to this node's sockets (how far behind one is, is
+    /// measured from it).
+    latest_seq: Arc<AtomicU64>,
 }
 
 impl Relay {
     /// Starts the fan-out worker for this node's sockets (`io`, `audience`), each allowed
-    /// `budget` bytes in its queue. Must be called inside the tokio runtime.
-    pub fn start(io: SocketIo, audience: Arc<Audience>, budget: u64) -> Relay {
-        let local = Arc::new(Local { io, audience, budget });
+    /// `budget` bytes in its queue; the highest sequence handed out goes to `latest_seq`.
+    /// Must be called inside the tokio runtime.
+    pub fn start(io: SocketIo, audience: Arc<Audience>, budget: u64, latest_seq: Arc<AtomicU64>) -> Relay {
+        let local = Arc::new(Local { io, audience, budget, latest_seq });
         let (fanout, mut rx) = mpsc::channel::<Outgoing>(FANOUT_QUEUE);
         let worker = local.clone();
         tokio::spawn(async move {
@@ -116,14 +121,17 @@ struct Relayable {
     event: String,
     data: Arc<RawValue>,
     meta: Option<Box<RawValue>>,
+    /// Its sequence, when it has one (an `add_stock` to everyone).
+    seq: Option<u64>,
     frame: u64,
 }
 
 impl Relayable {
     fn new(event: String, data: Arc<RawValue>, meta: Option<&DeliveryMeta>) -> Self {
+        let seq = meta.map(|m| m.seq);
         let meta = meta.map(|m| serde_json::value::to_raw_value(m).expect("DeliveryMeta serializes"));
         let frame = event_frame_len(&event, data.get(), meta.as_deref().map(RawValue::get));
-        Relayable { event, data, meta, frame }
+        Relayable { event, data, meta, seq, frame }
     }
 
     fn args(&self) -> EventArgs<'_> {
@@ -137,7 +145,8 @@ impl Relayable {
 
     fn from_cluster(event: ClusterEvent) -> Self {
         let frame = event_frame_len(&event.event, event.data.get(), event.meta.as_deref().map(RawValue::get));
-        Relayable { event: event.event, data: Arc::from(event.data), meta: event.meta, frame }
+        let seq = event.meta.as_deref().and_then(|m| serde_json::from_str::<DeliveryMeta>(m.get()).ok()).map(|m| m.seq);
+        Relayable { event: event.event, data: Arc::from(event.data), meta: event.meta, seq, frame }
     }
 }
 
@@ -265,6 +274,9 @@ impl Local {
     /// The worker's job for one run.
     async fn send_out(&self, out: Outgoing, doomed: &mut Vec<SocketRef>) {
         let Outgoing { events, targets, accepted, _room } = out;
+        if let Some(seq) = events.iter().filter_map(|e| e.seq).max() {
+            self.latest_seq.fetch_max(seq, Ordering::Relaxed);
+        }
         // A long run goes in slices, with the writers let run in between: each socket's
         // queue then holds one slice at most. Its channel keeps every block it ever grew to
         // (tokio reuses them), so a whole batch queued at once left ~170 KB per socket
@@ -299,7 +311,12 @@ impl Local {
                     continue 'sockets;
                 }
                 match socket.emit(event.event.as_str(), &event.args()) {
-                    Ok(()) => delivered += 1,
+                    Ok(()) => {
+                        delivered += 1;
+                        if let Some(account) = account {
+                            account.note_delivery(event.seq);
+                        }
+                    }
                     Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                         slow.push(socket.clone());
                         continue 'sockets;
@@ -389,7 +406,7 @@ mod tests {
         let (_layer, io) = SocketIo::new_layer();
         io.ns("/", async |_: SocketRef| {});
         let config = BridgeConfig::default();
-        (Relay::start(io, Arc::new(Audience::default()), 1024), Mode::single(&config))
+        (Relay::start(io, Arc::new(Audience::default()), 1024, Arc::default()), Mode::single(&config))
     }
 
     #[tokio::test]

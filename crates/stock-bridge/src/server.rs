@@ -355,6 +355,8 @@ pub async fn run(
     drop(public_listener);
     drop(admin_listener);
     tracing::info!("shutting down: closing client connections");
+    // Tills leaving from now on left because the bridge stopped (the fleet says so).
+    bridge.fleet.stopping();
     // DISCONNECT first, so clients know it was the server (Socket.IO "close"), and give the
     // packets a moment to leave before the transports are closed.
     let _ = bridge.io.disconnect().await;
@@ -362,6 +364,10 @@ pub async fn run(
     bridge.io.close().await;
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    // What the fleet has not written yet (the tills just closed among it).
+    if tokio::time::timeout(DRAIN_TIMEOUT, bridge.fleet.flush()).await.is_err() {
+        tracing::warn!("the fleet's last changes could not be written within {DRAIN_TIMEOUT:?}");
     }
     Ok(())
 }

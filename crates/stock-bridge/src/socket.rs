@@ -1,5 +1,6 @@
-//! The Socket.IO side of the bridge: who may connect, which room they join, and the two
-//! control events clients use (`stock:ping`, `stock:catch_up`).
+//! The Socket.IO side of the bridge: who may connect, which room they join, the control
+//! events clients use (`stock:ping`, `stock:catch_up`), and what tills tell the fleet
+//! (who they are in the handshake, `stock:health`, `stock:diagnostics_answer`).
 //!
 //! Client-sent events are rate-limited per socket, and a socket has at most one catch-up
 //! in flight: a second request while one is computed, or while its answer has not left,
@@ -8,6 +9,7 @@
 
 use crate::accounting::{self, Account, Refused, Tap};
 use crate::auth::{ClientIdentity, ConnectRefusal, Refusal};
+use crate::fleet;
 use crate::metrics as m;
 use crate::state::Bridge;
 use serde_json::value::RawValue;
@@ -15,8 +17,11 @@ use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
 use std::sync::Arc;
-use stock_protocol::{CatchUpRequest, ControlRefusal, ControlRefusalCode, events};
+use stock_protocol::{
+    CatchUpRequest, ControlRefusal, ControlRefusalCode, DiagnosticsAnswer, EndReason, TillIdentity, TillReport, events,
+};
 
 /// Source addresses the handshake limiter remembers before it forgets idle ones.
 const HANDSHAKE_KEYS_MAX: usize = 10_000;
@@ -27,6 +32,12 @@ pub fn register(io: &SocketIo, bridge: Arc<Bridge>) {
     let check = move |s: SocketRef, TryData(auth): TryData<Value>| {
         let bridge = checker.clone();
         async move {
+            let auth = auth.ok();
+            // Who the till says it is; a claim that breaks a rule is not believed.
+            let till = TillIdentity::from_auth(auth.as_ref()).unwrap_or_else(|e| {
+                tracing::info!(sid = %s.id, "a client's till identity is not valid ({e}); it counts as unidentified");
+                None
+            });
             let parts = s.req_parts();
             let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| {
                 // An unreadable forwarded entry is limited with its proxy's own address.
@@ -45,10 +56,11 @@ pub fn register(io: &SocketIo, bridge: Arc<Bridge>) {
                     bridge.handshakes.retain_recent();
                 }
             }
-            let token = auth.ok().as_ref().and_then(|a| a.get("token")?.as_str().map(str::to_owned));
+            let token = auth.as_ref().and_then(|a| a.get("token")?.as_str().map(str::to_owned));
             match bridge.verifier.verify_until(token.as_deref()).await {
                 Ok((identity, valid_until)) => {
                     s.extensions.insert(identity);
+                    s.extensions.insert(TillSession::new(till, s.id, peer));
                     if let Some(until) = valid_until {
                         s.extensions.insert(close_at_expiry(&s, &bridge, until));
                     }
@@ -61,6 +73,10 @@ pub fn register(io: &SocketIo, bridge: Arc<Bridge>) {
                 Err(refusal) => {
                     metrics::counter!(m::CONNECTIONS_REFUSED, "reason" => refusal.label()).increment(1);
                     tracing::info!(sid = %s.id, "connection refused: {refusal}");
+                    // A till that said who it is is shown refused; nobody else is kept.
+                    if let Some(till) = &till {
+                        bridge.fleet.refused(&till.till_id, Some(till), refusal.label(), peer);
+                    }
                     close_refused(&s, &bridge);
                     Err::<(), ConnectRefusal>(ConnectRefusal(refusal))
                 }
@@ -100,6 +116,9 @@ fn close_at_expiry(s: &SocketRef, bridge: &Arc<Bridge>, until: std::time::System
         if let Some(socket) = bridge.io.get_socket(sid) {
             tracing::info!(%sid, "token expired: closing its socket");
             metrics::counter!(m::TOKENS_EXPIRED).increment(1);
+            if let Some(account) = accounting::account(&socket) {
+                account.mark_token_expired();
+            }
             let _ = socket.disconnect();
         }
     });
@@ -163,23 +182,32 @@ async fn connected(s: SocketRef, bridge: Arc<Bridge>) {
     // Broadcasts reach it from now on (before its catch-up handler exists, so whatever it
     // misses before this was recorded before any catch-up it asks for), until it goes.
     bridge.audience.join(s.clone(), account.clone());
+    let till = s.extensions.get::<TillSession>().unwrap_or_else(|| TillSession::new(None, s.id, None));
+    let user = match s.extensions.get::<ClientIdentity>() {
+        Some(ClientIdentity::User(id)) => Some(id),
+        _ => None,
+    };
+    bridge.fleet.connected(&till.key, till.identity.as_ref(), user.clone(), till.source, &s, account.clone());
     let leaving = Arc::downgrade(&bridge);
-    s.on_disconnect(move |s: SocketRef| {
+    let (key, left) = (till.key.clone(), account.clone());
+    s.on_disconnect(move |s: SocketRef, reason: DisconnectReason| {
         if let Some(bridge) = leaving.upgrade() {
             bridge.audience.leave(s.id);
+            bridge.fleet.disconnected(&key, s.id, fleet::end_reason(reason, Some(&left)));
         }
-        tracing::debug!(sid = %s.id, "client disconnected");
+        tracing::debug!(sid = %s.id, %reason, "client disconnected");
         async {}
     });
     if !s.connected() {
         // Gone before its disconnect handler was in place.
         bridge.audience.leave(s.id);
+        bridge.fleet.disconnected(&till.key, s.id, EndReason::TransportClosed);
     }
-    if let Some(ClientIdentity::User(id)) = s.extensions.get::<ClientIdentity>() {
+    if let Some(id) = user {
         s.join(format!("user:{id}"));
-        tracing::debug!(sid = %s.id, user = %id, "client connected");
+        tracing::debug!(sid = %s.id, user = %id, till = %till.key, "client connected");
     } else {
-        tracing::debug!(sid = %s.id, "client connected");
+        tracing::debug!(sid = %s.id, till = %till.key, "client connected");
     }
     // From now on broadcasts reach it: a catch-up may be answered (see `serve_control_events`).
     account.mark_joined();
@@ -200,11 +228,29 @@ const JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 fn serve_control_events(s: &SocketRef, bridge: Arc<Bridge>, account: Arc<Account>) {
     let pinged = account.clone();
     s.on(events::PING, move |ack: AckSender| {
-        let answer = match pinged.admit_event() {
-            Ok(()) => json!("pong"),
-            Err(why) => json!(refusal(why)),
+        match pinged.admit_event() {
+            // "pong", then the bridge's clock (the till measures its offset from it).
+            Ok(()) => ack.send(&("pong", json!({"now": chrono::Utc::now().timestamp_millis()}))).ok(),
+            Err(why) => ack.send(&json!(refusal(why))).ok(),
         };
-        ack.send(&answer).ok();
+        async {}
+    });
+    let reporting = bridge.clone();
+    s.on(events::HEALTH, move |s: SocketRef, TryData(report): TryData<Value>, ack: AckSender| {
+        let answer = health_report(&reporting, &s, report);
+        match answer {
+            Ok(()) => ack.send(&json!({"ok": true})).ok(),
+            Err(refused) => ack.send(&refused).ok(),
+        };
+        async {}
+    });
+    let answering = bridge.clone();
+    s.on(events::DIAGNOSTICS_ANSWER, move |s: SocketRef, TryData(answer): TryData<DiagnosticsAnswer>| {
+        if let (Ok(answer), Some(till)) = (answer, s.extensions.get::<TillSession>())
+            && answer.text.len() <= stock_protocol::till::DIAGNOSTICS_MAX_BYTES
+        {
+            answering.fleet.answered(&till.key, s.id, answer);
+        }
         async {}
     });
     s.on(events::CATCH_UP, move |TryData(req): TryData<CatchUpRequest>, ack: AckSender| {
@@ -231,6 +277,80 @@ fn serve_control_events(s: &SocketRef, bridge: Arc<Bridge>, account: Arc<Account
             ack.send(&raw).ok();
         }
     });
+}
+
+/// What the bridge keeps of a till for its socket's life: who it is, its source address
+/// and how often it may report.
+#[derive(Clone)]
+struct TillSession {
+    key: String,
+    identity: Option<TillIdentity>,
+    source: Option<std::net::IpAddr>,
+    reports: Arc<governor::DefaultDirectRateLimiter>,
+}
+
+impl TillSession {
+    fn new(identity: Option<TillIdentity>, sid: socketioxide::socket::Sid, source: Option<std::net::IpAddr>) -> Self {
+        // One report per REPORT_MIN_INTERVAL, a few at once (a change right after the periodic one).
+        let every = stock_protocol::till::REPORT_MIN_INTERVAL;
+        let quota = governor::Quota::with_period(every).expect("not zero").allow_burst(REPORT_BURST);
+        TillSession {
+            key: fleet::key_of(identity.as_ref(), sid),
+            identity,
+            source,
+            reports: Arc::new(governor::RateLimiter::direct(quota)),
+        }
+    }
+}
+
+/// Reports a till may send at once before the rate applies.
+const REPORT_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(3).expect("not zero");
+
+/// A `stock:health` report: checked (size, types, rate, identity) and handed to the fleet;
+/// a refused one changes nothing and is counted. The connection stays either way.
+fn health_report(
+    bridge: &Bridge,
+    s: &SocketRef,
+    report: Result<Value, impl std::fmt::Display>,
+) -> Result<(), ControlRefusal> {
+    let outcome = (|| {
+        let till = s.extensions.get::<TillSession>().filter(|t| t.identity.is_some()).ok_or((
+            "not_identified",
+            ControlRefusal::new(
+                ControlRefusalCode::NotIdentified,
+                "this connection did not say which till it is (auth.till in the handshake)",
+            ),
+        ))?;
+        let too_frequent = || {
+            (
+                "too_frequent",
+                ControlRefusal::new(
+                    ControlRefusalCode::RateLimited,
+                    "reports come too often from this till: slow down",
+                ),
+            )
+        };
+        // Any client event counts against the connection's rate first; then the report is
+        // read; a valid one counts against the reports' own, slower rate.
+        if accounting::account(s).is_some_and(|a| a.admit_event().is_err()) {
+            return Err(too_frequent());
+        }
+        let invalid = |why: String| ("invalid", ControlRefusal::new(ControlRefusalCode::InvalidReport, why));
+        let value = report.map_err(|e| invalid(format!("the report is not valid: {e}")))?;
+        let bytes = serde_json::to_vec(&value).unwrap_or_default();
+        let report = TillReport::parse(&bytes).map_err(|e| invalid(e.to_string()))?;
+        if till.reports.check().is_err() {
+            return Err(too_frequent());
+        }
+        bridge.fleet.reported(&till.key, s.id, report);
+        Ok(())
+    })();
+    let label = match &outcome {
+        Ok(()) => "accepted",
+        Err((label, _)) => label,
+    };
+    metrics::counter!(m::FLEET_REPORTS, "outcome" => label).increment(1);
+    outcome.map_err(|(_, refusal)| refusal)
 }
 
 fn refused_code(why: Refused) -> &'static str {

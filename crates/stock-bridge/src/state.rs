@@ -12,12 +12,14 @@ use crate::audience::Audience;
 use crate::auth::Verifier;
 use crate::cluster::RedisDown;
 use crate::config::BridgeConfig;
+use crate::fleet::Fleet;
 use crate::mode::Mode;
 use crate::relay::{Relay, Relayed};
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use stock_protocol::{BroadcastRequest, CatchUp, CatchUpRequest};
 
 /// A rate limit per source address.
@@ -41,15 +43,23 @@ pub struct Bridge {
     pub polls: SessionTaps,
     /// Alone or a cluster node, and where the last values are.
     pub mode: Mode,
+    /// Every till seen, for support staff.
+    pub fleet: Arc<Fleet>,
     /// The one path broadcasts take.
     relay: Relay,
 }
 
 impl Bridge {
     /// Must be called inside the tokio runtime (it starts the fan-out worker).
-    pub fn new(config: Arc<BridgeConfig>, io: SocketIo, mode: Mode) -> Arc<Self> {
+    pub fn new(
+        config: Arc<BridgeConfig>,
+        io: SocketIo,
+        mode: Mode,
+        fleet: Arc<Fleet>,
+        latest_seq: Arc<AtomicU64>,
+    ) -> Arc<Self> {
         let audience = Arc::new(Audience::default());
-        let relay = Relay::start(io.clone(), audience.clone(), config.client_buffer_bytes as u64);
+        let relay = Relay::start(io.clone(), audience.clone(), config.client_buffer_bytes as u64, latest_seq);
         Arc::new(Bridge {
             verifier: Verifier::new(config.client_auth.clone(), config.introspect_concurrency),
             handshakes: per_source(config.handshake_rate, config.handshake_rate.saturating_mul(two())),
@@ -63,6 +73,7 @@ impl Bridge {
             upgrades: SessionTaps::default(),
             polls: SessionTaps::default(),
             mode,
+            fleet,
             relay,
         })
     }

@@ -11,54 +11,21 @@ use rust_socketio::asynchronous::Client;
 use rust_socketio::{Payload, TransportType};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 use stock_bridge::accounting::account;
 use stock_bridge::auth::jwt::sign_hs256;
 use stock_bridge::config::{BridgeConfig, ClientAuth};
 use stock_testkit::api_key;
+use stock_testkit::redis::Redis;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 const JWT_SECRET: &str = "cluster-jwt-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(15);
 
-/// A real `redis-server` on a Unix socket in a folder of its own (no TCP port to pick,
-/// and a restart comes back at the same address).
-struct Redis {
-    socket: std::path::PathBuf,
-    child: tokio::process::Child,
-}
-
 /// A folder for a test's Redis socket, removed at the end of the test.
 fn socket_dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
-}
-
-impl Redis {
-    async fn start(dir: &std::path::Path) -> Redis {
-        let socket = dir.join("redis.sock");
-        let _ = std::fs::remove_file(&socket);
-        let child = tokio::process::Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server must be installed (Debian package redis-server)");
-        eventually("redis-server to start", WAIT, || async { tokio::net::UnixStream::connect(&socket).await.is_ok() })
-            .await;
-        Redis { socket, child }
-    }
-
-    fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket.display())
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
 }
 
 async fn node(redis: &str, prefix: &str) -> TestBridge {
@@ -263,5 +230,95 @@ async fn a_client_that_stops_reading_on_another_node_is_cut_by_bytes() {
     let expected: Vec<String> = (0..sent).map(|n| format!("m{n}")).chain(["last".to_owned()]).collect();
     assert_eq!(modes.len(), expected.len(), "every event once");
     assert!(modes == expected, "in order, none lost or repeated");
+    redis.stop().await;
+}
+
+/// A bridge node as its own process (so it can be killed with SIGKILL), in cluster mode on
+/// `redis` with a fleet lease of `lease_secs`; its address.
+async fn node_process(redis: &str, name: &str, lease_secs: u64) -> (tokio::process::Child, SocketAddr) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stock-bridge"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("STOCK_BRIDGE_REDIS_URL", redis)
+        .env("STOCK_BRIDGE_REDIS_PREFIX", "fleet-kill")
+        .env("STOCK_BRIDGE_API_KEY", KEY)
+        .env("STOCK_BRIDGE_SUPPORT_KEY", SUPPORT)
+        .env("STOCK_BRIDGE_FLEET_LEASE_SECS", lease_secs.to_string())
+        .env("STOCK_BRIDGE_NODE_NAME", name)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    timeout(WAIT, tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut line)).await.unwrap().unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().parse().expect("the address it listens on");
+    (child, addr)
+}
+
+const SUPPORT: &str = "support-key-0123456789";
+
+/// The fleet as node `addr` shows it: till key → (status, end reason, report's products).
+async fn fleet_of(addr: SocketAddr) -> std::collections::HashMap<String, (String, String, Value)> {
+    let page: Value = common::http()
+        .get(format!("http://{addr}/fleet"))
+        .bearer_auth(SUPPORT)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["tills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let key = t["key"].as_str().unwrap().to_owned();
+            let status = t["status"].as_str().unwrap().to_owned();
+            let why = t["end_reason"].as_str().unwrap_or("").to_owned();
+            (key, (status, why, t["report"]["products"].clone()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_node_shows_every_till_and_a_killed_nodes_tills_go_offline_once_its_lease_runs_out() {
+    let dir = socket_dir();
+    let redis = Redis::start(dir.path()).await;
+    let (_a, on_a) = node_process(&redis.url(), "node-a", 2).await;
+    let (mut b, on_b) = node_process(&redis.url(), "node-b", 2).await;
+    let till =
+        |id: &str| json!({"till": {"till_id": id, "name": id, "app": "terminal", "version": "0.1.0", "os": "linux"}});
+    let (mut till_a, _) = common::raw_till(on_a, &till("till-on-a")).await;
+    let (mut till_b, _) = common::raw_till(on_b, &till("till-on-b")).await;
+    let report = |n: u32| {
+        json!({"state": "socket connected", "since": "2026-12-06T08:00:00Z", "reconnects_1h": 0, "reconnects_24h": 0,
+            "gaps": 0, "notifications": false, "products": n, "sent_at": "2026-12-06T08:00:00Z"})
+        .to_string()
+    };
+    assert_eq!(common::emit_with_ack(&mut till_a, 1, "stock:health", &report(11)).await, json!([{"ok": true}]));
+    assert_eq!(common::emit_with_ack(&mut till_b, 1, "stock:health", &report(22)).await, json!([{"ok": true}]));
+    // Each node shows both tills online, the other node's with its report.
+    for node in [on_a, on_b] {
+        eventually("both tills online on every node, with their reports", WAIT, || async {
+            let fleet = fleet_of(node).await;
+            fleet.get("till-on-a").is_some_and(|t| t.0 == "online" && t.2 == 11)
+                && fleet.get("till-on-b").is_some_and(|t| t.0 == "online" && t.2 == 22)
+        })
+        .await;
+    }
+    // Node B dies without a word; once its 2 s lease has run out, A shows its till offline.
+    b.start_kill().unwrap();
+    b.wait().await.unwrap();
+    eventually("B's till offline on A: bridge node lost", WAIT, || async {
+        fleet_of(on_a).await.get("till-on-b").is_some_and(|t| t.0 == "offline" && t.1 == "bridge_node_lost")
+    })
+    .await;
+    let fleet = fleet_of(on_a).await;
+    assert_eq!(fleet["till-on-a"], ("online".to_owned(), String::new(), json!(11)), "A's own till is untouched");
+    assert_eq!(fleet["till-on-b"].2, json!(22), "B's till keeps its last report");
+    drop(till_b);
     redis.stop().await;
 }

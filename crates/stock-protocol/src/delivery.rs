@@ -58,7 +58,8 @@ impl CatchUpRequest {
 }
 
 /// Why the bridge did not serve a control event a client sent (`stock:catch_up`,
-/// `stock:ping`). Both are passing: the client asks again a little later.
+/// `stock:ping`, `stock:health`). The first two are passing: the client asks again a
+/// little later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlRefusalCode {
@@ -66,6 +67,10 @@ pub enum ControlRefusalCode {
     RateLimited,
     /// A catch-up for this connection is still being answered, or its answer has not left.
     CatchUpPending,
+    /// A health report that breaks a rule of [`crate::TillReport`] (too large, wrong types).
+    InvalidReport,
+    /// A health report from a connection that did not say which till it is.
+    NotIdentified,
     /// A code this client does not know (a newer bridge).
     #[serde(other)]
     Other,

@@ -13,6 +13,13 @@ pub const PING: &str = "stock:ping";
 /// Client → bridge: "send me everything newer than this" (acknowledged with a [`crate::CatchUp`]).
 pub const CATCH_UP: &str = "stock:catch_up";
 
+/// Client → bridge: the till's health report (a [`crate::TillReport`]).
+pub const HEALTH: &str = "stock:health";
+/// Bridge → client: support asks for the till's Diagnostics text (a [`crate::DiagnosticsAsk`]).
+pub const DIAGNOSTICS: &str = "stock:diagnostics";
+/// Client → bridge: the Diagnostics text asked for (a [`crate::DiagnosticsAnswer`]).
+pub const DIAGNOSTICS_ANSWER: &str = "stock:diagnostics_answer";
+
 /// Names Socket.IO reserves; a broadcast may never use them.
 pub const RESERVED: [&str; 6] =
     ["connect", "disconnect", "connect_error", "disconnecting", "newListener", "removeListener"];

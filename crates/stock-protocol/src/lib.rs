@@ -13,6 +13,8 @@
 //! - [`delivery`]: [`DeliveryMeta`], the sequence/epoch travelling beside a payload, and
 //!   the catch-up request/answer shapes.
 //! - [`refusal`]: [`RefusalCode`], why a handshake was refused, as bridge and clients read it.
+//! - [`till`]: what a till says about itself ([`TillIdentity`], [`TillReport`]) and how
+//!   the fleet view names its states ([`FleetStatus`], [`EndReason`]).
 
 pub mod broadcast;
 pub mod delivery;
@@ -21,6 +23,7 @@ pub mod refusal;
 pub mod snapshot;
 pub mod state;
 pub mod text;
+pub mod till;
 
 pub use broadcast::{
     BatchLimits, BodyError, BroadcastBody, BroadcastRequest, EventPolicy, InvalidPayload, ItemError, Recipient,
@@ -31,3 +34,7 @@ pub use delivery::{
 pub use refusal::{ConnectErrorBody, RefusalCode, Refused};
 pub use snapshot::StockSnapshot;
 pub use state::ConnectionState;
+pub use till::{
+    DiagnosticsAnswer, DiagnosticsAsk, EndReason, FleetStatus, TillApp, TillDisconnect, TillError, TillIdentity,
+    TillLastError, TillReport,
+};

@@ -7,10 +7,13 @@
 //! - [`wait`]: [`eventually`], the one bounded poll-until-true, and [`WAIT`].
 //! - [`body`]: broadcast bodies ([`add_stock`]) and the test API key ([`KEY`]).
 //! - [`pki`]: test certificates ([`Pki`]).
+//! - `redis` (Unix): a real `redis-server` for cluster tests ([`redis::Redis`]).
 
 pub mod body;
 pub mod bridge;
 pub mod pki;
+#[cfg(unix)]
+pub mod redis;
 pub mod wait;
 
 pub use body::{KEY, add_stock, api_key};

@@ -96,6 +96,11 @@ pub struct Account {
     /// `emitted` after the last catch-up answer: another one waits until this has left.
     catch_up_mark: AtomicU64,
     limiter: DefaultDirectRateLimiter,
+    /// Events delivered to it, and the highest sequence among them (for the fleet view).
+    delivered: AtomicU64,
+    last_seq: AtomicU64,
+    /// It is being closed because its token expired.
+    token_expired: AtomicBool,
     /// The socket is in the audience: broadcasts reach it (a catch-up waits for this).
     joined: AtomicBool,
     joined_signal: tokio::sync::Notify,
@@ -113,6 +118,9 @@ impl Account {
             catching_up: AtomicBool::new(false),
             catch_up_mark: AtomicU64::new(0),
             limiter: RateLimiter::direct(Quota::per_second(events_per_second).allow_burst(burst)),
+            delivered: AtomicU64::new(0),
+            last_seq: AtomicU64::new(0),
+            token_expired: AtomicBool::new(false),
             joined: AtomicBool::new(false),
             joined_signal: tokio::sync::Notify::new(),
         }
@@ -178,6 +186,38 @@ impl Account {
 
     pub fn is_doomed(&self) -> bool {
         self.doomed.load(Ordering::Relaxed)
+    }
+
+    /// An event was delivered to it (with its sequence, when it has one).
+    pub fn note_delivery(&self, seq: Option<u64>) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        if let Some(seq) = seq {
+            self.last_seq.fetch_max(seq, Ordering::Relaxed);
+        }
+    }
+
+    /// Everything up to `seq` counts as delivered (the position it joined at).
+    pub fn note_latest(&self, seq: u64) {
+        self.last_seq.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// Events delivered to it so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// The highest sequence delivered to it (or that it joined at).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Relaxed)
+    }
+
+    /// It is being closed because its token expired.
+    pub fn mark_token_expired(&self) {
+        self.token_expired.store(true, Ordering::Relaxed);
+    }
+
+    pub fn token_expired(&self) -> bool {
+        self.token_expired.load(Ordering::Relaxed)
     }
 
     /// The socket has joined the audience.

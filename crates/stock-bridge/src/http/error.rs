@@ -34,6 +34,20 @@ pub enum ApiError {
     BodyTimeout(u64),
     #[error("Service unavailable: {0}")]
     Unavailable(String),
+    #[error("Not found: the fleet view is off (set STOCK_BRIDGE_SUPPORT_KEY)")]
+    FleetOff,
+    #[error(
+        "Unauthorized: the support key is required (Authorization: Bearer <support key> or X-Support-Key: <support key>)"
+    )]
+    NotSupport,
+    #[error("Bad request: {0}")]
+    BadQuery(String),
+    #[error("Not found: no till {0:?} in the fleet")]
+    NoSuchTill(String),
+    #[error("Conflict: {0}")]
+    TillNotOnline(String),
+    #[error("Gateway timeout: {0}")]
+    TillDidNotAnswer(String),
 }
 
 impl ApiError {
@@ -49,6 +63,11 @@ impl ApiError {
             }
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::FleetOff | ApiError::NoSuchTill(_) => StatusCode::NOT_FOUND,
+            ApiError::NotSupport => StatusCode::UNAUTHORIZED,
+            ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::TillNotOnline(_) => StatusCode::CONFLICT,
+            ApiError::TillDidNotAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -63,6 +82,12 @@ impl ApiError {
             ApiError::Invalid(_) | ApiError::InvalidBatch { .. } | ApiError::UnreadableBody(_) => "invalid",
             ApiError::BodyTimeout(_) => "body_timeout",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::FleetOff => "fleet_off",
+            ApiError::NotSupport => "not_support",
+            ApiError::BadQuery(_) => "bad_query",
+            ApiError::NoSuchTill(_) => "no_such_till",
+            ApiError::TillNotOnline(_) => "till_not_online",
+            ApiError::TillDidNotAnswer(_) => "till_did_not_answer",
         }
     }
 }

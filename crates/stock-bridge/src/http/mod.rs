@@ -6,17 +6,24 @@
 //! - [`access`]: who may call the back-office routes (source address, API key or
 //!   client certificate), as extractors.
 //! - `broadcast`: `POST /broadcast`; `status`: `/healthz`, `/readyz`, `/metrics`, `/snapshot`.
+//! - `support`: the fleet for support staff (API, live stream, page), with the support key.
 //! - [`error`]: [`error::ApiError`], every refusal the API gives.
 
 pub mod access;
 mod broadcast;
 pub mod error;
 mod status;
+mod support;
 
 pub use access::bearer;
 
 use crate::cluster::{self, RedisHealth, RedisLastValues};
 use crate::config::BridgeConfig;
+use crate::fleet::cluster::FleetCluster;
+use crate::fleet::redis::RedisStore;
+use crate::fleet::sqlite::SqliteStore;
+use crate::fleet::store::MemoryStore;
+use crate::fleet::{self, Fleet, FleetStore};
 use crate::mode::{Cluster, Mode};
 use crate::socket;
 use crate::state::Bridge;
@@ -26,6 +33,7 @@ use axum::routing::{get, post};
 use socketioxide::SocketIo;
 use socketioxide::layer::SocketIoLayer;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 /// A bridge ready to serve: the public router (HTTP routes and Socket.IO), the back-office
@@ -42,6 +50,9 @@ pub enum StartError {
     /// Cluster mode and Redis cannot be used (the URL is shown without its password).
     #[error("cannot use Redis at {url}: {reason}")]
     Redis { url: String, reason: String },
+    /// The fleet's store cannot be opened or read (STOCK_BRIDGE_FLEET_DB).
+    #[error("{0} (STOCK_BRIDGE_FLEET_DB)")]
+    Fleet(#[from] crate::fleet::StoreError),
 }
 
 impl App {
@@ -51,9 +62,18 @@ impl App {
     /// inside the tokio runtime.
     pub async fn build(config: Arc<BridgeConfig>, extra: Router) -> Result<App, StartError> {
         let (layer, io) = builder(&config).build_layer();
+        let latest_seq = Arc::new(AtomicU64::new(0));
+        let node = fleet::node_name(config.node_name.as_deref());
         let bridge = match config.redis_url.clone() {
-            None => Bridge::new(config.clone(), io.clone(), Mode::single(&config)),
-            Some(url) => cluster_bridge(config.clone(), io.clone(), &url).await?,
+            None => {
+                let store: Arc<dyn FleetStore> = match &config.fleet_db {
+                    Some(path) => Arc::new(SqliteStore::open(path)?),
+                    None => Arc::new(MemoryStore::default()),
+                };
+                let fleet = Fleet::start(node, store, config.fleet_retention, latest_seq.clone(), None).await?;
+                Bridge::new(config.clone(), io.clone(), Mode::single(&config), fleet, latest_seq)
+            }
+            Some(url) => cluster_bridge(config.clone(), io.clone(), &url, node, latest_seq).await?,
         };
         socket::register(&io, bridge.clone());
         let admin_router = config.admin.is_some().then(|| admin_routes(bridge.clone()));
@@ -63,13 +83,23 @@ impl App {
 
 /// Cluster mode: broadcasts and last values shared through Redis at `url`. Sockets, rooms
 /// and the fan-out are this node's own, as alone.
-async fn cluster_bridge(config: Arc<BridgeConfig>, io: SocketIo, url: &str) -> Result<Arc<Bridge>, StartError> {
+async fn cluster_bridge(
+    config: Arc<BridgeConfig>,
+    io: SocketIo,
+    url: &str,
+    node: String,
+    latest_seq: Arc<AtomicU64>,
+) -> Result<Arc<Bridge>, StartError> {
     let unreachable = |reason: String| StartError::Redis { url: redact(url), reason };
-    let (channel, mut inbox, commands) =
+    let cluster::Connected { channel, mut inbox, fleet_inbox, commands } =
         tokio::time::timeout(cluster::REDIS_TIMEOUT * 5, cluster::connect(url, &config.redis_prefix))
             .await
             .map_err(|_| unreachable("no answer within 5 s".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
+    let fleet_cluster =
+        FleetCluster::new(commands.clone(), &config.redis_prefix, &node, config.fleet_lease, fleet_inbox);
+    let store = Arc::new(RedisStore::new(commands.clone(), &config.redis_prefix));
+    let fleet = Fleet::start(node, store, config.fleet_retention, latest_seq.clone(), Some(fleet_cluster)).await?;
     let (health, watcher) = RedisHealth::watch(vec![commands.clone(), channel.connection()]);
     let store = RedisLastValues::new(commands, &config.redis_prefix, config.cache_products);
     let mut cluster = Cluster::new(channel, store, health);
@@ -84,7 +114,7 @@ async fn cluster_bridge(config: Arc<BridgeConfig>, io: SocketIo, url: &str) -> R
             bridge.fan_out_received(&run).await;
         }
     }));
-    let bridge = Bridge::new(config, io, Mode::Cluster(cluster));
+    let bridge = Bridge::new(config, io, Mode::Cluster(cluster), fleet, latest_seq);
     let _ = found.send(Arc::downgrade(&bridge));
     Ok(bridge)
 }
@@ -97,8 +127,9 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Largest message a client may send (its events are a ping and a catch-up request).
-pub const CLIENT_MESSAGE_MAX: usize = 16 * 1024;
+/// Largest message a client may send (its events are a ping, a catch-up request, a health
+/// report of 2 KB and, asked by support, its Diagnostics text of 64 KB at most).
+pub const CLIENT_MESSAGE_MAX: usize = stock_protocol::till::DIAGNOSTICS_MAX_BYTES + 8 * 1024;
 
 /// Initial WebSocket read buffer per connection, and the most read at once: what clients
 /// send is small (pongs of a few bytes, catch-up requests of about a hundred), and each
@@ -152,12 +183,18 @@ fn health_routes(router: Router<Arc<Bridge>>) -> Router<Arc<Bridge>> {
     router.route("/healthz", get(status::healthz)).route("/readyz", get(status::readyz))
 }
 
-/// What only the back office uses: `POST /broadcast`, `GET /snapshot`, `GET /metrics`.
+/// What only the back office and support use: `POST /broadcast`, `GET /snapshot`,
+/// `GET /metrics`, and the fleet.
 fn back_office_routes(router: Router<Arc<Bridge>>) -> Router<Arc<Bridge>> {
     router
         .route("/broadcast", post(broadcast::broadcast))
         .route("/metrics", get(status::metrics))
         .route("/snapshot", get(status::snapshot))
+        .route("/fleet", get(support::fleet))
+        .route("/fleet-events", get(support::events))
+        .route("/fleet-assets/{file}", get(support::asset))
+        .route("/fleet/{till}", get(support::till).delete(support::forget))
+        .route("/fleet/{till}/diagnostics", post(support::diagnostics))
 }
 
 fn cors(config: &BridgeConfig) -> Option<CorsLayer> {

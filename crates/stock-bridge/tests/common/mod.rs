@@ -185,3 +185,40 @@ pub fn rss_bytes() -> u64 {
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
 }
+
+/// A till over a raw WebSocket, its handshake `auth` as given; returns once the bridge
+/// answered its CONNECT (accepted or refused: the answer is returned).
+pub async fn raw_till(addr: SocketAddr, auth: &Value) -> (Ws, String) {
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url)).await.unwrap().unwrap();
+    let open = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(open.to_text().unwrap().starts_with('0'));
+    ws.send(Message::text(format!("40{auth}"))).await.unwrap();
+    let answer = next_text(&mut ws, |t| t.starts_with("40") || t.starts_with("44")).await;
+    (ws, answer)
+}
+
+/// The next text frame for which `wanted` holds (pings answered, others skipped).
+pub async fn next_text(ws: &mut Ws, wanted: impl Fn(&str) -> bool) -> String {
+    timeout(WAIT, async {
+        loop {
+            let frame = ws.next().await.expect("the connection ended").expect("a frame");
+            let Message::Text(text) = frame else { continue };
+            if text.as_str() == "2" {
+                ws.send(Message::text("3")).await.unwrap();
+            } else if wanted(text.as_str()) {
+                return text.to_string();
+            }
+        }
+    })
+    .await
+    .expect("no such frame in time")
+}
+
+/// Sends `event` with `payload` asking for acknowledgement `ack`; returns the answer's arguments.
+pub async fn emit_with_ack(ws: &mut Ws, ack: u32, event: &str, payload: &str) -> Value {
+    ws.send(Message::text(format!("42{ack}[\"{event}\",{payload}]"))).await.unwrap();
+    let prefix = format!("43{ack}");
+    let answer = next_text(ws, |t| t.starts_with(&prefix)).await;
+    serde_json::from_str(&answer[prefix.len()..]).unwrap()
+}

@@ -193,6 +193,21 @@ pub struct ServeArgs {
     /// Prefix of Redis keys and channels; nodes of one cluster use the same.
     #[arg(long, env = "STOCK_BRIDGE_REDIS_PREFIX", default_value = config::DEFAULT_REDIS_PREFIX)]
     pub redis_prefix: String,
+    /// The key support staff read the fleet view with (at least 16 characters; not the API key). Without it the fleet is not served.
+    #[arg(long, env = "STOCK_BRIDGE_SUPPORT_KEY", hide_env_values = true)]
+    pub support_key: Option<String>,
+    /// SQLite file the fleet is kept in on a node alone (e.g. /var/lib/stock-bridge/fleet.db); kept in memory without it. Cluster mode keeps it in Redis.
+    #[arg(long, env = "STOCK_BRIDGE_FLEET_DB")]
+    pub fleet_db: Option<std::path::PathBuf>,
+    /// Days an offline till stays in the fleet view.
+    #[arg(long, env = "STOCK_BRIDGE_FLEET_RETENTION_DAYS", default_value_t = config::DEFAULT_FLEET_RETENTION.as_secs() / 86_400)]
+    pub fleet_retention_days: u64,
+    /// Seconds a node's fleet lease lasts (cluster mode): a node that stops renewing it has its tills shown offline after this.
+    #[arg(long, env = "STOCK_BRIDGE_FLEET_LEASE_SECS", default_value_t = stock_bridge::fleet::cluster::DEFAULT_LEASE.as_secs())]
+    pub fleet_lease_secs: u64,
+    /// The name this node goes by in the fleet view [default: the host's name and a random suffix].
+    #[arg(long, env = "STOCK_BRIDGE_NODE_NAME")]
+    pub node_name: Option<String>,
     /// Seconds an introspection answer is reused.
     #[arg(long, env = "STOCK_BRIDGE_INTROSPECT_CACHE_SECS", default_value_t = config::DEFAULT_INTROSPECT_CACHE.as_secs())]
     pub introspect_cache_secs: u64,
@@ -246,6 +261,11 @@ impl ServeArgs {
             admin_auth: self.admin_auth.into(),
             admin_client_names: self.admin_client_names,
             trusted_proxies: self.trusted_proxies,
+            support_key: self.support_key.map(SecretString::from),
+            fleet_db: self.fleet_db,
+            fleet_retention_days: self.fleet_retention_days,
+            fleet_lease: secs(self.fleet_lease_secs),
+            node_name: self.node_name,
         }
     }
 }

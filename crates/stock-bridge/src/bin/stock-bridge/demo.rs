@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use stock_bridge::Listeners;
 use stock_bridge::config::{BridgeConfig, ConfigError};
-use stock_bridge::demo::{self, DEFAULT_TOKEN_TTL, DEMO_API_KEY, DEMO_EMAIL, DEMO_PASSWORD};
+use stock_bridge::demo::{self, DEFAULT_TOKEN_TTL, DEMO_API_KEY, DEMO_EMAIL, DEMO_PASSWORD, DEMO_SUPPORT_KEY};
 use stock_bridge::tls::{ServedCert, TlsFiles};
 
 #[derive(Args, Debug, Clone)]
@@ -53,6 +53,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         "  demo login:     POST {scheme}://{addr}/login  email {DEMO_EMAIL}  password {DEMO_PASSWORD}  (MEDIBOY_API_BASE_URL={scheme}://{addr})"
     );
     println!("  broadcast key:  {}", args.api_key);
+    println!("  fleet (support): {scheme}://{addr}/fleet  support key {DEMO_SUPPORT_KEY}");
     println!(
         "  try:            stock-bridge send --url http://{addr}/broadcast --api-key {} --product-id 5486 --in-stock 10 --discount-price 120 --peak-hour-price 140 --mediboy-offer-price 90",
         args.api_key
