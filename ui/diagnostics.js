@@ -12,6 +12,7 @@ export function createDiagnostics(invoke, doc = document) {
     last = d;
     const c = d.counters || {};
     const items = [
+      ['Till', d.till_name || '(no name set in Settings)'], ['Till id', d.till_id],
       ['App version', d.app_version], ['API', d.api_base_url], ['Socket', d.socket_url],
       ['User', d.user ? `${d.user.name || ''} (#${d.user.id})` : '—'],
       ['State', d.state.state], ['Reason', d.state.reason || '—'], ['Since', new Date(d.state.since).toLocaleString()],

@@ -144,6 +144,7 @@ async function openSettings() {
     $('settings-allow-unencrypted').checked = Boolean(s.allow_unencrypted);
     $('settings-close-to-tray').checked = s.close_to_tray !== false;
     $('settings-notifications').checked = s.notifications !== false;
+    $('settings-till-name').value = s.till_name || '';
   }
   $('settings-error').hidden = true;
   $('settings-dialog').showModal();
@@ -160,6 +161,7 @@ async function saveSettings(ev) {
         allow_unencrypted: $('settings-allow-unencrypted').checked,
         close_to_tray: $('settings-close-to-tray').checked,
         notifications: $('settings-notifications').checked,
+        till_name: $('settings-till-name').value,
       },
     });
     $('settings-dialog').close();

@@ -2,17 +2,16 @@
 //! The token never leaves Rust: the page learns who is logged in, not how.
 
 use crate::error::{CommandError, ErrorKind};
-use crate::feed::Feed;
 use crate::outlet::Batch;
 use crate::session;
 use crate::settings::{LiveSession, SETTINGS_KEY, Settings};
 use crate::state::{AppState, lock};
-use chrono::{DateTime, Utc};
+
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use std::sync::Arc;
-use stock_client::dashboard::{DashboardView, GapNotice};
-use stock_client::{LoginTarget, StateChange, StatsSnapshot, User};
+use stock_client::dashboard::DashboardView;
+use stock_client::{LoginTarget, User};
 use tauri::State;
 
 type AppStateRef<'a> = State<'a, Arc<AppState>>;
@@ -146,41 +145,7 @@ pub fn dashboard(state: AppStateRef<'_>) -> DashboardView {
     state.view()
 }
 
-/// For support staff: no token, no password.
-#[derive(Debug, Clone, Serialize)]
-pub struct Diagnostics {
-    pub app_version: &'static str,
-    pub api_base_url: String,
-    pub socket_url: String,
-    pub user: Option<User>,
-    pub state: StateChange,
-    pub history: Vec<StateChange>,
-    pub gap: Option<GapNotice>,
-    pub counters: Option<StatsSnapshot>,
-    pub events_shown: u64,
-    pub last_event_at: Option<DateTime<Utc>>,
-    pub last_event_age_secs: Option<i64>,
-    pub generated_at: DateTime<Utc>,
-}
-
 #[tauri::command]
-pub async fn diagnostics(state: AppStateRef<'_>) -> Result<Diagnostics, CommandError> {
-    let settings = state.settings();
-    let view = state.view();
-    let counters = state.feed.lock().await.as_ref().and_then(Feed::stats);
-    let now = Utc::now();
-    Ok(Diagnostics {
-        app_version: env!("CARGO_PKG_VERSION"),
-        api_base_url: settings.api_base_url,
-        socket_url: settings.socket_url,
-        user: state.session().and_then(|s| s.user),
-        state: view.state,
-        history: view.history,
-        gap: view.gap,
-        counters,
-        events_shown: view.events_received,
-        last_event_at: view.last_event_at,
-        last_event_age_secs: view.last_event_at.map(|t| (now - t).num_seconds()),
-        generated_at: now,
-    })
+pub async fn diagnostics(state: AppStateRef<'_>) -> Result<crate::diagnostics::Diagnostics, CommandError> {
+    Ok(crate::diagnostics::collect(&state).await)
 }

@@ -11,6 +11,8 @@
 //!   the remembered user and the [`settings::Vault`] that keeps them (tauri-plugin-store);
 //!   [`credentials`]: the remembered token, in the OS credential store (keyring).
 //! - [`error`]: [`error::CommandError`], matched by `kind` in the page.
+//! - [`diagnostics`]: what support reads about this till (panel, Copy, and the fleet view's
+//!   request through the bridge).
 //! - [`webview`]: how the window's web view renders (memory).
 //! - [`notify`]: desktop notifications (tauri-plugin-notification) for what
 //!   `stock_client::alerts` decides deserves one.
@@ -20,6 +22,7 @@
 
 pub mod commands;
 pub mod credentials;
+pub mod diagnostics;
 pub mod error;
 pub mod feed;
 pub mod notify;

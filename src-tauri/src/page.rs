@@ -58,7 +58,8 @@ mod tests {
     //! answers with it and checks the page's own tables against it.
 
     use super::*;
-    use crate::commands::{Diagnostics, RememberView, SessionView};
+    use crate::commands::{RememberView, SessionView};
+    use crate::diagnostics::Diagnostics;
     use crate::error::{CommandError, ErrorKind};
     use crate::outlet::Batch;
     use crate::settings::Settings;
@@ -82,6 +83,7 @@ mod tests {
             allow_unencrypted: false,
             close_to_tray: true,
             notifications: true,
+            till_name: String::new(),
         };
         let user = User { id: "1".into(), name: Some("Demo Operator".into()) };
         let connected = StateChange {
@@ -133,6 +135,8 @@ mod tests {
         };
         let diagnostics = Diagnostics {
             app_version: "0.0.0",
+            till_id: "5f0c0ffee5f0c0ffee5f0c0ffee5f0c0".into(),
+            till_name: "Dhanmondi, counter 2".into(),
             api_base_url: settings.api_base_url.clone(),
             socket_url: settings.socket_url.clone(),
             user: Some(user.clone()),

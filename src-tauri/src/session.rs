@@ -6,7 +6,7 @@
 
 use crate::credentials::CredentialError;
 use crate::error::{CommandError, ErrorKind};
-use crate::feed::Feed;
+use crate::feed::{Feed, FeedSink};
 use crate::settings::{LiveSession, RememberedUser, SESSION_KEY, Settings, VaultError};
 use crate::state::{AppState, lock};
 use chrono::Utc;
@@ -37,13 +37,17 @@ pub async fn start_feed(state: Arc<AppState>, settings: &Settings, token: &str) 
         state.clear_view();
     }
     // Weak: the state owns the feed, the feed must not keep the state alive.
-    let weak = Arc::downgrade(&state);
+    let sink: std::sync::Weak<dyn FeedSink> = Arc::downgrade(&state) as std::sync::Weak<dyn FeedSink>;
     let config = stock_client::ClientConfig { missing_since, ..Default::default() };
-    *feed = Some(Feed::start(&settings.socket_url, token, trust, config, move |event| {
-        let Some(state) = weak.upgrade() else { return };
+    *feed = Some(Feed::start(&settings.socket_url, token, trust, config, state.till_identity(), sink));
+}
+
+impl FeedSink for AppState {
+    fn event(self: Arc<Self>, event: ClientEvent) {
         let refused = matches!(event, ClientEvent::Unauthorized { .. });
-        state.record(event);
+        self.record(event);
         if refused {
+            let state = self;
             // The server no longer accepts this token: forget it, so the next start asks to
             // log in (on a task of its own: the credential store may take a while).
             tokio::spawn(async move {
@@ -52,7 +56,15 @@ pub async fn start_feed(state: Arc<AppState>, settings: &Settings, token: &str) 
                 }
             });
         }
-    }));
+    }
+
+    fn shown(&self) -> (usize, bool) {
+        AppState::shown(self)
+    }
+
+    fn diagnostics(self: Arc<Self>) -> futures_util::future::BoxFuture<'static, String> {
+        Box::pin(async move { crate::diagnostics::text(&crate::diagnostics::collect(&self).await) })
+    }
 }
 
 /// The longest the app waits for the credential store. A locked keyring may show the

@@ -29,7 +29,13 @@ pub struct Settings {
     /// Desktop notifications: sale mode changes, watched products out of stock or back (on by default).
     #[serde(default = "on")]
     pub notifications: bool,
+    /// What support staff see this till called ("Dhanmondi, counter 2"); may be empty.
+    #[serde(default)]
+    pub till_name: String,
 }
+
+/// Where an installer names the till (the name set in Settings wins).
+pub const TILL_NAME_VAR: &str = "STOCK_DASHBOARD_TILL_NAME";
 
 fn on() -> bool {
     true
@@ -46,6 +52,7 @@ impl Settings {
             allow_unencrypted: false,
             close_to_tray: true,
             notifications: true,
+            till_name: var(TILL_NAME_VAR).unwrap_or_default(),
         };
         // Addresses given by the environment are the installer's choice: an unencrypted one
         // is taken as allowed (and flagged in the banner), and shows so in Settings.
@@ -79,7 +86,19 @@ impl Settings {
             allow_unencrypted: self.allow_unencrypted,
             close_to_tray: self.close_to_tray,
             notifications: self.notifications,
+            till_name: self.till_name.trim().to_owned(),
         };
+        if settings.till_name.chars().count() > stock_protocol::till::TILL_NAME_MAX
+            || settings.till_name.chars().any(char::is_control)
+        {
+            return Err(CommandError::new(
+                ErrorKind::InvalidSettings,
+                format!(
+                    "The till name must be at most {} characters, without line breaks",
+                    stock_protocol::till::TILL_NAME_MAX
+                ),
+            ));
+        }
         if !settings.allow_unencrypted {
             for (what, address) in
                 [("The API address", &settings.api_base_url), ("The socket address", &settings.socket_url)]
@@ -144,6 +163,8 @@ pub const SETTINGS_KEY: &str = "settings";
 pub const SESSION_KEY: &str = "session";
 /// The products the operator watches (ids; not secret).
 pub const WATCHED_KEY: &str = "watched";
+/// This till's id for the fleet view (`{"till_id": ...}`; random, made at first start; not secret).
+pub const TILL_KEY: &str = "till";
 /// The table as last known ([`stock_client::dashboard::LastKnown`]; values, never a token).
 pub const LAST_KNOWN_KEY: &str = "last_known";
 
@@ -203,6 +224,7 @@ mod tests {
             allow_unencrypted: false,
             close_to_tray: true,
             notifications: true,
+            till_name: String::new(),
         };
         let ok = at(" https://api.local/ ", "https://ws.local").validated().unwrap();
         assert_eq!(ok.api_base_url, "https://api.local");
@@ -221,6 +243,7 @@ mod tests {
             allow_unencrypted: allow,
             close_to_tray: true,
             notifications: true,
+            till_name: String::new(),
         };
         let err = at("http://remote.example", false).validated().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidSettings);
@@ -242,6 +265,7 @@ mod tests {
             allow_unencrypted: false,
             close_to_tray: true,
             notifications: true,
+            till_name: String::new(),
         };
         let err = settings("/nonexistent/ca.pem").validated().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidSettings);

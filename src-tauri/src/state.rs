@@ -7,7 +7,8 @@ use crate::feed::Feed;
 use crate::outlet::Outlet;
 use crate::page::PageUpdate;
 use crate::settings::{
-    LAST_KNOWN_KEY, LiveSession, RememberedUser, SESSION_KEY, SETTINGS_KEY, Settings, Vault, VaultError, WATCHED_KEY,
+    LAST_KNOWN_KEY, LiveSession, RememberedUser, SESSION_KEY, SETTINGS_KEY, Settings, TILL_KEY, Vault, VaultError,
+    WATCHED_KEY,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 use stock_client::ClientEvent;
@@ -15,6 +16,7 @@ use stock_client::StateChange;
 use stock_client::alerts::{Notifier, Watchlist};
 use stock_client::dashboard::LastKnown;
 use stock_client::dashboard::{Change, Dashboard, DashboardView};
+use stock_protocol::{TillApp, TillIdentity};
 
 pub struct AppState {
     pub vault: Arc<dyn Vault>,
@@ -36,6 +38,8 @@ pub struct AppState {
     /// What was last written to disk (events received, saved at), so an unchanged table is
     /// not written again.
     kept: Mutex<Option<(u64, chrono::DateTime<chrono::Utc>)>>,
+    /// This till's id in the fleet view (random, made at first start, kept in the vault).
+    till_id: String,
 }
 
 impl AppState {
@@ -56,7 +60,9 @@ impl AppState {
         let watched: Vec<i64> =
             vault.load(WATCHED_KEY).and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
         let connection = tokio::sync::watch::channel(dashboard.view().state).0;
+        let till_id = till_id(vault.as_ref());
         AppState {
+            till_id,
             connection,
             watchlist: Mutex::new(Watchlist::new(watched)),
             notifier: Mutex::new(None),
@@ -76,6 +82,27 @@ impl AppState {
         lock(&self.settings).clone()
     }
 
+    /// This till's id in the fleet view.
+    pub fn till_id(&self) -> &str {
+        &self.till_id
+    }
+
+    /// Who this till is, for the handshake: its id, the name set in Settings, the app.
+    pub fn till_identity(&self) -> TillIdentity {
+        TillIdentity {
+            till_id: self.till_id.clone(),
+            name: self.settings().till_name,
+            app: TillApp::Desktop,
+            version: env!("CARGO_PKG_VERSION").into(),
+            os: std::env::consts::OS.into(),
+        }
+    }
+
+    /// What the page shows, for the till's health reports: products, notifications on.
+    pub fn shown(&self) -> (usize, bool) {
+        (lock(&self.dashboard).product_count(), self.settings().notifications)
+    }
+
     pub fn session(&self) -> Option<LiveSession> {
         lock(&self.session).clone()
     }
@@ -93,7 +120,7 @@ impl AppState {
     /// Records `event` in the dashboard, then hands its change to the page. (In this order:
     /// a page that reads the view in between sees the change twice, never not at all.)
     pub fn record(&self, event: ClientEvent) {
-        let change = lock(&self.dashboard).apply(event);
+        let Some(change) = lock(&self.dashboard).apply(event) else { return };
         let alert = match &change {
             Change::State(state) => {
                 self.connection.send_replace(state.clone());
@@ -174,4 +201,18 @@ impl AppState {
 /// A poisoned lock still holds usable data here (plain values, no invariants across locks).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This till's id: the one kept in `vault`, else a new random one (kept for next time).
+fn till_id(vault: &dyn Vault) -> String {
+    let kept = vault.load(TILL_KEY).and_then(|v| v.get("till_id")?.as_str().map(str::to_owned));
+    if let Some(id) = kept.filter(|id| stock_protocol::till::is_till_id(id)) {
+        return id;
+    }
+    let bytes: [u8; 16] = rand::random();
+    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Err(e) = vault.save(TILL_KEY, Some(serde_json::json!({ "till_id": id }))) {
+        tracing::warn!("this till's id could not be kept; a new one is made at the next start: {e}");
+    }
+    id
 }

@@ -49,6 +49,7 @@ fn app_with_credentials(vault: Arc<MemoryVault>, credentials: Arc<dyn Credential
         allow_unencrypted: false,
         close_to_tray: true,
         notifications: true,
+        till_name: String::new(),
     };
     vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
     let state = Arc::new(AppState::load(vault.clone(), credentials.clone()));

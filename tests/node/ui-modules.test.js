@@ -115,6 +115,8 @@ test('diagnostics.js lists what the app reports and its state history', async ()
     return { list: document.getElementById('diag-list').textContent, history: [...document.querySelectorAll('#diag-history li')].map((li) => li.textContent) };
   }, SAMPLES.diagnostics);
   assert.match(out.list, /Demo Operator \(#1\)/);
+  assert.match(out.list, /TillDhanmondi, counter 2/, 'the till name, to read out on the phone');
+  assert.match(out.list, /Till id5f0c0ffee5f0c0ffee5f0c0ffee5f0c0/);
   assert.match(out.list, /Reconnect attempts3/);
   assert.match(out.list, /Data completeno, since/);
   assert.equal(out.history.length, 2);

@@ -292,6 +292,7 @@ test('diagnostics show the state and copy without secrets', async () => {
   const copied = JSON.parse(await page.evaluate(() => navigator.clipboard.readText()));
   assert.equal(copied.state.state, 'socket connected');
   assert.equal(copied.user.name, 'Demo Operator');
+  assert.equal(copied.till_id, '5f0c0ffee5f0c0ffee5f0c0ffee5f0c0', 'the Copy text names the till');
   assert.doesNotMatch(JSON.stringify(copied), /SECRET-TOKEN-123|token|password/i);
   await page.evaluate((rows) => rows.forEach((r) => window.__standin.push(r)), [stock(5486, 10, 120), stock(5490, 0, 80), stock(5501, 25, 45.5)]);
   await page.evaluate((u) => window.__standin.push(u), state('socket connected'));

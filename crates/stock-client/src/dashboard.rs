@@ -114,9 +114,10 @@ impl Default for Dashboard {
 }
 
 impl Dashboard {
-    /// Records one event and returns what changed.
-    pub fn apply(&mut self, event: ClientEvent) -> Change {
-        match event {
+    /// Records one event and returns what changed (None for an event that is not about
+    /// the view: a request for Diagnostics, which the embedder answers).
+    pub fn apply(&mut self, event: ClientEvent) -> Option<Change> {
+        Some(match event {
             ClientEvent::State(change) => {
                 self.set_state(change.clone());
                 Change::State(change)
@@ -164,7 +165,13 @@ impl Dashboard {
                 Change::GapClosed
             }
             ClientEvent::Unauthorized { code, .. } => Change::SessionEnded(code),
-        }
+            ClientEvent::DiagnosticsAsked { .. } => return None,
+        })
+    }
+
+    /// Products on screen.
+    pub fn product_count(&self) -> usize {
+        self.products.len()
     }
 
     /// Records a state that did not come from a client (logged out, not logged in).
@@ -254,7 +261,7 @@ mod tests {
         let mut d = Dashboard::default();
         d.apply(stock(2, 5));
         d.apply(stock(1, 7));
-        let update = d.apply(stock(2, 0));
+        let update = d.apply(stock(2, 0)).unwrap();
         let Change::Stock(row) = &update else { panic!() };
         assert_eq!((row.product_id, row.in_stock, row.name.as_deref(), row.seq), (2, 0, Some("Napa"), Some(9)));
         let view = d.view();

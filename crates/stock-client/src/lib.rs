@@ -29,7 +29,7 @@ pub mod trust;
 
 pub use link::{Connector, SocketIoConnector, SocketTarget};
 pub use login::{LoginError, LoginTarget, Session, Token, User, login};
-pub use supervisor::{ClientConfig, ClientEvent, LiveClient, StateChange, StatsSnapshot};
+pub use supervisor::{ClientConfig, ClientEvent, ClientHandle, LiveClient, StateChange, StatsSnapshot};
 pub use trust::Trust;
 
 use std::sync::Arc;

@@ -43,7 +43,7 @@ impl From<Transport> for TransportType {
 }
 use serde_json::{Value, json};
 use std::time::Duration;
-use stock_protocol::{CatchUpRequest, events};
+use stock_protocol::{CatchUpRequest, DiagnosticsAnswer, DiagnosticsAsk, TillIdentity, TillReport, events};
 use tokio::sync::mpsc;
 
 /// What a link reports to the supervisor.
@@ -60,8 +60,10 @@ pub enum LinkSignal {
     Closed,
     /// An application event and all its arguments.
     Event { name: String, args: Vec<Value> },
-    /// The server acknowledged a liveness probe.
-    Pong,
+    /// The server acknowledged a liveness probe (with its clock, when it says it).
+    Pong { server_now_ms: Option<i64> },
+    /// Support asked for this till's Diagnostics text (the request's id).
+    DiagnosticsAsked(String),
     /// The server answered a catch-up request (the raw acknowledgement arguments).
     CatchUp(Vec<Value>),
 }
@@ -72,6 +74,10 @@ pub trait Link: Send + Sync {
     fn probe(&self);
     /// Asks for everything since `req`; a [`LinkSignal::CatchUp`] follows if answered.
     fn request_catch_up(&self, req: CatchUpRequest);
+    /// Sends the till's health report (no answer is waited for).
+    fn report(&self, _report: &TillReport) {}
+    /// Sends the Diagnostics text support asked for.
+    fn answer_diagnostics(&self, _answer: DiagnosticsAnswer) {}
 }
 
 /// Starts connection attempts. Implemented for real Socket.IO by [`SocketIoConnector`].
@@ -90,6 +96,8 @@ pub struct SocketTarget {
     pub transport: Transport,
     /// Which servers are trusted over https/wss.
     pub trust: crate::trust::Trust,
+    /// Who this till is, sent in the handshake's `auth.till` (None: an unidentified client).
+    pub till: Option<TillIdentity>,
 }
 
 impl SocketTarget {
@@ -100,6 +108,7 @@ impl SocketTarget {
             events: vec![events::ADD_STOCK.to_owned(), events::SALE_MODE.to_owned()],
             transport: Transport::Any,
             trust: crate::trust::Trust::system(),
+            till: None,
         }
     }
 }
@@ -112,6 +121,8 @@ pub struct SocketIoConnector {
 enum Command {
     Probe,
     CatchUp(CatchUpRequest),
+    Report(Box<TillReport>),
+    Answer(DiagnosticsAnswer),
 }
 
 /// See the module docs.
@@ -123,6 +134,10 @@ pub struct SocketIoLink {
 
 /// How long an acknowledgement is waited for inside rust_socketio.
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a failed write waits for the server's goodbye to be read (it may be why the
+/// write failed) before the connection counts as lost.
+const CLOSE_GRACE: Duration = Duration::from_millis(300);
 
 /// How long a dropped link may take to say goodbye before its runtime is shut down.
 const GOODBYE_GRACE: Duration = Duration::from_millis(1500);
@@ -167,6 +182,12 @@ impl Link for SocketIoLink {
     fn request_catch_up(&self, req: CatchUpRequest) {
         let _ = self.commands.send(Command::CatchUp(req));
     }
+    fn report(&self, report: &TillReport) {
+        let _ = self.commands.send(Command::Report(Box::new(report.clone())));
+    }
+    fn answer_diagnostics(&self, answer: DiagnosticsAnswer) {
+        let _ = self.commands.send(Command::Answer(answer));
+    }
 }
 
 async fn drive(
@@ -187,8 +208,17 @@ async fn drive(
             }
         }
     }
+    // The handshake's auth: the token, and who this till is.
+    let mut auth = serde_json::Map::new();
     if let Some(token) = &target.token {
-        builder = builder.auth(json!({ "token": token })).opening_header("Authorization", format!("Bearer {token}"));
+        auth.insert("token".into(), json!(token));
+        builder = builder.opening_header("Authorization", format!("Bearer {token}"));
+    }
+    if let Some(till) = &target.till {
+        auth.insert("till".into(), serde_json::to_value(till).unwrap_or_default());
+    }
+    if !auth.is_empty() {
+        builder = builder.auth(Value::Object(auth));
     }
     let tx = signals.clone();
     builder = builder.on("open", move |_, _| {
@@ -196,13 +226,27 @@ async fn drive(
         async {}.boxed()
     });
     let tx = signals.clone();
+    let closed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let closing = closed.clone();
     builder = builder.on("close", move |_, _| {
         let _ = tx.send(LinkSignal::Closed);
+        closing.notify_one();
         async {}.boxed()
     });
     let tx = signals.clone();
     builder = builder.on(CONNECT_ERROR, move |payload, _| {
         let _ = tx.send(LinkSignal::Refused(Refused::from_data(&payload_json(&payload))));
+        async {}.boxed()
+    });
+    let tx = signals.clone();
+    builder = builder.on(events::DIAGNOSTICS, move |payload, _| {
+        let args = match payload {
+            Payload::Text(values) => values,
+            _ => Vec::new(),
+        };
+        if let Some(ask) = args.first().and_then(|a| serde_json::from_value::<DiagnosticsAsk>(a.clone()).ok()) {
+            let _ = tx.send(LinkSignal::DiagnosticsAsked(ask.id));
+        }
         async {}.boxed()
     });
     let tx = signals.clone();
@@ -241,8 +285,10 @@ async fn drive(
             Command::Probe => {
                 let tx = signals.clone();
                 client
-                    .emit_with_ack(events::PING, json!({}), ACK_TIMEOUT, move |_, _| {
-                        let _ = tx.send(LinkSignal::Pong);
+                    .emit_with_ack(events::PING, json!({}), ACK_TIMEOUT, move |payload, _| {
+                        // ["pong", {"now": ms}] from our bridge; any answer counts as one.
+                        let server_now_ms = ack_args(payload).get(1).and_then(|v| v.get("now")?.as_i64());
+                        let _ = tx.send(LinkSignal::Pong { server_now_ms });
                         async {}.boxed()
                     })
                     .await
@@ -258,9 +304,20 @@ async fn drive(
                     })
                     .await
             }
+            Command::Report(report) => {
+                client.emit(events::HEALTH, serde_json::to_value(&*report).unwrap_or_default()).await
+            }
+            Command::Answer(answer) => {
+                client.emit(events::DIAGNOSTICS_ANSWER, serde_json::to_value(&answer).unwrap_or_default()).await
+            }
         };
         if let Err(e) = sent {
-            let _ = signals.send(LinkSignal::Failed(format!("connection lost: {e}")));
+            // A write that fails because the server has just closed the connection (a
+            // goodbye on its way, a graceful stop) is that close, not a loss: the close
+            // is given a moment to be read first.
+            if tokio::time::timeout(CLOSE_GRACE, closed.notified()).await.is_err() {
+                let _ = signals.send(LinkSignal::Failed(format!("connection lost: {e}")));
+            }
             return;
         }
     }

@@ -50,7 +50,7 @@ struct FakeLink {
 impl Link for FakeLink {
     fn probe(&self) {
         if self.pongs && !self.script.0.lock().unwrap().silent {
-            let _ = self.signals.send(LinkSignal::Pong);
+            let _ = self.signals.send(LinkSignal::Pong { server_now_ms: None });
         }
     }
     fn request_catch_up(&self, req: CatchUpRequest) {

@@ -2,6 +2,7 @@
 //! `catch_up_timeout` per page and [`HELD_BACK_MAX_BYTES`] in all), then pass events on;
 //! probe the server and watch for silence.
 
+use super::event::ClientEvent;
 use super::lifecycle::{Ended, Supervisor};
 use super::outbox::CatchUpStep;
 use super::stats::Stats;
@@ -147,6 +148,8 @@ impl Supervisor {
     ) -> Ended {
         link.request_catch_up(self.outbox.catch_up_request());
         link.probe();
+        self.health.probe_sent();
+        self.report(link);
         let mut gate = CatchUpGate::open_until(self.config.catch_up_timeout);
         let mut retry: Option<Retry> = None;
         let mut liveness =
@@ -174,8 +177,17 @@ impl Supervisor {
                         link.request_catch_up(request);
                     }
                 }
+                command = self.commands.recv() => match command {
+                    Some(super::Command::Answer(answer)) => link.answer_diagnostics(answer),
+                    None => {}
+                },
                 _ = probes.tick() => {
                     link.probe();
+                    self.health.probe_sent();
+                    self.health.gap(self.outbox.gap_since.is_some());
+                    if self.health.due() {
+                        self.report(link);
+                    }
                     if self.outbox.resync_needed && !gate.is_open() && !self.outbox.is_catching_up() && self.outbox.has_room() {
                         self.outbox.resync_needed = false;
                         link.request_catch_up(self.outbox.begin_catch_up(CatchUpRequest::default()));
@@ -204,10 +216,15 @@ impl Supervisor {
                     Held::Overflowed(dropped) => self.outbox.held_back_overflowed(dropped),
                 }
             }
-            LinkSignal::Pong => {
+            LinkSignal::Pong { server_now_ms } => {
                 Stats::count(&self.outbox.stats.probes_answered);
+                self.health.pong(server_now_ms);
                 liveness.answers_probes = true;
                 liveness.alive();
+            }
+            LinkSignal::DiagnosticsAsked(id) => {
+                liveness.alive();
+                self.outbox.emit(ClientEvent::DiagnosticsAsked { id });
             }
             LinkSignal::CatchUp(args) => {
                 liveness.alive();
@@ -231,6 +248,14 @@ impl Supervisor {
             LinkSignal::Opened => {}
         }
         None
+    }
+
+    /// Sends the till's health report now.
+    fn report(&mut self, link: &dyn Link) {
+        self.health.gap(self.outbox.gap_since.is_some());
+        let since = self.outbox.state_since();
+        let report = self.health.report(since, self.outbox.last_seq());
+        link.report(&report);
     }
 
     fn pass_on(&mut self, held_back: Vec<(String, Vec<Value>)>) {

@@ -40,4 +40,9 @@ pub enum ClientEvent {
         code: RefusalCode,
         message: String,
     },
+    /// Support asked, through the bridge, for this till's Diagnostics text: answer with
+    /// [`crate::LiveClient::answer_diagnostics`] and this `id`.
+    DiagnosticsAsked {
+        id: String,
+    },
 }

@@ -4,6 +4,7 @@
 
 use super::config::ClientConfig;
 use super::event::ClientEvent;
+use super::health::Health;
 use super::outbox::Outbox;
 use crate::link::{Connector, Link, LinkSignal};
 use rand::rngs::StdRng;
@@ -18,6 +19,8 @@ pub(super) struct Supervisor {
     pub(super) config: ClientConfig,
     pub(super) outbox: Outbox,
     pub(super) rng: StdRng,
+    pub(super) health: Health,
+    pub(super) commands: mpsc::Receiver<super::Command>,
 }
 
 /// How a connection attempt ended.
@@ -57,7 +60,10 @@ impl Supervisor {
                     let ended = self.connected(link.as_ref(), &mut rx, &mut stop).await;
                     ever_connected = true;
                     match ended {
-                        Ended::Lost(why) => why,
+                        Ended::Lost(why) => {
+                            self.health.lost(&why, None);
+                            why
+                        }
                         Ended::Unauthorized(refusal) => {
                             drop(link);
                             return self.refused(refusal, stop).await;
@@ -69,9 +75,20 @@ impl Supervisor {
                     drop(link);
                     return self.refused(refusal, stop).await;
                 }
-                Opening::Refused(refusal) => format!("refused: {}", refusal.message),
-                Opening::Failed(message) => message,
-                Opening::TimedOut => format!("no answer within {} s", self.config.attempt_timeout.as_secs_f64()),
+                Opening::Refused(refusal) => {
+                    let why = format!("refused: {}", refusal.message);
+                    self.health.error("refused", &why);
+                    why
+                }
+                Opening::Failed(message) => {
+                    self.health.error("connect", &message);
+                    message
+                }
+                Opening::TimedOut => {
+                    let why = format!("no answer within {} s", self.config.attempt_timeout.as_secs_f64());
+                    self.health.error("connect", &why);
+                    why
+                }
                 Opening::Stop => return self.stopped(link),
             };
             drop(link);

@@ -33,7 +33,7 @@
 //!
 //! # Layout
 //! - [`config`]: [`ClientConfig`] and its defaults; [`event`]: what the embedder receives;
-//!   [`stats`]: counters for diagnostics.
+//!   [`stats`]: counters for diagnostics; `health`: the till's health reports to the bridge.
 //! - `lifecycle`: the state machine across connections; `connected`: one open
 //!   connection (catch-up gate, probes, watchdog); `outbox`: checks, filters and hands
 //!   events over, keeps the gap.
@@ -42,6 +42,7 @@
 mod config;
 mod connected;
 mod event;
+mod health;
 mod lifecycle;
 mod outbox;
 mod stats;
@@ -51,6 +52,7 @@ pub use config::{
     DEFAULT_WATCHDOG,
 };
 pub use event::{ClientEvent, StateChange};
+pub use health::Shown;
 pub use stats::{Stats, StatsSnapshot};
 
 use crate::link::Connector;
@@ -69,8 +71,18 @@ pub struct LiveClient {
     stop: Option<oneshot::Sender<()>>,
     state: watch::Receiver<StateChange>,
     stats: Arc<Stats>,
+    shown: Arc<Shown>,
+    commands: mpsc::Sender<Command>,
     task: Option<JoinHandle<()>>,
 }
+
+/// What the embedder asks of a running supervisor.
+pub(crate) enum Command {
+    Answer(stock_protocol::DiagnosticsAnswer),
+}
+
+/// Answers waiting for the supervisor at most (support asks one at a time).
+const COMMANDS: usize = 8;
 
 impl LiveClient {
     /// Starts supervising connections made by `connector`.
@@ -86,9 +98,12 @@ impl LiveClient {
         };
         let mut outbox = Outbox::new(events_tx, state_tx, stats.clone(), config.ledger_products);
         outbox.gap_since = config.missing_since;
-        let supervisor = Supervisor { connector, config, outbox, rng };
+        let shown = Arc::new(Shown::default());
+        let (commands, command_rx) = mpsc::channel(COMMANDS);
+        let health = health::Health::new(shown.clone());
+        let supervisor = Supervisor { connector, config, outbox, rng, health, commands: command_rx };
         let task = tokio::spawn(supervisor.run(stop_rx));
-        (LiveClient { stop: Some(stop_tx), state: state_rx, stats, task: Some(task) }, events_rx)
+        (LiveClient { stop: Some(stop_tx), state: state_rx, stats, shown, commands, task: Some(task) }, events_rx)
     }
 
     /// The current state.
@@ -105,6 +120,23 @@ impl LiveClient {
         self.stats.snapshot()
     }
 
+    /// What the embedder shows (products on screen, notifications on), for the till's
+    /// health reports.
+    pub fn set_shown(&self, products: usize, notifications: bool) {
+        self.shown.set(products, notifications);
+    }
+
+    /// Answers support's request `id` ([`ClientEvent::DiagnosticsAsked`]) with `text`.
+    pub fn answer_diagnostics(&self, id: String, text: String) {
+        self.handle().answer_diagnostics(id, text);
+    }
+
+    /// A handle for what the embedder tells the supervisor, to keep where the events are
+    /// handled (it does not keep the feed running).
+    pub fn handle(&self) -> ClientHandle {
+        ClientHandle { shown: self.shown.clone(), commands: self.commands.clone() }
+    }
+
     /// Ends all connecting for good and waits until the connection is torn down.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -113,6 +145,35 @@ impl LiveClient {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// What the embedder tells a running supervisor: what it shows, and Diagnostics answers.
+#[derive(Clone)]
+pub struct ClientHandle {
+    shown: Arc<Shown>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl ClientHandle {
+    /// See [`LiveClient::set_shown`].
+    pub fn set_shown(&self, products: usize, notifications: bool) {
+        self.shown.set(products, notifications);
+    }
+
+    /// Answers support's request `id` ([`ClientEvent::DiagnosticsAsked`]) with `text`
+    /// (shortened to the protocol's bound). Never waits: a full queue drops it, and the
+    /// bridge tells support the till did not answer.
+    pub fn answer_diagnostics(&self, id: String, text: String) {
+        let mut text = text;
+        if text.len() > stock_protocol::till::DIAGNOSTICS_MAX_BYTES {
+            let mut end = stock_protocol::till::DIAGNOSTICS_MAX_BYTES;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        let _ = self.commands.try_send(Command::Answer(stock_protocol::DiagnosticsAnswer { id, text }));
     }
 }
 

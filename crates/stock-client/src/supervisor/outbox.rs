@@ -270,6 +270,16 @@ impl Outbox {
         }
     }
 
+    /// When the current state began.
+    pub(super) fn state_since(&self) -> DateTime<Utc> {
+        self.state.borrow().since
+    }
+
+    /// The sequence of the last `add_stock` handed over (None before the first).
+    pub(super) fn last_seq(&self) -> Option<u64> {
+        self.ledger.position().1
+    }
+
     /// Publishes a state change (unless it says nothing new).
     pub(super) fn set_state(&mut self, state: ConnectionState, reason: Option<String>, attempt: u32) {
         let change = StateChange { state, reason, since: Utc::now(), attempt };
