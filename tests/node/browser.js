@@ -16,6 +16,15 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/cs
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'";
 const WAIT = { timeout: 10_000 };
 
+/** Headless Chromium (Debian's), started with the flags this machine needs. */
+function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+}
+
 /** Starts the server and the browser; `close()` ends both. */
 async function startBrowser() {
   const server = http.createServer((req, res) => {
@@ -32,11 +41,7 @@ async function startBrowser() {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${server.address().port}/`;
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   return {
     base,
     browser,
@@ -92,7 +97,7 @@ async function accessibilityProblems(page) {
     .map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }
 
-module.exports = { SAMPLES, WAIT, startBrowser, newPage, stock, state, accessibilityProblems };
+module.exports = { SAMPLES, WAIT, startBrowser, launchChromium, newPage, stock, state, accessibilityProblems };
 
 /** An update of `type` shaped like the app's sample, with `overrides` (only fields the app sends). */
 function update(type, overrides = {}) {

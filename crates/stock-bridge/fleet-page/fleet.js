@@ -158,10 +158,10 @@ async function load() {
   document.body.dataset.loaded = 'true';
 }
 
-/** Reads the page again soon (at most once a second while changes stream in). */
+/** Reads the page again soon (at most twice a second while changes stream in). */
 function refreshSoon() {
   if (refreshTimer) return;
-  refreshTimer = setTimeout(() => { refreshTimer = null; load().catch(showTrouble); }, 1000);
+  refreshTimer = setTimeout(() => { refreshTimer = null; load().catch(showTrouble); }, 500);
 }
 
 function showTrouble(e) {
