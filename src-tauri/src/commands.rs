@@ -104,7 +104,8 @@ pub fn get_settings(state: AppStateRef<'_>) -> Settings {
     state.settings()
 }
 
-/// Saves new addresses; a running feed moves to the new socket address.
+/// Saves new settings; a running feed moves to the new socket address (and reconnects as
+/// the till's new name).
 #[tauri::command]
 pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result<Settings, CommandError> {
     let settings = settings.validated()?;
@@ -116,7 +117,10 @@ pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result
     let previous = std::mem::replace(&mut *lock(&state.settings), settings.clone());
     // (The feed's lock is released before restarting it: start_feed takes it itself.)
     let feed_running = state.feed.lock().await.is_some();
-    if (previous.socket_url != settings.socket_url || previous.ca_file != settings.ca_file)
+    // The till's name travels in the handshake: a new one takes a new connection.
+    if (previous.socket_url != settings.socket_url
+        || previous.ca_file != settings.ca_file
+        || previous.till_name != settings.till_name)
         && feed_running
         && let Some(session) = state.session()
     {

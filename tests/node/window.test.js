@@ -296,3 +296,67 @@ test('watched products notify the desktop when they run out or come back, a burs
     notifications.close();
   }
 });
+
+test('the till named in Settings is in the bridge\'s fleet with its version, answers support with its Diagnostics, and shows offline with its last-seen time once the bridge stops', { timeout: 240_000 }, async () => {
+  const SUPPORT = 'demo-support-key-change-me';
+  const NAME = 'Window till, counter 9';
+  const db = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'stock-fleet-')), 'fleet.db');
+  const bridgePort = await freePort();
+  let bridge = await startBridge(bridgePort, ['--fleet-db', db]);
+  const bridgeUrl = `http://127.0.0.1:${bridgePort}`;
+  const support = (url, pathAndQuery, init = {}) => fetch(`${url}${pathAndQuery}`,
+    { ...init, headers: { authorization: `Bearer ${SUPPORT}`, accept: 'application/json' } }).then(async (r) => ({ status: r.status, body: await r.json() }));
+  let tillId = null;
+  let onlineSince = null;
+  try {
+    await withApp(bridgeUrl, 'fleet', async (wd) => {
+      await logIn(wd);
+      await wd.click('#open-settings');
+      await until('the settings dialog', () => wd.displayed(T('settings-till-name')));
+      await wd.retype(T('settings-till-name'), NAME);
+      await wd.click('#settings-save');
+      await until('the dialog to close', async () => !(await wd.displayed(T('settings-till-name'))));
+      // The name travels in the handshake: the feed reconnects as the named till.
+      const found = await until('the named till online in the fleet', async () => {
+        const { body } = await support(bridgeUrl, `/fleet?q=${encodeURIComponent('counter 9')}`);
+        const t = body.tills && body.tills.find((x) => x.status === 'online');
+        return t || null;
+      });
+      tillId = found.key;
+      onlineSince = found.connected_since;
+      assert.equal(found.identity.name, NAME);
+      assert.equal(found.identity.app, 'desktop');
+      assert.equal(found.identity.version, '0.1.0', 'the app version');
+      // The Diagnostics panel names the same till.
+      await wd.click('#toggle-diagnostics');
+      await until('the diagnostics panel', async () => (await wd.text('#diag-list')).includes(tillId));
+      assert.match(await wd.text('#diag-list'), /Window till, counter 9/);
+      // Support asks for its Diagnostics through the bridge: the window's own text comes back.
+      const { status, body } = await support(bridgeUrl, `/fleet/${tillId}/diagnostics`, { method: 'POST' });
+      assert.equal(status, 200, JSON.stringify(body));
+      const text = JSON.parse(body.text);
+      assert.equal(text.till_id, tillId);
+      assert.equal(text.till_name, NAME);
+      assert.equal(text.state.state, 'socket connected');
+      assert.equal(text.user.name, 'Demo Operator');
+      assert.doesNotMatch(body.text, /token|password|demo1234|Bearer/i, 'no secret in what support gets');
+      assert.equal(body.text, JSON.stringify(text, null, 2), 'the same text as the Copy button gives');
+      // The bridge stops; back on another port (the window cannot reach it), its fleet
+      // file shows the till offline since the stop, and when it was last seen.
+      stop(bridge, 'SIGTERM');
+      await stopped(bridge);
+      await until('socket offline', async () => (await wd.text(T('connection-state'))) === 'socket offline');
+    });
+    const otherPort = await freePort();
+    bridge = await startBridge(otherPort, ['--fleet-db', db]);
+    const { status, body } = await support(`http://127.0.0.1:${otherPort}`, `/fleet/${tillId}`);
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.equal(body.till.status, 'offline');
+    assert.equal(body.till.end_reason, 'bridge_stopped');
+    assert.ok(body.till.last_seen >= onlineSince, `last seen ${body.till.last_seen}, online since ${onlineSince}`);
+    assert.ok(new Date(body.till.offline_since) <= new Date(), 'offline since the stop');
+    assert.deepEqual(body.timeline.map((e) => e.status).slice(-2), ['online', 'offline']);
+  } finally {
+    stop(bridge);
+  }
+});

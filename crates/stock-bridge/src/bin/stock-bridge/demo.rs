@@ -30,6 +30,9 @@ pub struct DemoArgs {
     pub tls_cert: Option<std::path::PathBuf>,
     #[arg(long)]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Keep the fleet in this SQLite file (as `serve`'s STOCK_BRIDGE_FLEET_DB); in memory without it.
+    #[arg(long, env = "STOCK_BRIDGE_FLEET_DB")]
+    pub fleet_db: Option<std::path::PathBuf>,
 }
 
 /// Runs the demo until SIGINT/SIGTERM.
@@ -41,7 +44,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         (None, Some(_)) => return Err(ConfigError::Incomplete { missing: "--tls-cert", given: "--tls-key" }.into()),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let config = Arc::new(BridgeConfig { tls, ..demo::config(args.listen, &args.api_key)? });
+    let config = Arc::new(BridgeConfig { tls, fleet_db: args.fleet_db, ..demo::config(args.listen, &args.api_key)? });
     let listeners = Listeners::bind(&config).await?;
     let addr = listeners.public_addr().map_err(CliError::BoundAddress)?;
     let app = demo::app(config, Duration::from_secs(args.token_ttl_secs)).await?;
