@@ -17,11 +17,12 @@
 //!   peer, the floor), with /proc readings.
 //! - `load`: the clients, [`load::run_case`] (one configuration against one server) and
 //!   its [`load::Outcome`].
-//! - `report`: rows and ratios.
+//! - `report`: rows and ratios; `procfs`: a process's memory and CPU time.
 //! - This file: the run, case by case, and the side-by-side tables.
 
 mod args;
 mod load;
+mod procfs;
 mod report;
 mod server;
 

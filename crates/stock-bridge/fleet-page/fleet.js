@@ -144,6 +144,7 @@ function render(page) {
   $('matching').textContent = `${page.matching} of ${page.counts.total} tills`;
   $('prev').disabled = page.page <= 1;
   $('next').disabled = page.page >= pages;
+  performance.mark('fleet-rendered');
 }
 
 async function load() {

@@ -378,6 +378,45 @@ impl Fleet {
             .collect()
     }
 
+    /// The page `query` asks for, as the API answers it: counted and sorted under the
+    /// lock over references, only the page's tills copied out, then their live counters
+    /// filled in (no copy of the whole fleet per request).
+    pub fn page(&self, query: &FleetQuery) -> serde_json::Value {
+        let mut page = {
+            let state = self.lock();
+            let page = record::page(state.tills.values(), query, Utc::now());
+            serde_json::to_value(&page).unwrap_or_default()
+        };
+        self.fill_counters(&mut page["tills"]);
+        page
+    }
+
+    /// The counts and the newest version (the live stream's `counts` event).
+    pub fn counts(&self) -> (record::FleetCounts, Option<String>) {
+        let state = self.lock();
+        let query = FleetQuery { per_page: Some(1), ..FleetQuery::default() };
+        let page = record::page(state.tills.values(), &query, Utc::now());
+        (page.counts, page.latest_version)
+    }
+
+    /// This node's live counters into each till (JSON) connected here.
+    fn fill_counters(&self, tills: &mut serde_json::Value) {
+        let Some(tills) = tills.as_array_mut() else { return };
+        let accounts: Vec<Option<Arc<Account>>> = {
+            let live = self.live();
+            tills.iter().map(|t| t["key"].as_str().and_then(|k| live.get(k)).map(|l| l.account.clone())).collect()
+        };
+        for (till, account) in tills.iter_mut().zip(accounts) {
+            if let Some(account) = account {
+                let (delivered, queued, behind) = self.counters_of(&account);
+                till["deliveries"] = delivered.into();
+                till["queued_bytes"] = queued.into();
+                till["behind"] = behind.into();
+                till["lagging"] = (behind >= record::LAGGING_BEHIND).into();
+            }
+        }
+    }
+
     /// One till, with its live counters.
     pub fn record(&self, key: &str) -> Option<TillRecord> {
         let mut record = self.lock().tills.get(key).cloned()?;

@@ -71,9 +71,7 @@ pub async fn fleet(
         ))
         .into_response();
     }
-    let records = bridge.fleet.records();
-    let page = record::page(records.iter(), &query, chrono::Utc::now());
-    let mut body = serde_json::to_value(&page).unwrap_or_default();
+    let mut body = bridge.fleet.page(&query);
     body["node"] = bridge.fleet.node().into();
     Json(body).into_response()
 }
@@ -196,10 +194,9 @@ pub async fn events(
                         continue;
                     }
                     changed = false;
-                    let records = fleet.records();
-                    let page = record::page(records.iter(), &FleetQuery { per_page: Some(1), ..Default::default() }, chrono::Utc::now());
-                    latest = page.latest_version.clone();
-                    Event::default().event("counts").json_data(json!({"counts": page.counts, "latest_version": page.latest_version})).ok()
+                    let (counts, latest_version) = fleet.counts();
+                    latest = latest_version.clone();
+                    Event::default().event("counts").json_data(json!({"counts": counts, "latest_version": latest_version})).ok()
                 }
             };
             let Some(event) = event else { continue };
