@@ -61,3 +61,18 @@ pub fn install() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// Health reports counted by outcome, their handles registered once (a report is counted
+/// hundreds of times a second with a chain's tills: looking the counter up each time, its
+/// name and label hashed, showed in profiles).
+pub fn fleet_report(outcome: &'static str) {
+    static COUNTERS: OnceLock<[(&'static str, metrics::Counter); 4]> = OnceLock::new();
+    let counters = COUNTERS.get_or_init(|| {
+        ["accepted", "invalid", "too_frequent", "not_identified"]
+            .map(|label| (label, metrics::counter!(FLEET_REPORTS, "outcome" => label)))
+    });
+    match counters.iter().find(|(label, _)| *label == outcome) {
+        Some((_, counter)) => counter.increment(1),
+        None => metrics::counter!(FLEET_REPORTS, "outcome" => outcome).increment(1),
+    }
+}

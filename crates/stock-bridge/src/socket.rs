@@ -60,7 +60,7 @@ pub fn register(io: &SocketIo, bridge: Arc<Bridge>) {
             match bridge.verifier.verify_until(token.as_deref()).await {
                 Ok((identity, valid_until)) => {
                     s.extensions.insert(identity);
-                    s.extensions.insert(TillSession::new(till, s.id, peer));
+                    s.extensions.insert(Arc::new(TillSession::new(till, s.id, peer)));
                     if let Some(until) = valid_until {
                         s.extensions.insert(close_at_expiry(&s, &bridge, until));
                     }
@@ -182,7 +182,7 @@ async fn connected(s: SocketRef, bridge: Arc<Bridge>) {
     // Broadcasts reach it from now on (before its catch-up handler exists, so whatever it
     // misses before this was recorded before any catch-up it asks for), until it goes.
     bridge.audience.join(s.clone(), account.clone());
-    let till = s.extensions.get::<TillSession>().unwrap_or_else(|| TillSession::new(None, s.id, None));
+    let till = s.extensions.get::<Arc<TillSession>>().unwrap_or_else(|| Arc::new(TillSession::new(None, s.id, None)));
     let user = match s.extensions.get::<ClientIdentity>() {
         Some(ClientIdentity::User(id)) => Some(id),
         _ => None,
@@ -235,18 +235,29 @@ fn serve_control_events(s: &SocketRef, bridge: Arc<Bridge>, account: Arc<Account
         };
         async {}
     });
+    // The report as a one-element tuple: socketioxide hands its first argument over as the
+    // text it came in (a bare `Box<RawValue>` would get the whole packet), so the report is
+    // measured as sent and read once, into its type.
     let reporting = bridge.clone();
-    s.on(events::HEALTH, move |s: SocketRef, TryData(report): TryData<Value>, ack: AckSender| {
-        let answer = health_report(&reporting, &s, report);
-        match answer {
-            Ok(()) => ack.send(&json!({"ok": true})).ok(),
-            Err(refused) => ack.send(&refused).ok(),
-        };
-        async {}
+    s.on(events::HEALTH, move |s: SocketRef, TryData(report): TryData<(Box<RawValue>,)>, ack: AckSender| {
+        let bridge = reporting.clone();
+        async move {
+            // A report sent right after the CONNECT waits (bounded) until the fleet has
+            // the till as connected, like a catch-up waits to join the audience.
+            if let Some(account) = accounting::account(&s)
+                && tokio::time::timeout(JOIN_WAIT, account.joined()).await.is_err()
+            {
+                return;
+            }
+            match health_report(&bridge, &s, report.map(|(raw,)| raw)) {
+                Ok(()) => ack.send(&json!({"ok": true})).ok(),
+                Err(refused) => ack.send(&refused).ok(),
+            };
+        }
     });
     let answering = bridge.clone();
     s.on(events::DIAGNOSTICS_ANSWER, move |s: SocketRef, TryData(answer): TryData<DiagnosticsAnswer>| {
-        if let (Ok(answer), Some(till)) = (answer, s.extensions.get::<TillSession>())
+        if let (Ok(answer), Some(till)) = (answer, s.extensions.get::<Arc<TillSession>>())
             && answer.text.len() <= stock_protocol::till::DIAGNOSTICS_MAX_BYTES
         {
             answering.fleet.answered(&till.key, s.id, answer);
@@ -279,14 +290,13 @@ fn serve_control_events(s: &SocketRef, bridge: Arc<Bridge>, account: Arc<Account
     });
 }
 
-/// What the bridge keeps of a till for its socket's life: who it is, its source address
-/// and how often it may report.
-#[derive(Clone)]
+/// What the bridge keeps of a till for its socket's life (in its extensions, behind an
+/// `Arc`: read at every report): who it is, its source address and how often it may report.
 struct TillSession {
     key: String,
     identity: Option<TillIdentity>,
     source: Option<std::net::IpAddr>,
-    reports: Arc<governor::DefaultDirectRateLimiter>,
+    reports: governor::DefaultDirectRateLimiter,
 }
 
 impl TillSession {
@@ -298,7 +308,7 @@ impl TillSession {
             key: fleet::key_of(identity.as_ref(), sid),
             identity,
             source,
-            reports: Arc::new(governor::RateLimiter::direct(quota)),
+            reports: governor::RateLimiter::direct(quota),
         }
     }
 }
@@ -311,10 +321,10 @@ const REPORT_BURST: std::num::NonZeroU32 = std::num::NonZeroU32::new(3).expect("
 fn health_report(
     bridge: &Bridge,
     s: &SocketRef,
-    report: Result<Value, impl std::fmt::Display>,
+    report: Result<Box<RawValue>, impl std::fmt::Display>,
 ) -> Result<(), ControlRefusal> {
     let outcome = (|| {
-        let till = s.extensions.get::<TillSession>().filter(|t| t.identity.is_some()).ok_or((
+        let till = s.extensions.get::<Arc<TillSession>>().filter(|t| t.identity.is_some()).ok_or((
             "not_identified",
             ControlRefusal::new(
                 ControlRefusalCode::NotIdentified,
@@ -336,20 +346,30 @@ fn health_report(
             return Err(too_frequent());
         }
         let invalid = |why: String| ("invalid", ControlRefusal::new(ControlRefusalCode::InvalidReport, why));
-        let value = report.map_err(|e| invalid(format!("the report is not valid: {e}")))?;
-        let bytes = serde_json::to_vec(&value).unwrap_or_default();
-        let report = TillReport::parse(&bytes).map_err(|e| invalid(e.to_string()))?;
+        // As sent (its size is the text's, fields this bridge does not know included), read
+        // once, into its type.
+        let raw = report.map_err(|e| invalid(format!("the report is not valid: {e}")))?;
+        let report = TillReport::parse(raw.get().as_bytes()).map_err(|e| invalid(e.to_string()))?;
         if till.reports.check().is_err() {
             return Err(too_frequent());
         }
-        bridge.fleet.reported(&till.key, s.id, report);
-        Ok(())
+        if bridge.fleet.reported(&till.key, s.id, report) {
+            Ok(())
+        } else {
+            Err((
+                "not_identified",
+                ControlRefusal::new(
+                    ControlRefusalCode::NotIdentified,
+                    "this connection is not this till's current one",
+                ),
+            ))
+        }
     })();
     let label = match &outcome {
         Ok(()) => "accepted",
         Err((label, _)) => label,
     };
-    metrics::counter!(m::FLEET_REPORTS, "outcome" => label).increment(1);
+    m::fleet_report(label);
     outcome.map_err(|(_, refusal)| refusal)
 }
 

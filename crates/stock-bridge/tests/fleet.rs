@@ -125,9 +125,11 @@ async fn a_till_is_listed_with_its_identity_report_and_timeline_and_leaves_with_
     assert_eq!(till["till"]["report"]["clock_offset_ms"], -40);
     // An old client that says nothing of itself is listed, unidentified, by its socket.
     let _old = common::raw_client(bridge.addr).await;
-    let (_, page) = get(bridge.addr, "/fleet", Some(SUPPORT)).await;
-    assert_eq!(page["counts"]["unidentified"], 1, "{page}");
-    assert_eq!(page["counts"]["online"], 2);
+    eventually("the old client listed, unidentified", WAIT, || async {
+        let (_, page) = get(bridge.addr, "/fleet", Some(SUPPORT)).await;
+        page["counts"]["unidentified"] == 1 && page["counts"]["online"] == 2
+    })
+    .await;
     // It closes its connection: offline, and why.
     ws.close(None).await.unwrap();
     let till = till_when(bridge.addr, "till-a", "till-a offline", |b| b["till"]["status"] == "offline").await;

@@ -45,6 +45,8 @@ use tokio::sync::{broadcast, oneshot};
 
 /// How often what changed is written (one batch, one transaction).
 pub const WRITE_EVERY: Duration = Duration::from_secs(1);
+/// How often the fleet's gauges (tills by state, by version) are counted again.
+pub const METRICS_EVERY: Duration = Duration::from_secs(10);
 /// How often tills past their retention are forgotten.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// Tills that never said who they are are forgotten this long after they went offline.
@@ -214,16 +216,22 @@ impl Fleet {
         let now = Utc::now();
         let changed = {
             let mut state = self.lock();
-            let record = state
-                .tills
-                .entry(key.to_owned())
-                .or_insert_with(|| TillRecord::new(key.to_owned(), identity.cloned(), &self.node, now));
-            if let Some(identity) = identity {
+            // Looked up first: a key is copied only for a till seen for the first time.
+            if !state.tills.contains_key(key) {
+                let record = TillRecord::new(key.to_owned(), identity.cloned(), &self.node, now);
+                state.tills.insert(key.to_owned(), record);
+            }
+            let record = state.tills.get_mut(key).expect("just made sure");
+            if let Some(identity) = identity
+                && record.identity.as_ref() != Some(identity)
+            {
                 record.identity = Some(identity.clone());
             }
             change(record);
             let changed = (self.changes.receiver_count() > 0).then(|| Box::new(record.clone()));
-            state.dirty.insert(key.to_owned());
+            if !state.dirty.contains(key) {
+                state.dirty.insert(key.to_owned());
+            }
             if let Some(entry) = entry {
                 state.timeline.push((key.to_owned(), entry));
             }
@@ -608,26 +616,26 @@ impl Fleet {
 
     /// Writes everything waiting, in one batch (records with this node's live counters).
     async fn write_pending(&self) {
-        let counters = self.live_counters();
         let batch = {
             let mut state = self.lock();
             if state.dirty.is_empty() && state.timeline.is_empty() && state.forget.is_empty() {
                 return;
             }
             let dirty: Vec<String> = state.dirty.drain().collect();
-            let records = dirty
-                .iter()
-                .filter_map(|k| state.tills.get(k))
-                .map(|r| {
-                    let mut r = r.clone();
-                    if let Some((delivered, queued, behind)) = counters.get(&r.key) {
-                        (r.deliveries, r.queued_bytes, r.behind) = (*delivered, *queued, *behind);
-                    }
-                    r
-                })
-                .collect();
+            let records: Vec<TillRecord> = dirty.iter().filter_map(|k| state.tills.get(k)).cloned().collect();
             Batch { records, timeline: std::mem::take(&mut state.timeline), forget: std::mem::take(&mut state.forget) }
         };
+        let mut batch = batch;
+        // This node's live counters, for the tills written that are connected here.
+        let accounts: Vec<Option<Arc<Account>>> = {
+            let live = self.live();
+            batch.records.iter().map(|r| live.get(&r.key).map(|l| l.account.clone())).collect()
+        };
+        for (record, account) in batch.records.iter_mut().zip(accounts) {
+            if let Some(account) = account {
+                (record.deliveries, record.queued_bytes, record.behind) = self.counters_of(&account);
+            }
+        }
         let (records, forgot) = (batch.records.clone(), batch.forget.clone());
         match self.store.write(batch.clone()).await {
             Ok(()) => {
@@ -654,38 +662,44 @@ impl Fleet {
                 state.forget.extend(batch.forget);
             }
         }
-        self.publish_metrics();
     }
 
-    /// Tills by state and by version, for `/metrics`.
+    /// Tills by state and by version, for `/metrics` (counted under the lock over
+    /// borrowed names; only the 20 versions most run are copied out).
     fn publish_metrics(&self) {
         let now = Utc::now();
-        let (mut by_state, mut by_version) = (HashMap::new(), HashMap::<String, u64>::new());
-        for record in self.lock().tills.values() {
-            *by_state.entry(record.shown(now).as_str()).or_insert(0u64) += 1;
-            if record.is_identified() {
-                *by_version.entry(record.version().to_owned()).or_default() += 1;
+        let mut by_state = [0u64; 5];
+        let versions: Vec<(String, u64)> = {
+            let state = self.lock();
+            let mut by_version: HashMap<&str, u64> = HashMap::new();
+            for record in state.tills.values() {
+                let shown = record.shown(now);
+                by_state[record::Shown::ALL.iter().position(|s| *s == shown).unwrap_or(0)] += 1;
+                if record.is_identified() {
+                    *by_version.entry(record.version()).or_default() += 1;
+                }
             }
-        }
-        for shown in record::Shown::ALL {
-            let count = by_state.get(shown.as_str()).copied().unwrap_or(0);
+            let mut versions: Vec<(&str, u64)> = by_version.into_iter().collect();
+            versions.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
+            versions.into_iter().take(20).map(|(v, n)| (v.to_owned(), n)).collect()
+        };
+        for (shown, count) in record::Shown::ALL.iter().zip(by_state) {
             metrics::gauge!(m::FLEET_TILLS, "state" => shown.as_str()).set(count as f64);
         }
-        // The 20 versions most run (the label set stays bounded).
-        let mut versions: Vec<(String, u64)> = by_version.into_iter().collect();
-        versions.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
-        for (version, count) in versions.into_iter().take(20) {
+        for (version, count) in versions {
             let version = if version.is_empty() { "unknown".to_owned() } else { version };
             metrics::gauge!(m::FLEET_TILLS_BY_VERSION, "version" => version).set(count as f64);
         }
     }
 }
 
-/// The writer: every [`WRITE_EVERY`], what changed; every [`SWEEP_EVERY`], retention.
+/// The writer: every [`WRITE_EVERY`], what changed; every [`METRICS_EVERY`], the gauges;
+/// every [`SWEEP_EVERY`], retention.
 async fn write_loop(fleet: Weak<Fleet>) {
     let mut tick = tokio::time::interval(WRITE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep = tokio::time::Instant::now();
+    let mut last_metrics: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         let Some(fleet) = fleet.upgrade() else { return };
@@ -694,6 +708,10 @@ async fn write_loop(fleet: Weak<Fleet>) {
             last_sweep = tokio::time::Instant::now();
         }
         fleet.write_pending().await;
+        if last_metrics.is_none_or(|at| at.elapsed() >= METRICS_EVERY) {
+            fleet.publish_metrics();
+            last_metrics = Some(tokio::time::Instant::now());
+        }
     }
 }
 

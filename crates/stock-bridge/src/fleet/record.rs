@@ -178,18 +178,24 @@ impl TillRecord {
 /// Compares two versions the way people number releases (`0.10.0` after `0.9.2`); parts
 /// that are not numbers compare as text.
 pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    let parts = |v: &str| -> Vec<String> { v.split(['.', '-', '+']).map(str::to_owned).collect() };
-    let (a, b) = (parts(a), parts(b));
-    for (x, y) in a.iter().zip(&b) {
-        let order = match (x.parse::<u64>(), y.parse::<u64>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            _ => x.cmp(y),
-        };
-        if order != Ordering::Equal {
-            return order;
+    let mut a = a.split(['.', '-', '+']);
+    let mut b = b.split(['.', '-', '+']);
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => {
+                let order = match (x.parse::<u64>(), y.parse::<u64>()) {
+                    (Ok(x), Ok(y)) => x.cmp(&y),
+                    _ => x.cmp(y),
+                };
+                if order != Ordering::Equal {
+                    return order;
+                }
+            }
         }
     }
-    a.len().cmp(&b.len())
 }
 
 /// What support asks for: a page of tills, filtered.
@@ -282,13 +288,10 @@ fn attention_rank(view: &TillView<'_>) -> u8 {
     }
 }
 
-fn by_attention(a: &TillView<'_>, b: &TillView<'_>) -> Ordering {
-    attention_rank(a)
-        .cmp(&attention_rank(b))
-        // Offline (and the like) longest first; online by name.
-        .then_with(|| a.record.offline_since.cmp(&b.record.offline_since))
-        .then_with(|| a.record.name().to_lowercase().cmp(&b.record.name().to_lowercase()))
-        .then_with(|| a.record.key.cmp(&b.record.key))
+/// What "needs attention first" sorts by: the rank, then offline longest first, then the
+/// name (any case) and the key. Built once per till, not once per comparison.
+fn attention_key(view: &TillView<'_>) -> (u8, Option<DateTime<Utc>>, String, String) {
+    (attention_rank(view), view.record.offline_since, view.record.name().to_lowercase(), view.record.key.clone())
 }
 
 /// The page `query` asks for among `records`, at `now`.
@@ -326,7 +329,7 @@ pub fn page<'a>(
             matching.push(view);
         }
     }
-    matching.sort_by(by_attention);
+    matching.sort_by_cached_key(attention_key);
     let per_page = query.per_page.unwrap_or(PER_PAGE).clamp(1, PER_PAGE_MAX);
     let page = query.page.unwrap_or(1).max(1);
     let total = matching.len();
