@@ -134,11 +134,24 @@ function renderCounts(counts) {
   $('count-old').textContent = counts.old_version;
 }
 
+/** The rows drawn, by till key, with the JSON they were drawn from: an unchanged till keeps its row. */
+let drawn = new Map();
+
 function render(page) {
   lastPage = page;
   renderCounts(page.counts);
   const body = $('rows');
-  body.replaceChildren(...page.tills.map(row));
+  const next = new Map();
+  const rows = page.tills.map((t) => {
+    const json = JSON.stringify(t);
+    const old = drawn.get(t.key);
+    const tr = old && old.json === json ? old.tr : row(t);
+    next.set(t.key, { json, tr });
+    return tr;
+  });
+  drawn = next;
+  const same = rows.length === body.children.length && rows.every((tr, i) => body.children[i] === tr);
+  if (!same) body.replaceChildren(...rows);
   const pages = Math.max(1, Math.ceil(page.matching / page.per_page));
   $('page-info').textContent = `Page ${page.page} of ${pages}`;
   $('matching').textContent = `${page.matching} of ${page.counts.total} tills`;
@@ -176,6 +189,7 @@ function tillChanged(t) {
     const fresh = row(t);
     fresh.classList.add('changed');
     old.replaceWith(fresh);
+    drawn.set(t.key, { json: JSON.stringify(t), tr: fresh });
   }
   if (openKey === t.key) openDetail(t.key, false).catch(showTrouble);
   refreshSoon();
