@@ -82,7 +82,7 @@ async fn till(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let auth = json!({"till": {"till_id": format!("till-{n}"), "name": format!("Counter {n}"), "app": "desktop",
-        "version": if n % 50 == 0 { "0.0.9" } else { "0.1.0" }, "os": "windows"}});
+        "version": if n.is_multiple_of(50) { "0.0.9" } else { "0.1.0" }, "os": "windows"}});
     while !*stop.borrow() {
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
         let Ok(Ok((mut ws, _))) =
