@@ -43,13 +43,13 @@ fn certs() -> Certs {
 struct Running {
     public: SocketAddr,
     admin: SocketAddr,
-    _bridge: TestBridge,
+    bridge: TestBridge,
 }
 
 /// Serves `config` with a back-office listener.
 async fn start(config: BridgeConfig) -> Running {
     let bridge = common::start_isolated(config).await;
-    Running { public: bridge.addr, admin: bridge.admin_addr.expect("a back-office listener"), _bridge: bridge }
+    Running { public: bridge.addr, admin: bridge.admin_addr.expect("a back-office listener"), bridge }
 }
 
 fn admin_config(certs: &Certs, auth: AdminAuth, names: &[&str], tls_files: Option<&Issued>) -> BridgeConfig {
@@ -100,9 +100,12 @@ async fn broadcast(client: &reqwest::Client, url: &str, key: Option<&str>, id: i
 }
 
 /// A Socket.IO client on the public listener, connected.
-async fn listener(public: SocketAddr) -> (rust_socketio::asynchronous::Client, common::Events) {
-    let (client, mut rx) = sio_client(public, TransportType::Websocket, None).await;
+/// A Socket.IO client on the public listener, returned once the bridge has it in its
+/// audience (see [`common::in_audience`]).
+async fn listener(bridge: &Running) -> (rust_socketio::asynchronous::Client, common::Events) {
+    let (client, mut rx) = sio_client(bridge.public, TransportType::Websocket, None).await;
     next(&mut rx, "open").await;
+    common::in_audience(&bridge.bridge.bridge, 1).await;
     (client, rx)
 }
 
@@ -115,7 +118,7 @@ async fn mutual_tls_refuses_a_client_without_the_right_certificate_in_the_handsh
     let certs = certs();
     let bridge = start(admin_config(&certs, AdminAuth::Key, &[], Some(&certs.server))).await;
     let url = format!("https://127.0.0.1:{}", bridge.admin.port());
-    let (_sio, mut rx) = listener(bridge.public).await;
+    let (_sio, mut rx) = listener(&bridge).await;
     let ca = &certs.server_ca.ca_file;
 
     let refused = broadcast(&client(ca, None), &url, Some(KEY), 1).await;
@@ -152,7 +155,7 @@ async fn with_admin_auth_mtls_the_certificate_alone_is_enough_and_its_name_is_ch
     let config = admin_config(&certs, AdminAuth::Mtls, &["laravel.backoffice"], Some(&certs.server));
     let bridge = start(config).await;
     let url = format!("https://127.0.0.1:{}", bridge.admin.port());
-    let (_sio, mut rx) = listener(bridge.public).await;
+    let (_sio, mut rx) = listener(&bridge).await;
     let ca = &certs.server_ca.ca_file;
 
     let refused = broadcast(&client(ca, Some(&certs.intruder)), &url, Some(KEY), 1).await;
@@ -166,7 +169,7 @@ async fn without_a_client_ca_the_key_alone_opens_the_back_office() {
     let certs = certs();
     let bridge = start(admin_config(&certs, AdminAuth::Key, &[], None)).await;
     let url = format!("http://{}", bridge.admin);
-    let (_sio, mut rx) = listener(bridge.public).await;
+    let (_sio, mut rx) = listener(&bridge).await;
     assert_eq!(broadcast(&common::http(), &url, None, 1).await, Ok(401));
     assert_eq!(broadcast(&common::http(), &url, Some("wrong-key-0123456789"), 2).await, Ok(401));
     assert_eq!(broadcast(&common::http(), &url, Some(KEY), 3).await, Ok(200));

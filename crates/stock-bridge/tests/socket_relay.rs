@@ -49,6 +49,7 @@ async fn relays_the_payload_unchanged_over_websocket_and_polling() {
     for transport in [TransportType::Websocket, TransportType::Polling] {
         let (c, mut rx) = client(bridge.addr, transport, None).await;
         next(&mut rx, "open").await;
+        common::in_audience(&bridge.bridge, 1).await;
         let body = add_stock(5486);
         let (status, answer) = post(bridge.addr, &body).await;
         assert_eq!(status, 200, "{answer}");
@@ -60,6 +61,7 @@ async fn relays_the_payload_unchanged_over_websocket_and_polling() {
         post(bridge.addr, &json!({"event": "sale_mode", "data": {"mode": "peak_hour"}})).await;
         assert_eq!(next(&mut rx, "sale_mode").await, vec![json!({"mode": "peak_hour"})]);
         c.disconnect().await.unwrap();
+        common::in_audience(&bridge.bridge, 0).await;
     }
 }
 
@@ -75,6 +77,7 @@ async fn private_broadcasts_reach_only_their_user() {
     let (_b, mut rx_b) = client(bridge.addr, TransportType::Websocket, Some(token(42, 600))).await;
     next(&mut rx_a, "open").await;
     next(&mut rx_b, "open").await;
+    common::in_audience(&bridge.bridge, 2).await;
 
     let mut private = add_stock(1);
     private["to"] = json!("user:42");
@@ -118,6 +121,7 @@ async fn a_socket_is_closed_when_its_token_expires_and_its_reconnect_is_refused(
     let (_expiring, mut rx) = client(bridge.addr, TransportType::Websocket, Some(expiring.clone())).await;
     next(&mut rx_lasting, "open").await;
     next(&mut rx, "open").await;
+    common::in_audience(&bridge.bridge, 2).await;
     let mut private = add_stock(1);
     private["to"] = json!("user:42");
     assert_eq!(post(bridge.addr, &private).await.1["recipients"], 2, "both sockets of user 42, before");
@@ -247,6 +251,7 @@ async fn introspection_identifies_users_caches_answers_and_refuses_unknown_token
     next(&mut rx_a, "open").await;
     let (_b, mut rx_b) = client(bridge.addr, TransportType::Websocket, Some("good-7".into())).await;
     next(&mut rx_b, "open").await;
+    common::in_audience(&bridge.bridge, 2).await;
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1, "the second handshake used the cached answer");
     let mut private = json!({"event": "sale_mode", "data": {"mode": "peak_hour"}, "to": "user:7"});
     assert_eq!(post(bridge.addr, &private).await.1["recipients"], 2);

@@ -73,6 +73,13 @@ pub async fn next(rx: &mut Events, name: &str) -> Vec<Value> {
     .unwrap_or_else(|_| panic!("no {name} within {WAIT:?}"))
 }
 
+/// Waits (at most [`WAIT`]) until `bridge`'s audience has `n` members: a client's `open`
+/// comes before the bridge's connect handler has it join, so a broadcast right after
+/// `open` could miss it (its catch-up would not: that waits for the join).
+pub async fn in_audience(bridge: &Bridge, n: usize) {
+    eventually(&format!("{n} sockets in the audience"), WAIT, || async { bridge.audience.len() == n }).await;
+}
+
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 /// A bridge of its own for a test ([`TestBridge`]), its broadcast rate limit lifted (these
