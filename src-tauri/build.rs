@@ -10,6 +10,8 @@ fn main() {
         "dashboard",
         "diagnostics",
         "set_watched",
+        "update_status",
+        "update_action",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
         .expect("failed to run the Tauri build script");

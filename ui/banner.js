@@ -1,5 +1,5 @@
 // The header: connection state (words, colour, why and since when), the latest product's
-// values, the sale mode, and the data-may-be-incomplete notice.
+// values, the sale mode, the data-may-be-incomplete notice, and an update on offer.
 
 import { ago, clockTime, exactTime, money } from './format.js';
 
@@ -78,5 +78,39 @@ export function createBanner(doc = document) {
     el.hidden = false;
   }
 
-  return { showState, showLatest, showSaleMode, showGap, showLastKnown, tick };
+  /**
+   * An update (the app's `UpdateView`): its download's progress, then "Update 0.1.1 ready"
+   * with Install and restart / Later, then "Installing". Nothing otherwise: a check, its
+   * failure or a put-off update are for the Diagnostics panel, never in the operator's way.
+   */
+  function showUpdate(view) {
+    const s = (view && view.status) || { state: 'off' };
+    const box = $('update-offer');
+    const bar = $('update-progress');
+    let text = '';
+    let offer = false;
+    bar.hidden = true;
+    if (s.state === 'downloading') {
+      if (s.total) {
+        const perMille = Math.min(1000, Math.floor((s.received * 1000) / s.total));
+        bar.value = perMille;
+        bar.hidden = false;
+        text = `Downloading update ${s.version}… ${Math.floor(perMille / 10)} %`;
+      } else {
+        text = `Downloading update ${s.version}… ${(s.received / 1e6).toFixed(1)} MB`;
+      }
+    } else if (s.state === 'ready') {
+      text = `Update ${s.version} ready`;
+      offer = true;
+    } else if (s.state === 'installing') {
+      text = `Installing update ${s.version}…`;
+    }
+    $('update-text').textContent = text;
+    box.title = s.state === 'ready' && s.notes ? s.notes : '';
+    $('update-install').hidden = !offer;
+    $('update-later').hidden = !offer;
+    box.hidden = !text;
+  }
+
+  return { showState, showLatest, showSaleMode, showGap, showLastKnown, showUpdate, tick };
 }

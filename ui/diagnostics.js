@@ -20,7 +20,12 @@ export function createDiagnostics(invoke, doc = document) {
       ['Events dropped', c.events_dropped ?? 0], ['Malformed events', c.malformed ?? 0],
       ['Last event', d.last_event_at ? `${d.last_event_age_secs} s ago` : 'none yet'],
       ['Data complete', d.gap ? `no, since ${new Date(d.gap.since).toLocaleTimeString()}` : 'yes'],
+      ['Updates', describeUpdate(d.update)],
     ];
+    const problem = d.update && d.update.problem;
+    if (problem) {
+      items.push(['Last update problem', `${new Date(problem.at).toLocaleString()}: ${problem.message}`]);
+    }
     const dl = $('diag-list');
     dl.textContent = '';
     for (const [k, v] of items) {
@@ -52,5 +57,28 @@ export function createDiagnostics(invoke, doc = document) {
   }
 
   const isOpen = () => !$('diagnostics').hidden;
-  return { render, copy, isOpen };
+  /** Asks for a check now; the panel shows what it finds. */
+  async function checkUpdates() {
+    await invoke('update_action', { action: 'check_now' }).catch((err) => {
+      $('copy-result').textContent = (err && err.message) || String(err);
+    });
+  }
+  return { render, copy, isOpen, checkUpdates };
+}
+
+/** One line on updates: the version running, where updating stands, when it last looked. */
+export function describeUpdate(u) {
+  if (!u) return '—';
+  const s = u.status || { state: 'off' };
+  const checked = u.last_checked ? `, checked ${new Date(u.last_checked).toLocaleString()}` : '';
+  const at = {
+    off: 'off (no update address in Settings)',
+    idle: u.last_checked ? 'up to date' : 'not checked yet',
+    checking: 'checking…',
+    downloading: `downloading ${s.version}`,
+    ready: `${s.version} ready to install`,
+    deferred: `${s.version} installs at the next start`,
+    installing: `installing ${s.version}`,
+  }[s.state] || s.state;
+  return `${u.current_version}: ${at}${checked}`;
 }

@@ -14,6 +14,7 @@ export const ERROR_TEXT = {
   storage: null,
   remember_unavailable: null, // the message says why
   superseded: null, // a newer page took over: never shown
+  updates_off: null, // the message says to set an update address
 };
 
 /** The sentence to show for a command's failure. */

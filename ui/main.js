@@ -36,6 +36,22 @@ function draw(updates) {
   // A completed catch-up: values restored from disk are current now.
   if (b.gap === null) banner.showLastKnown(null);
   if (b.sessionEnded) showLogin(b.sessionEnded);
+  if (b.update) {
+    banner.showUpdate(b.update);
+    if (diagnostics.isOpen()) diagnostics.render();
+  }
+}
+
+/** The banner's Install and restart / Later. */
+async function updateAction(action) {
+  for (const id of ['update-install', 'update-later']) $(id).disabled = true;
+  try {
+    await invoke('update_action', { action });
+  } catch (err) {
+    console.warn(`update ${action}: ${errorText(err)}`);
+  } finally {
+    for (const id of ['update-install', 'update-later']) $(id).disabled = false;
+  }
 }
 
 /** Reads the whole view from the app and draws it from scratch. */
@@ -145,6 +161,7 @@ async function openSettings() {
     $('settings-close-to-tray').checked = s.close_to_tray !== false;
     $('settings-notifications').checked = s.notifications !== false;
     $('settings-till-name').value = s.till_name || '';
+    $('settings-update-url').value = s.update_url || '';
   }
   $('settings-error').hidden = true;
   $('settings-dialog').showModal();
@@ -162,6 +179,7 @@ async function saveSettings(ev) {
         close_to_tray: $('settings-close-to-tray').checked,
         notifications: $('settings-notifications').checked,
         till_name: $('settings-till-name').value,
+        update_url: $('settings-update-url').value,
       },
     });
     $('settings-dialog').close();
@@ -177,6 +195,7 @@ async function saveSettings(ev) {
 // ---- start ---------------------------------------------------------------------------------
 async function start() {
   $('login-form').addEventListener('submit', onLogin);
+  $('login-submit').disabled = false; // handled from now on (index.html has it disabled until here)
   $('logout').addEventListener('click', onLogout);
   $('stock-filter').addEventListener('input', () => table.setFilter($('stock-filter').value));
   $('table-wrap').addEventListener('scroll', () => { table.measure(); table.redraw(); }, { passive: true });
@@ -198,6 +217,9 @@ async function start() {
     if (!el.hidden) diagnostics.render();
   });
   $('copy-diagnostics').addEventListener('click', () => diagnostics.copy());
+  $('check-updates').addEventListener('click', () => diagnostics.checkUpdates());
+  $('update-install').addEventListener('click', () => updateAction('install'));
+  $('update-later').addEventListener('click', () => updateAction('later'));
   setInterval(() => { banner.tick(); table.tick(); if (diagnostics.isOpen()) diagnostics.render(); }, 1000);
   try {
     await follow({ onBatch: draw, onResync: loadDashboard }); // first, so nothing sent from now on is missed
@@ -207,6 +229,7 @@ async function start() {
     table.setWatched(session.watched || []);
     showUnencrypted(session.unencrypted);
     await loadDashboard(); // then the current state: nothing sent before we listened is lost
+    banner.showUpdate(await invoke('update_status').catch(() => null));
     if (session.logged_in) showDashboard();
     else showLogin('');
   } catch (err) {

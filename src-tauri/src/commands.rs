@@ -107,7 +107,11 @@ pub fn get_settings(state: AppStateRef<'_>) -> Settings {
 /// Saves new settings; a running feed moves to the new socket address (and reconnects as
 /// the till's new name).
 #[tauri::command]
-pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result<Settings, CommandError> {
+pub async fn save_settings<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    state: AppStateRef<'_>,
+    settings: Settings,
+) -> Result<Settings, CommandError> {
     let settings = settings.validated()?;
     let value = serde_json::to_value(&settings).unwrap_or_default();
     state
@@ -125,6 +129,9 @@ pub async fn save_settings(state: AppStateRef<'_>, settings: Settings) -> Result
         && let Some(session) = state.session()
     {
         session::start_feed(state.inner().clone(), &settings, session.token.expose_secret()).await;
+    }
+    if previous.update_url != settings.update_url {
+        crate::updates::start(&app, state.inner());
     }
     Ok(settings)
 }
@@ -152,4 +159,21 @@ pub fn dashboard(state: AppStateRef<'_>) -> DashboardView {
 #[tauri::command]
 pub async fn diagnostics(state: AppStateRef<'_>) -> Result<crate::diagnostics::Diagnostics, CommandError> {
     Ok(crate::diagnostics::collect(&state).await)
+}
+
+/// Where updating stands (the page's first look; changes come as `update` updates).
+#[tauri::command]
+pub fn update_status(state: AppStateRef<'_>) -> stock_client::update::UpdateView {
+    state.update_view()
+}
+
+/// The banner's Install and restart / Later, Diagnostics' Check now.
+#[tauri::command]
+pub fn update_action(state: AppStateRef<'_>, action: crate::updates::UpdateAction) -> Result<(), CommandError> {
+    let asked = lock(&state.updates).as_ref().is_some_and(|feed| feed.updates.ask(action.into()));
+    if asked {
+        Ok(())
+    } else {
+        Err(CommandError::new(ErrorKind::UpdatesOff, "Updates are off: no update address is set in Settings"))
+    }
 }

@@ -13,7 +13,7 @@ use stock_client::{StateChange, StatsSnapshot, User};
 /// For support staff: no token, no password.
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnostics {
-    pub app_version: &'static str,
+    pub app_version: String,
     /// This till in the fleet view: read it out on the phone.
     pub till_id: String,
     pub till_name: String,
@@ -27,6 +27,8 @@ pub struct Diagnostics {
     pub events_shown: u64,
     pub last_event_at: Option<DateTime<Utc>>,
     pub last_event_age_secs: Option<i64>,
+    /// Updates: this version, what was found, the last problem.
+    pub update: stock_client::update::UpdateView,
     pub generated_at: DateTime<Utc>,
 }
 
@@ -37,7 +39,7 @@ pub async fn collect(state: &AppState) -> Diagnostics {
     let counters = state.feed.lock().await.as_ref().and_then(Feed::stats);
     let now = Utc::now();
     Diagnostics {
-        app_version: env!("CARGO_PKG_VERSION"),
+        app_version: state.version.clone(),
         till_id: state.till_id().to_owned(),
         till_name: settings.till_name,
         api_base_url: settings.api_base_url,
@@ -50,6 +52,7 @@ pub async fn collect(state: &AppState) -> Diagnostics {
         events_shown: view.events_received,
         last_event_at: view.last_event_at,
         last_event_age_secs: view.last_event_at.map(|t| (now - t).num_seconds()),
+        update: state.update_view(),
         generated_at: now,
     }
 }

@@ -28,11 +28,13 @@ pub enum ErrorKind {
     RememberUnavailable,
     /// A newer page has subscribed: this one's updates go there.
     Superseded,
+    /// An update action while no update address is set.
+    UpdatesOff,
 }
 
 impl ErrorKind {
     /// Every kind, for the contract test.
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::WrongCredentials,
         ErrorKind::Unreachable,
         ErrorKind::ServerError,
@@ -45,6 +47,7 @@ impl ErrorKind {
         ErrorKind::Storage,
         ErrorKind::RememberUnavailable,
         ErrorKind::Superseded,
+        ErrorKind::UpdatesOff,
     ];
 }
 

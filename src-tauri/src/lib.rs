@@ -13,6 +13,10 @@
 //! - [`error`]: [`error::CommandError`], matched by `kind` in the page.
 //! - [`diagnostics`]: what support reads about this till (panel, Copy, and the fleet view's
 //!   request through the bridge).
+//! - [`updates`]: signed automatic updates (tauri-plugin-updater under
+//!   `stock_client::update`'s policy).
+//! - [`launch`]: what a launch was asked to do (`--quit`, `--forget-credential`: the
+//!   Windows installer's and uninstaller's requests).
 //! - [`webview`]: how the window's web view renders (memory).
 //! - [`notify`]: desktop notifications (tauri-plugin-notification) for what
 //!   `stock_client::alerts` decides deserves one.
@@ -25,6 +29,7 @@ pub mod credentials;
 pub mod diagnostics;
 pub mod error;
 pub mod feed;
+pub mod launch;
 pub mod notify;
 pub mod outlet;
 pub mod page;
@@ -32,6 +37,7 @@ pub mod session;
 pub mod settings;
 pub mod state;
 pub mod tray;
+pub mod updates;
 pub mod webview;
 
 use settings::StoreVault;
@@ -56,6 +62,8 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         commands::dashboard,
         commands::diagnostics,
         commands::set_watched,
+        commands::update_status,
+        commands::update_action,
     ]
 }
 
@@ -104,6 +112,19 @@ impl Drop for LastKnownKeeper {
     }
 }
 
+/// `--forget-credential`: removes the remembered session's token; the exit status says
+/// whether it could.
+fn forget_credential() -> i32 {
+    use credentials::CredentialStore;
+    match credentials::OsCredentials::new(credentials::SERVICE).delete() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("stock-dashboard: could not remove the saved sign-in: {e}");
+            1
+        }
+    }
+}
+
 /// When the process started, for the "page ready" log line (read by `bench/app-bench.js`).
 pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
@@ -112,28 +133,51 @@ pub fn run() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let launch = launch::Launch::from_args(std::env::args_os());
+    if launch == launch::Launch::ForgetCredential {
+        std::process::exit(forget_credential());
+    }
     let mut builder = tauri::Builder::default();
     if single_instance_possible() {
-        // First, so a second launch stops before it does anything else.
-        builder = builder.plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            tracing::info!("another launch: bringing this window to the front");
-            tray::bring_to_front(app);
+        // First, so a second launch stops before it does anything else (it hands its
+        // command line to the running app, here).
+        builder = builder.plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
+            if launch::Launch::from_args(&args) == launch::Launch::Quit {
+                tracing::info!("another launch asked this app to quit (an installer replacing it)");
+                app.exit(0);
+            } else {
+                tracing::info!("another launch: bringing this window to the front");
+                tray::bring_to_front(app);
+            }
         }));
     } else {
         tracing::warn!("no D-Bus session bus: a second launch will open a second window");
+    }
+    if launch == launch::Launch::Quit && !single_instance_possible() {
+        eprintln!("stock-dashboard: --quit: no session bus here, so no running app can be reached");
+        std::process::exit(0);
     }
     let result = builder
         .plugin(tauri_plugin_window_state::Builder::default().with_state_flags(tray::kept_window_state()).build())
         .plugin(tauri_plugin_store::Builder::default().build())
         .plugin(tauri_plugin_notification::init())
-        .setup(|app| {
+        .plugin(tauri_plugin_updater::Builder::new().build())
+        .setup(move |app| {
+            if launch == launch::Launch::Quit {
+                // No running app took the request (a running one would have, above): done.
+                tracing::info!("--quit: no running app");
+                std::process::exit(0);
+            }
             let store = app.store(STORE_FILE)?;
             let credentials = Arc::new(credentials::OsCredentials::new(credentials::SERVICE));
-            let state = Arc::new(AppState::load(Arc::new(StoreVault(store)), credentials));
+            let mut state = AppState::load(Arc::new(StoreVault(store)), credentials);
+            state.version = app.package_info().version.to_string();
+            let state = Arc::new(state);
             *state::lock(&state.notifier) = Some(notify::start(app.handle().clone()));
             app.manage(LastKnownKeeper(tauri::async_runtime::spawn(keep_last_known(state.clone()))));
             resume(state.clone());
             tray::install(app.handle(), state.clone());
+            updates::start(app.handle(), &state);
             app.manage(state);
             if let Some(window) = app.get_webview_window("main") {
                 webview::configure(&window);

@@ -24,6 +24,8 @@ pub enum PageUpdate {
     Unauthorized {
         message: String,
     },
+    /// Where updating stands (the banner's offer, Diagnostics).
+    Update(stock_client::update::UpdateView),
 }
 
 impl From<Change> for PageUpdate {
@@ -66,6 +68,7 @@ mod tests {
     use chrono::{DateTime, Utc};
     use serde_json::json;
     use stock_client::dashboard::DashboardView;
+    use stock_client::update::{UpdateError, UpdateProblem, UpdateStatus, UpdateStep, UpdateView};
     use stock_client::{StatsSnapshot, User};
     use stock_protocol::{ConnectionState, RefusalCode};
 
@@ -84,6 +87,7 @@ mod tests {
             close_to_tray: true,
             notifications: true,
             till_name: String::new(),
+            update_url: String::new(),
         };
         let user = User { id: "1".into(), name: Some("Demo Operator".into()) };
         let connected = StateChange {
@@ -122,6 +126,33 @@ mod tests {
             last_event_at: Some(row.received_at),
             last_known: None,
         };
+        let update = |status| UpdateView {
+            current_version: "0.1.0".into(),
+            status,
+            last_checked: Some(at("2026-01-01T08:00:00Z")),
+            problem: None,
+        };
+        let update_ready = update(UpdateStatus::Ready { version: "0.1.1".into(), notes: Some("Faster start".into()) });
+        let update_problem = UpdateView {
+            problem: Some(UpdateProblem {
+                step: UpdateStep::Signature,
+                version: Some("0.1.1".into()),
+                message: UpdateError::Signature("signature verification failed".into()).to_string(),
+                at: at("2026-01-01T08:00:01Z"),
+            }),
+            ..update(UpdateStatus::Idle)
+        };
+        let update_views = json!({
+            "off": UpdateView::off("0.1.0"),
+            "idle": update(UpdateStatus::Idle),
+            "checking": update(UpdateStatus::Checking),
+            "downloading": update(UpdateStatus::Downloading { version: "0.1.1".into(), received: 3_500_000, total: Some(7_000_000) }),
+            "downloading_unknown_size": update(UpdateStatus::Downloading { version: "0.1.1".into(), received: 2_500_000, total: None }),
+            "ready": update_ready.clone(),
+            "deferred": update(UpdateStatus::Deferred { version: "0.1.1".into() }),
+            "installing": update(UpdateStatus::Installing { version: "0.1.1".into() }),
+            "refused": update_problem.clone(),
+        });
         let batch = Batch {
             updates: vec![
                 PageUpdate::State(offline.clone()),
@@ -130,11 +161,12 @@ mod tests {
                 PageUpdate::Gap(gap.clone()),
                 PageUpdate::GapClosed,
                 Change::SessionEnded(RefusalCode::TokenExpired).into(),
+                PageUpdate::Update(update_ready.clone()),
             ],
             resync: false,
         };
         let diagnostics = Diagnostics {
-            app_version: "0.0.0",
+            app_version: "0.0.0".into(),
             till_id: "5f0c0ffee5f0c0ffee5f0c0ffee5f0c0".into(),
             till_name: "Dhanmondi, counter 2".into(),
             api_base_url: settings.api_base_url.clone(),
@@ -155,6 +187,7 @@ mod tests {
             events_shown: 1,
             last_event_at: Some(row.received_at),
             last_event_age_secs: Some(3),
+            update: update_problem,
             generated_at: at("2026-01-01T09:00:08Z"),
         };
         json!({
@@ -172,6 +205,8 @@ mod tests {
             "dashboard": view,
             "batch": batch,
             "diagnostics": diagnostics,
+            "update_views": update_views,
+            "update_actions": crate::updates::UpdateAction::ALL,
         })
     }
 

@@ -32,10 +32,15 @@ pub struct Settings {
     /// What support staff see this till called ("Dhanmondi, counter 2"); may be empty.
     #[serde(default)]
     pub till_name: String,
+    /// Where the chain publishes releases (a `latest.json`, https://); empty: no updates.
+    #[serde(default)]
+    pub update_url: String,
 }
 
 /// Where an installer names the till (the name set in Settings wins).
 pub const TILL_NAME_VAR: &str = "STOCK_DASHBOARD_TILL_NAME";
+/// Where an installer sets the update address (the one set in Settings wins).
+pub const UPDATE_URL_VAR: &str = "STOCK_DASHBOARD_UPDATE_URL";
 
 fn on() -> bool {
     true
@@ -53,6 +58,7 @@ impl Settings {
             close_to_tray: true,
             notifications: true,
             till_name: var(TILL_NAME_VAR).unwrap_or_default(),
+            update_url: var(UPDATE_URL_VAR).unwrap_or_default(),
         };
         // Addresses given by the environment are the installer's choice: an unencrypted one
         // is taken as allowed (and flagged in the banner), and shows so in Settings.
@@ -87,6 +93,7 @@ impl Settings {
             close_to_tray: self.close_to_tray,
             notifications: self.notifications,
             till_name: self.till_name.trim().to_owned(),
+            update_url: check_update_url(self.update_url)?,
         };
         if settings.till_name.chars().count() > stock_protocol::till::TILL_NAME_MAX
             || settings.till_name.chars().any(char::is_control)
@@ -118,6 +125,11 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The update address, when updates are on.
+    pub fn update_url(&self) -> Option<url::Url> {
+        url::Url::parse(&self.update_url).ok()
+    }
+
     /// Whether an address is http:// to another computer (the banner flags it).
     pub fn unencrypted(&self) -> bool {
         [&self.api_base_url, &self.socket_url].iter().any(|a| stock_client::trust::is_unencrypted_remote(a))
@@ -130,6 +142,34 @@ impl Settings {
             Some(path) => Trust::with_ca_file(std::path::Path::new(path))
                 .map_err(|e| CommandError::new(ErrorKind::InvalidSettings, format!("{e}"))),
         }
+    }
+}
+
+/// Empty (no updates), or an https:// address (http:// only to this computer) without a
+/// user name or password in it (it is shown in Diagnostics).
+fn check_update_url(raw: String) -> Result<String, CommandError> {
+    let trimmed = raw.trim().to_owned();
+    if trimmed.is_empty() {
+        return Ok(trimmed);
+    }
+    let invalid =
+        |why: &str| CommandError::new(ErrorKind::InvalidSettings, format!("The update address {why}, got {trimmed:?}"));
+    let url = url::Url::parse(&trimmed).map_err(|_| invalid("must be an https:// address"))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("must name a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not echoed: it holds a secret.
+        return Err(CommandError::new(
+            ErrorKind::InvalidSettings,
+            "The update address must not contain a user name or password",
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(trimmed),
+        "http" if !stock_client::trust::is_unencrypted_remote(&trimmed) => Ok(trimmed),
+        "http" => Err(invalid("must be https:// (updates are fetched only over an encrypted connection)")),
+        _ => Err(invalid("must be an https:// address")),
     }
 }
 
@@ -167,6 +207,9 @@ pub const WATCHED_KEY: &str = "watched";
 pub const TILL_KEY: &str = "till";
 /// The table as last known ([`stock_client::dashboard::LastKnown`]; values, never a token).
 pub const LAST_KNOWN_KEY: &str = "last_known";
+
+/// The release the operator put off with Later (`{"version": ...}`): installed at the next start.
+pub const UPDATE_LATER_KEY: &str = "update_later";
 
 /// A [`Vault`] in memory.
 #[derive(Default)]
@@ -225,6 +268,7 @@ mod tests {
             close_to_tray: true,
             notifications: true,
             till_name: String::new(),
+            update_url: String::new(),
         };
         let ok = at(" https://api.local/ ", "https://ws.local").validated().unwrap();
         assert_eq!(ok.api_base_url, "https://api.local");
@@ -244,6 +288,7 @@ mod tests {
             close_to_tray: true,
             notifications: true,
             till_name: String::new(),
+            update_url: String::new(),
         };
         let err = at("http://remote.example", false).validated().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidSettings);
@@ -257,6 +302,28 @@ mod tests {
     }
 
     #[test]
+    fn the_update_address_is_https_or_this_computer_and_carries_no_password() {
+        let at = |url: &str| Settings { update_url: url.into(), ..Settings::from_env() }.validated();
+        assert_eq!(at("  ").unwrap().update_url, "", "blank: no updates");
+        assert_eq!(
+            at(" https://updates.chain.example/latest.json ").unwrap().update_url,
+            "https://updates.chain.example/latest.json"
+        );
+        assert!(at("http://127.0.0.1:8080/latest.json").is_ok(), "this computer may use http://");
+        for (bad, says) in [
+            ("http://updates.chain.example/latest.json", "encrypted"),
+            ("https://user:secret@updates.chain.example/latest.json", "user name or password"),
+            ("ftp://updates.chain.example/latest.json", "https://"),
+            ("updates.chain.example", "https://"),
+        ] {
+            let err = at(bad).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidSettings, "{bad}");
+            assert!(err.message.contains(says), "{bad}: {}", err.message);
+            assert!(!err.message.contains("secret"), "no secret in an error text: {}", err.message);
+        }
+    }
+
+    #[test]
     fn a_ca_file_is_checked_when_saved() {
         let settings = |ca: &str| Settings {
             api_base_url: "https://api.local".into(),
@@ -266,6 +333,7 @@ mod tests {
             close_to_tray: true,
             notifications: true,
             till_name: String::new(),
+            update_url: String::new(),
         };
         let err = settings("/nonexistent/ca.pem").validated().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidSettings);

@@ -40,6 +40,11 @@ pub struct AppState {
     kept: Mutex<Option<(u64, chrono::DateTime<chrono::Utc>)>>,
     /// This till's id in the fleet view (random, made at first start, kept in the vault).
     till_id: String,
+    /// The running updater (none while updates are off).
+    pub updates: Mutex<Option<crate::updates::UpdateFeed>>,
+    /// This app's version (the app sets Tauri's, which a release build's config decides;
+    /// the crate's otherwise).
+    pub version: String,
 }
 
 impl AppState {
@@ -75,7 +80,17 @@ impl AppState {
             feed: tokio::sync::Mutex::new(None),
             dashboard: Mutex::new(dashboard),
             outlet: Outlet::default(),
+            updates: Mutex::new(None),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
         }
+    }
+
+    /// Where updating stands (off when no update address is set).
+    pub fn update_view(&self) -> stock_client::update::UpdateView {
+        lock(&self.updates)
+            .as_ref()
+            .map(|feed| feed.updates.view())
+            .unwrap_or_else(|| stock_client::update::UpdateView::off(&self.version))
     }
 
     pub fn settings(&self) -> Settings {
@@ -93,7 +108,7 @@ impl AppState {
             till_id: self.till_id.clone(),
             name: self.settings().till_name,
             app: TillApp::Desktop,
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: self.version.clone(),
             os: std::env::consts::OS.into(),
         }
     }

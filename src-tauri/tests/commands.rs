@@ -50,6 +50,7 @@ fn app_with_credentials(vault: Arc<MemoryVault>, credentials: Arc<dyn Credential
         close_to_tray: true,
         notifications: true,
         till_name: String::new(),
+        update_url: String::new(),
     };
     vault.save("settings", Some(serde_json::to_value(&settings).unwrap())).unwrap();
     let state = Arc::new(AppState::load(vault.clone(), credentials.clone()));

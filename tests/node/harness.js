@@ -63,6 +63,7 @@ class WebDriver {
   async find(css) { return (await this.cmd('POST', `${this.session}/element`, { using: 'css selector', value: css }))[ELEMENT]; }
   async text(css) { return this.cmd('GET', `${this.session}/element/${await this.find(css)}/text`); }
   async displayed(css) { return this.cmd('GET', `${this.session}/element/${await this.find(css)}/displayed`); }
+  async enabled(css) { return this.cmd('GET', `${this.session}/element/${await this.find(css)}/enabled`); }
   async type(css, text) { await this.cmd('POST', `${this.session}/element/${await this.find(css)}/value`, { text }); }
   async clear(css) { await this.cmd('POST', `${this.session}/element/${await this.find(css)}/clear`, {}); }
   async retype(css, text) { await this.clear(css); if (text) await this.type(css, text); }

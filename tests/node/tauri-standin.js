@@ -48,6 +48,10 @@
       save_settings: ({ settings }) => settings,
       logout: () => null,
       diagnostics: () => ({ ...copy(samples.diagnostics), generated_at: now() }),
+      update_status: () => copy(samples.update_views.off),
+      update_action: ({ action }) => (samples.update_actions.includes(action)
+        ? null
+        : Promise.reject({ kind: 'invalid_action', message: `the app takes no update action "${action}"` })),
       set_watched: ({ productId, watched }) => {
         standin.watched = standin.watched.filter((id) => id !== productId).concat(watched ? [productId] : []).sort((a, b) => a - b);
         return [...standin.watched];

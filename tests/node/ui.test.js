@@ -26,6 +26,24 @@ function loggedInSetup() {
   s.handlers.current_session = () => JSON.parse(JSON.stringify(s.samples.session));
 }
 
+test("before the page's script handles the form, it cannot be sent (the password would end up in the address)", async () => {
+  // A busy till can show the form before main.js and its modules have loaded.
+  const page = await newPage(env.browser, env.base, null, { javaScriptEnabled: false });
+  try {
+    await page.waitForSelector(`${byId('login-email')}:visible`, WAIT);
+    assert.equal(await page.isDisabled(byId('login-submit')), true, 'Sign in waits for the script');
+    await page.fill(byId('login-email'), 'ann@pharmacy.test');
+    await page.fill(byId('login-password'), 'secret');
+    await page.press(byId('login-password'), 'Enter');
+    assert.doesNotMatch(page.url(), /secret|password/, 'Enter in the form did not send it');
+  } finally {
+    await page.close();
+  }
+  const page2 = await openPage();
+  await page2.waitForSelector(`${byId('login-submit')}:enabled`, WAIT);
+  await page2.close();
+});
+
 test('login errors are shown clearly, with a busy indicator while waiting', async () => {
   const page = await openPage();
   await page.waitForSelector(`${byId('login-email')}:visible`, WAIT);
@@ -440,6 +458,62 @@ test('values restored from disk are marked "last known at HH:MM — not live" un
   await page.evaluate((u) => window.__standin.push(u), update('gap_closed'));
   await page.waitForSelector(byId('last-known'), { ...WAIT, state: 'hidden' });
   assert.equal(await page.$eval(byId('stock-table'), (t) => t.classList.contains('stale')), false);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('an update shows its download, then "Update 0.1.1 ready" with Install and restart / Later; a refusal only in Diagnostics', async () => {
+  const page = await openPage(loggedInSetup);
+  const dialogs = [];
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  await page.waitForSelector(`${byId('stock-table')}:visible`, WAIT);
+  const offer = byId('update-offer');
+  assert.equal(await page.isVisible(offer), false, 'nothing while updates are off');
+  const views = await page.evaluate(() => window.__standin.samples.update_views);
+  assert.ok(
+    await page.evaluate(() => window.__standin.samples.batch.updates.some((u) => u.type === 'update')),
+    'the app sends "update" updates (page-samples.json)',
+  );
+  const push = (view) => page.evaluate((u) => window.__standin.push(u), { type: 'update', ...view });
+  const actions = () => page.evaluate(() => window.__standin.calls.filter((c) => c.cmd === 'update_action').map((c) => c.args.action));
+
+  await push(views.checking);
+  assert.equal(await page.isVisible(offer), false, 'a check is not the operator\'s business');
+  await push(views.downloading);
+  await page.waitForSelector(`${offer}:visible`, WAIT);
+  assert.equal(await page.textContent(byId('update-text')), 'Downloading update 0.1.1… 50 %');
+  assert.equal(await page.evaluate(() => document.getElementById('update-progress').value), 500);
+  assert.equal(await page.isVisible(byId('update-install')), false);
+  await push(views.downloading_unknown_size);
+  assert.equal(await page.textContent(byId('update-text')), 'Downloading update 0.1.1… 2.5 MB');
+  assert.equal(await page.isVisible(byId('update-progress')), false);
+
+  await push(views.ready);
+  assert.equal(await page.textContent(byId('update-text')), 'Update 0.1.1 ready');
+  assert.equal(await page.getAttribute(offer, 'title'), 'Faster start', 'the release notes on hover');
+  await page.click(byId('update-later'));
+  await page.click(byId('update-install'));
+  await page.waitForFunction(() => window.__standin.calls.filter((c) => c.cmd === 'update_action').length === 2, null, WAIT);
+  assert.deepEqual(await actions(), ['later', 'install']);
+  const all = await page.evaluate(() => window.__standin.samples.update_actions);
+  for (const action of await actions()) assert.ok(all.includes(action), `the app takes "${action}"`);
+  await push(views.installing);
+  assert.equal(await page.textContent(byId('update-text')), 'Installing update 0.1.1…');
+  assert.equal(await page.isVisible(byId('update-install')), false);
+  await push(views.deferred);
+  assert.equal(await page.isVisible(offer), false, 'put off: out of the way until the next start');
+
+  // A bundle whose signature does not match: no dialog, no offer; Diagnostics says so.
+  await push(views.refused);
+  assert.equal(await page.isVisible(offer), false);
+  await page.click('#toggle-diagnostics');
+  await page.waitForFunction(() => document.querySelector('#diag-list').textContent.includes('Last update problem'), null, WAIT);
+  const text = await page.textContent('#diag-list');
+  assert.match(text, /0\.1\.0: up to date, checked/);
+  assert.match(text, /signature does not match this app's release key/);
+  await page.click(byId('check-updates'));
+  await page.waitForFunction(() => window.__standin.calls.some((c) => c.cmd === 'update_action' && c.args.action === 'check_now'), null, WAIT);
+  assert.deepEqual(dialogs, []);
   assert.deepEqual(page.errors, []);
   await page.close();
 });

@@ -2,10 +2,11 @@
 // front of WebKitWebDriver), against a real `stock-bridge demo`: log in, send an
 // add_stock with `stock-bridge send`, see it; stop the bridge, see `socket offline`;
 // start it again, see `socket connected`; one instance, the tray's state (from the app's
-// log) and the window's size across a restart. Saves screenshots as test artifacts.
+// log) and the window's size across a restart, and a launch with --quit closing it (the
+// Windows installer's request). Saves screenshots as test artifacts.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile } = require('node:child_process');
+const { execFile, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -70,7 +71,7 @@ async function openApp(bridgeUrl, home = fs.mkdtempSync(path.join(os.tmpdir(), '
 }
 
 async function logIn(wd) {
-  await until('the login form', () => wd.displayed(T('login-email')));
+  await until('the login form, handled by the page', async () => (await wd.displayed(T('login-email'))) && wd.enabled(T('login-submit')));
   await wd.type(T('login-email'), 'demo@mediboy.local');
   await wd.type(T('login-password'), 'demo1234');
   await wd.click(T('login-submit'));
@@ -160,7 +161,7 @@ test('over wss, with the private CA set in Settings, the window connects; Settin
   try {
     await withApp(url, 'wss', async (wd) => {
       // The CA is not trusted yet: the login names the certificate problem.
-      await until('the login form', () => wd.displayed(T('login-email')));
+      await until('the login form, handled by the page', async () => (await wd.displayed(T('login-email'))) && wd.enabled(T('login-submit')));
       await wd.type(T('login-email'), 'demo@mediboy.local');
       await wd.type(T('login-password'), 'demo1234');
       await wd.click(T('login-submit'));
@@ -232,7 +233,7 @@ test('one instance, a tray that follows the connection, the window size and the 
     // Restarted with the bridge down: the last known values, said to be not live.
     stop(bridge);
     await stopped(bridge);
-    await withApp(bridgeUrl, 'instance-restart', async (wd) => {
+    await withApp(bridgeUrl, 'instance-restart', async (wd, { driver, appEnv }) => {
       // The plugin restores the size as the window is made; under Xvfb the X server answers
       // the resize a moment later, so the first reading can still be the configured size.
       let rect;
@@ -255,6 +256,23 @@ test('one instance, a tray that follows the connection, the window size and the 
       bridge = await startBridge(bridgePort);
       await until('socket connected', async () => (await wd.text(T('connection-state'))) === 'socket connected');
       await until('the notice to go', async () => !(await wd.displayed(T('last-known'))));
+
+      // The Windows installer's request before it replaces files: a launch with --quit
+      // reaches this app through its single-instance lock, and it exits cleanly.
+      const running = () => {
+        try {
+          return execFileSync('pgrep', ['-f', `^${APP}( |$)`]).toString().split('\n').filter(Boolean);
+        } catch { return []; }
+      };
+      assert.equal(running().length, 1, 'one app runs');
+      const quit = start(APP, ['--quit'], appEnv);
+      const code = await Promise.race([
+        new Promise((r) => quit.once('exit', (c) => r(c))),
+        new Promise((r) => setTimeout(() => r('still running after 20 s'), 20_000)),
+      ]);
+      assert.equal(code, 0, `the --quit launch should exit: ${quit.output}`);
+      await until('the running app to quit', () => running().length === 0);
+      assert.match(driver.output, /another launch asked this app to quit/);
     }, home);
   } finally {
     stop(bridge);

@@ -17,6 +17,8 @@
 //!   and gathered.
 //! - [`trust`]: which servers are trusted over https/wss (system store + a private CA),
 //!   and connection failures named by cause (certificate problems included).
+//! - [`update`]: keeping the till up to date (when to check, what the operator is offered,
+//!   when it installs); the app plugs in the signed updater.
 
 pub mod alerts;
 pub mod backoff;
@@ -26,6 +28,7 @@ pub mod link;
 pub mod login;
 pub mod supervisor;
 pub mod trust;
+pub mod update;
 
 pub use link::{Connector, SocketIoConnector, SocketTarget};
 pub use login::{LoginError, LoginTarget, Session, Token, User, login};
