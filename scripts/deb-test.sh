@@ -7,7 +7,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-bash scripts/package-linux.sh --debug --deb-only
+bash scripts/package-linux.sh --debug
 deb=$(find "$CARGO_TARGET_DIR/debug/bundle/deb" -name '*.deb' | head -n1)
 [ -n "$deb" ] || { echo "no .deb was built" >&2; exit 1; }
 pkg=$(dpkg-deb -f "$deb" Package)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up this machine (stage 0) and runs every test stage in order: lint, Rust, page and
-# interop, the real window, packaging, benchmark and soak. Each stage is a script of its
-# own under scripts/ci/ and runs alone too (`bash scripts/ci/rust.sh`). A failing stage
+# interop, the real window, Linux packaging and updates, the Windows installer, benchmark
+# and soak. Each stage is a script of its own under scripts/ci/ and runs alone too
+# (`bash scripts/ci/rust.sh`). A failing stage
 # does not hide the later ones: all run, each is timed, and the summary says which failed
 # (the exit status is 1 if any did). STAGES="lint rust" runs only those.
 set -uo pipefail
@@ -10,7 +11,7 @@ cd "$ROOT"
 
 bash scripts/ci/setup.sh || { echo "==> host setup failed: nothing can be tested" >&2; exit 1; }
 
-stages=(${STAGES:-lint rust page window packaging bench})
+stages=(${STAGES:-lint rust page window packaging windows bench})
 results=()
 failed=0
 started_all=$SECONDS
