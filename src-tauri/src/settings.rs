@@ -125,9 +125,18 @@ impl Settings {
         Ok(settings)
     }
 
-    /// The update address, when updates are on.
+    /// The update address, when updates are on: an address saved in Settings was checked
+    /// then, one from [`UPDATE_URL_VAR`] is checked here by the same rule (refused: updates
+    /// stay off, and the log says why).
     pub fn update_url(&self) -> Option<url::Url> {
-        url::Url::parse(&self.update_url).ok()
+        match check_update_url(self.update_url.clone()) {
+            Ok(address) if address.is_empty() => None,
+            Ok(address) => url::Url::parse(&address).ok(),
+            Err(e) => {
+                tracing::warn!("updates are off: {}", e.message);
+                None
+            }
+        }
     }
 
     /// Whether an address is http:// to another computer (the banner flags it).
@@ -137,11 +146,8 @@ impl Settings {
 
     /// The servers trusted: the system's store, plus the CA file if one is set.
     pub fn trust(&self) -> Result<Trust, CommandError> {
-        match &self.ca_file {
-            None => Ok(Trust::system()),
-            Some(path) => Trust::with_ca_file(std::path::Path::new(path))
-                .map_err(|e| CommandError::new(ErrorKind::InvalidSettings, format!("{e}"))),
-        }
+        Trust::from_ca_file(self.ca_file.as_deref().map(std::path::Path::new))
+            .map_err(|e| CommandError::new(ErrorKind::InvalidSettings, format!("{e}")))
     }
 }
 
@@ -321,6 +327,19 @@ mod tests {
             assert!(err.message.contains(says), "{bad}: {}", err.message);
             assert!(!err.message.contains("secret"), "no secret in an error text: {}", err.message);
         }
+    }
+
+    #[test]
+    fn an_update_address_from_the_environment_follows_the_same_rule() {
+        let given = |url: &str| Settings { update_url: url.into(), ..Settings::from_env() }.update_url();
+        assert_eq!(given(""), None);
+        assert_eq!(
+            given("https://updates.chain.example/latest.json").unwrap().host_str(),
+            Some("updates.chain.example")
+        );
+        assert!(given("http://127.0.0.1:8080/latest.json").is_some());
+        assert_eq!(given("http://updates.chain.example/latest.json"), None, "http:// to another computer");
+        assert_eq!(given("https://user:secret@updates.chain.example/latest.json"), None);
     }
 
     #[test]
