@@ -125,7 +125,6 @@ step "4. the installed stock-watch.exe against a Linux demo bridge on loopback"
 x86_64-w64-mingw32-gcc -shared -O2 -s -o "$work/bcryptprimitives.dll" tests/windows/processprng-shim.c -ladvapi32
 cp "$work/bcryptprimitives.dll" "$instdir/"
 start_demo() { # -> sets demo_url
-  [ -n "$bridge_pid" ] && { kill "$bridge_pid"; wait "$bridge_pid" 2>/dev/null || true; }
   : > "$work/demo.log"
   "$bridge_bin" demo --listen 127.0.0.1:0 --interval-ms 200 > "$work/demo.log" 2>&1 &
   bridge_pid=$!

@@ -138,7 +138,8 @@ pub fn run() {
         std::process::exit(forget_credential());
     }
     let mut builder = tauri::Builder::default();
-    if single_instance_possible() {
+    let single_instance = single_instance_possible();
+    if single_instance {
         // First, so a second launch stops before it does anything else (it hands its
         // command line to the running app, here).
         builder = builder.plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
@@ -153,7 +154,7 @@ pub fn run() {
     } else {
         tracing::warn!("no D-Bus session bus: a second launch will open a second window");
     }
-    if launch == launch::Launch::Quit && !single_instance_possible() {
+    if launch == launch::Launch::Quit && !single_instance {
         eprintln!("stock-dashboard: --quit: no session bus here, so no running app can be reached");
         std::process::exit(0);
     }

@@ -54,6 +54,11 @@ impl Trust {
         Ok(trust)
     }
 
+    /// [`Trust::with_ca_file`] when a CA file is given, else [`Trust::system`].
+    pub fn from_ca_file(path: Option<&Path>) -> Result<Self, TrustError> {
+        path.map_or_else(|| Ok(Trust::system()), Trust::with_ca_file)
+    }
+
     /// The extra CA file, if any.
     pub fn ca_file(&self) -> Option<&Path> {
         self.extra.as_ref().map(|e| e.0.as_path())

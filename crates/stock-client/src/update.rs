@@ -104,6 +104,7 @@ pub struct UpdateView {
 }
 
 impl UpdateView {
+    /// Updates are off (no address): nothing checked, nothing wrong.
     pub fn off(current_version: &str) -> Self {
         UpdateView {
             current_version: current_version.to_owned(),
@@ -249,12 +250,7 @@ pub fn start<S: UpdateSource, H: UpdateHost>(
         Some(version) => UpdateStatus::Deferred { version: version.clone() },
         None => UpdateStatus::Idle,
     };
-    let (view_tx, view) = watch::channel(UpdateView {
-        current_version: current_version.to_owned(),
-        status,
-        last_checked: None,
-        problem: None,
-    });
+    let (view_tx, view) = watch::channel(UpdateView { status, ..UpdateView::off(current_version) });
     let (commands, inbox) = mpsc::channel(4);
     let policy = Policy { source, host, view: Arc::new(view_tx), install_on_arrival: later.is_some(), offered: None };
     let task = tokio::spawn(policy.run(inbox));
@@ -432,6 +428,16 @@ mod tests {
         installed: Arc<Mutex<Vec<(String, usize)>>>,
     }
 
+    impl Scripted {
+        /// A source whose first check finds `version` and whose download gives `download`.
+        fn offering(version: &str, download: Result<Vec<u8>, UpdateError>) -> Scripted {
+            let source = Scripted::default();
+            source.checks.lock().unwrap().push_back(Ok(Some(release(version))));
+            source.downloads.lock().unwrap().push_back(download);
+            source
+        }
+    }
+
     impl UpdateSource for Scripted {
         type Found = String;
         async fn check(&self) -> Result<Option<(Release, String)>, UpdateError> {
@@ -512,9 +518,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_release_is_downloaded_offered_and_installed_only_when_asked() {
-        let source = Scripted::default();
-        source.checks.lock().unwrap().push_back(Ok(Some(release("0.1.1"))));
-        source.downloads.lock().unwrap().push_back(Ok(vec![7; 1000]));
+        let source = Scripted::offering("0.1.1", Ok(vec![7; 1000]));
         let host = Host::default();
         let updates = start(source.clone(), host.clone(), "0.1.0", None);
         let mut seen = updates.watch();
@@ -549,9 +553,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn later_is_remembered_and_the_next_start_installs_without_asking() {
-        let source = Scripted::default();
-        source.checks.lock().unwrap().push_back(Ok(Some(release("0.1.1"))));
-        source.downloads.lock().unwrap().push_back(Ok(vec![1; 10]));
+        let source = Scripted::offering("0.1.1", Ok(vec![1; 10]));
         let host = Host::default();
         let updates = start(source.clone(), host.clone(), "0.1.0", None);
         settle().await;
@@ -569,9 +571,7 @@ mod tests {
         drop(updates);
 
         // The next start: the remembered choice installs what arrives, then restarts.
-        let source = Scripted::default();
-        source.checks.lock().unwrap().push_back(Ok(Some(release("0.1.2"))));
-        source.downloads.lock().unwrap().push_back(Ok(vec![2; 20]));
+        let source = Scripted::offering("0.1.2", Ok(vec![2; 20]));
         let host = Host::default();
         let updates = start(source.clone(), host.clone(), "0.1.0", Some("0.1.1".into()));
         assert_eq!(status(&updates), UpdateStatus::Deferred { version: "0.1.1".into() });
@@ -582,9 +582,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_bundle_whose_signature_does_not_match_is_refused_shown_once_and_not_fetched_again_soon() {
-        let source = Scripted::default();
-        source.checks.lock().unwrap().push_back(Ok(Some(release("0.1.1"))));
-        source.downloads.lock().unwrap().push_back(Err(UpdateError::Signature("bad signature".into())));
+        let source = Scripted::offering("0.1.1", Err(UpdateError::Signature("bad signature".into())));
         let host = Host::default();
         let updates = start(source.clone(), host.clone(), "0.1.0", None);
         settle().await;
@@ -621,9 +619,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_install_offers_the_release_again() {
-        let source = Scripted::default();
-        source.checks.lock().unwrap().push_back(Ok(Some(release("0.1.1"))));
-        source.downloads.lock().unwrap().push_back(Ok(vec![1; 10]));
+        let source = Scripted::offering("0.1.1", Ok(vec![1; 10]));
         source.installs.lock().unwrap().push_back(Err(UpdateError::Install("authentication was cancelled".into())));
         let host = Host::default();
         let updates = start(source.clone(), host.clone(), "0.1.0", None);

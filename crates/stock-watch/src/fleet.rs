@@ -61,15 +61,12 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
 const PER_PAGE: usize = 1000;
 
 pub async fn run(args: FleetArgs) -> ExitCode {
-    let trust = match &args.ca_file {
-        None => stock_client::Trust::system(),
-        Some(path) => match stock_client::Trust::with_ca_file(path) {
-            Ok(trust) => trust,
-            Err(e) => {
-                eprintln!("stock-watch fleet: {e}");
-                return ExitCode::from(2);
-            }
-        },
+    let trust = match stock_client::Trust::from_ca_file(args.ca_file.as_deref()) {
+        Ok(trust) => trust,
+        Err(e) => {
+            eprintln!("stock-watch fleet: {e}");
+            return ExitCode::from(2);
+        }
     };
     let http = match trust.http_client().timeout(Duration::from_secs(15)).build() {
         Ok(http) => http,

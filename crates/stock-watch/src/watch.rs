@@ -47,15 +47,12 @@ fn identity(args: &WatchArgs) -> Option<TillIdentity> {
 }
 
 pub async fn run(args: WatchArgs) -> ExitCode {
-    let trust = match &args.ca_file {
-        None => stock_client::Trust::system(),
-        Some(path) => match stock_client::Trust::with_ca_file(path) {
-            Ok(trust) => trust,
-            Err(e) => {
-                eprintln!("stock-watch: {e}");
-                return ExitCode::from(2);
-            }
-        },
+    let trust = match stock_client::Trust::from_ca_file(args.ca_file.as_deref()) {
+        Ok(trust) => trust,
+        Err(e) => {
+            eprintln!("stock-watch: {e}");
+            return ExitCode::from(2);
+        }
     };
     for address in [&args.api, &args.socket] {
         if stock_client::trust::is_unencrypted_remote(address) {
