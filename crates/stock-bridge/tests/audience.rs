@@ -8,7 +8,7 @@ mod common;
 use common::{TestBridge, WAIT, add_stock, eventually, post, raw_client, start_isolated};
 use futures_util::{SinkExt, StreamExt};
 use stock_bridge::config::BridgeConfig;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Waits (at most [`WAIT`]) until the bridge's audience has `n` members.
@@ -44,8 +44,10 @@ async fn the_audience_follows_clients_that_come_and_go() {
 /// The product ids of the next `n` `add_stock` events `ws` receives (answering pings).
 async fn products_received(ws: &mut common::Ws, n: usize) -> Vec<i64> {
     let mut products = Vec::new();
+    // One deadline for all (a per-frame wait would be renewed by every ping).
+    let deadline = Instant::now() + WAIT;
     while products.len() < n {
-        let frame = timeout(WAIT, ws.next()).await.expect("an add_stock never came").unwrap().unwrap();
+        let frame = timeout_at(deadline, ws.next()).await.expect("an add_stock never came").unwrap().unwrap();
         let text = frame.to_text().unwrap();
         if text == "2" {
             ws.send(Message::text("3")).await.unwrap();

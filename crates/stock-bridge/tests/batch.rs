@@ -21,11 +21,13 @@ async fn post(running: &TestBridge, body: &Value) -> (u16, Value) {
     common::post_with(running.addr, Some(KEY), body).await
 }
 
-/// The next `count` events `ws` receives, as (event name, args), answering pings.
+/// The next `count` events `ws` receives, as (event name, args), answering pings; all
+/// within [`common::WAIT`] (a per-frame wait would be renewed by every ping forever).
 async fn events(ws: &mut Ws, count: usize) -> Vec<(String, Vec<Value>)> {
     let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + common::WAIT;
     while seen.len() < count {
-        let frame = timeout(common::WAIT, ws.next())
+        let frame = tokio::time::timeout_at(deadline, ws.next())
             .await
             .unwrap_or_else(|_| panic!("only {} of {count} events arrived", seen.len()))
             .expect("the socket closed")
@@ -67,6 +69,7 @@ fn seq_of(args: &[Value]) -> u64 {
 async fn a_batch_arrives_in_order_with_consecutive_sequence_numbers_in_few_writes() {
     let running = bridge(BridgeConfig::default()).await;
     let mut ws = common::raw_client(running.addr).await;
+    common::in_audience(&running.bridge, 1).await;
     let socket = running.bridge.io.sockets().pop().expect("the client is connected");
     let account = account(&socket).expect("every socket has an account");
     let writes_before = account.writes().expect("a WebSocket is metered");
@@ -101,6 +104,7 @@ async fn a_batch_arrives_in_order_with_consecutive_sequence_numbers_in_few_write
 async fn one_bad_event_refuses_the_batch_and_nothing_is_sent_or_numbered() {
     let running = bridge(BridgeConfig::default()).await;
     let mut ws = common::raw_client(running.addr).await;
+    common::in_audience(&running.bridge, 1).await;
     let bad = json!({"event": "add_stock", "data": {"product_id": 3}});
     let batch = json!({"events": [add_stock(1), add_stock(2), bad, {"event": "shutdown", "data": {}}]});
     let (status, answer) = post(&running, &batch).await;
@@ -184,6 +188,7 @@ async fn send_file(running: &TestBridge, lines: &str, batch_size: &str) -> (bool
 async fn send_file_posts_a_file_in_batches_and_names_the_lines_refused() {
     let running = bridge(BridgeConfig::default()).await;
     let mut ws = common::raw_client(running.addr).await;
+    common::in_audience(&running.bridge, 1).await;
     let lines: String = (1..=5).map(|p| format!("{}\n", add_stock(p))).collect();
     let (ok, out, err) = send_file(&running, &lines, "2").await;
     assert!(ok, "{out}{err}");

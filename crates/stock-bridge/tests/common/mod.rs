@@ -154,7 +154,11 @@ pub fn read_until(ws: Ws, last: &'static str) -> tokio::task::JoinHandle<Vec<Str
 
 async fn read_frames(mut ws: Ws, last: Option<&'static str>) -> Vec<String> {
     let mut seen = Vec::new();
-    while let Ok(Some(Ok(frame))) = timeout(WAIT, ws.next()).await {
+    // Quiet for WAIT ends it, and so does 3 x WAIT in all (pings would renew a quiet wait).
+    let deadline = tokio::time::Instant::now() + 3 * WAIT;
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + WAIT), ws.next()).await
+    {
         if let Message::Text(text) = frame {
             if text.as_str() == "2" {
                 let _ = ws.send(Message::text("3")).await;
