@@ -3,7 +3,8 @@
 //!
 //! - [`FanoutChannel`]: one Redis pub/sub channel carries every broadcast to every node,
 //!   once per run of events (a batch's run for the same recipients is one message), as a
-//!   [`ClusterRun`]. Every node, the one that published it too, hands what it receives to
+//!   [`crate::encoded::RunMessage`]: the events' packets, encoded once by the node that
+//!   took the broadcast, which each node slices out and hands on without parsing them. Every node, the one that published it too, hands what it receives to
 //!   its own fan-out worker: the same path, byte accounting and slow-client cut as a
 //!   bridge alone (socketioxide's Redis adapter fanned out with neither: a 2 KB/s reader on
 //!   one node took it from 16 to 134 MiB and lost 804 events without a word; issue 22 F12).
@@ -21,7 +22,6 @@ use crate::lastvalue::LastValueCache;
 use crate::metrics as m;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -39,24 +39,6 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 pub const INBOX_RUNS: usize = 4096;
 /// See [`INBOX_RUNS`].
 pub const INBOX_BYTES: usize = 64 * 1024 * 1024;
-
-/// One run of events as it crosses Redis: the rooms it goes to (everyone when empty) and
-/// its events, each with its payload as posted and its delivery position when it has one,
-/// both already serialized (they are passed on byte for byte).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ClusterRun {
-    pub rooms: Vec<String>,
-    pub events: Vec<ClusterEvent>,
-}
-
-/// One event of a [`ClusterRun`].
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ClusterEvent {
-    pub event: String,
-    pub data: Box<RawValue>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<Box<RawValue>>,
-}
 
 /// This node's end of the cluster's fan-out channel; see the module docs.
 pub struct FanoutChannel {
@@ -176,9 +158,8 @@ impl FanoutChannel {
         self.conn.clone()
     }
 
-    /// Sends `run` to every node, this one too.
-    pub async fn publish(&self, run: &ClusterRun) -> Result<(), RedisDown> {
-        let bytes = serde_json::to_vec(run).expect("a run serializes");
+    /// Sends `run` (an encoded [`crate::encoded::RunMessage`]) to every node, this one too.
+    pub async fn publish(&self, bytes: Vec<u8>) -> Result<(), RedisDown> {
         self.conn.clone().publish::<_, _, redis::Value>(self.name.as_str(), bytes).await.map_err(|e| {
             tracing::warn!("cluster fan-out failed: {e}");
             RedisDown

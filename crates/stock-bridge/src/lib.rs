@@ -46,6 +46,7 @@ pub mod cluster;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod encoded;
 pub mod fleet;
 pub mod http;
 pub mod lastvalue;

@@ -8,22 +8,27 @@
 //! every node, this one too, hands what the channel brings to the same worker
 //! ([`Relay::fan_out_received`]).
 //!
+//! Each event is encoded once ([`EncodedEvent`]), by the node that took it; every socket
+//! it goes to gets a clone of the same bytes through socketioxide's `send_raw` (public in
+//! our patched copy). Per socket there is only the byte accounting and the handoff.
+//!
 //! No lock is held across a call into socketioxide: its `disconnect()` runs our handlers
 //! inline, and a lock held there froze the bridge once. The worker alone calls into it.
 
-use crate::accounting::{self, event_frame_len};
+use crate::accounting;
 use crate::audience::Audience;
 use crate::audience::Target;
-use crate::cluster::{ClusterEvent, ClusterRun, RedisDown};
+use crate::cluster::RedisDown;
+use crate::encoded::{EncodedEvent, RunMessage};
 use crate::metrics as m;
 use crate::mode::Mode;
 use serde_json::value::RawValue;
 use socketioxide::socket::Sid;
-use socketioxide::{SendError, SocketError, SocketIo, extract::SocketRef};
+use socketioxide::{SocketError, SocketIo, extract::SocketRef};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use stock_protocol::{BroadcastRequest, DeliveryMeta};
+use stock_protocol::BroadcastRequest;
 use tokio::sync::mpsc;
 
 /// The relay: the order of relays, the fan-out worker's queue (bounded in runs and in
@@ -105,49 +110,14 @@ pub const FANOUT_QUEUE_BYTES: u32 = 32 * 1024 * 1024;
 /// that go to the same recipients (each socket then gets them all in one go, so they can
 /// leave in one write).
 struct Outgoing {
-    events: Vec<Relayable>,
+    /// Each encoded once, for all its sockets.
+    events: Vec<EncodedEvent>,
     /// Its sockets, each with its account (looked up once per run: the lookup showed in
     /// profiles at 5 % of the bridge's CPU when done per event and twice).
     targets: Arc<[Target]>,
     accepted: Instant,
     /// Its share of [`FANOUT_QUEUE_BYTES`], given back when it has been sent.
     _room: tokio::sync::OwnedSemaphorePermit,
-}
-
-/// One event as it is sent: its name, its payload as posted, its delivery position (an
-/// `add_stock`'s, already serialized: it is the same for every socket) and the size of the
-/// WebSocket frame that carries it.
-struct Relayable {
-    event: String,
-    data: Arc<RawValue>,
-    meta: Option<Box<RawValue>>,
-    /// Its sequence, when it has one (an `add_stock` to everyone).
-    seq: Option<u64>,
-    frame: u64,
-}
-
-impl Relayable {
-    fn new(event: String, data: Arc<RawValue>, meta: Option<&DeliveryMeta>) -> Self {
-        let seq = meta.map(|m| m.seq);
-        let meta = meta.map(|m| serde_json::value::to_raw_value(m).expect("DeliveryMeta serializes"));
-        let frame = event_frame_len(&event, data.get(), meta.as_deref().map(RawValue::get));
-        Relayable { event, data, meta, seq, frame }
-    }
-
-    fn args(&self) -> EventArgs<'_> {
-        EventArgs { data: &self.data, meta: self.meta.as_deref() }
-    }
-
-    /// As it crosses Redis (cluster mode).
-    fn to_cluster(&self) -> ClusterEvent {
-        ClusterEvent { event: self.event.clone(), data: self.data.as_ref().to_owned(), meta: self.meta.clone() }
-    }
-
-    fn from_cluster(event: ClusterEvent) -> Self {
-        let frame = event_frame_len(&event.event, event.data.get(), event.meta.as_deref().map(RawValue::get));
-        let seq = event.meta.as_deref().and_then(|m| serde_json::from_str::<DeliveryMeta>(m.get()).ok()).map(|m| m.seq);
-        Relayable { event: event.event, data: Arc::from(event.data), meta: event.meta, seq, frame }
-    }
 }
 
 impl Relay {
@@ -175,7 +145,7 @@ impl Relay {
         {
             let _order = self.order.lock().await;
             // The run being gathered: its recipients, its events, and where its answers start.
-            let mut run: Option<(Vec<String>, Vec<Relayable>, usize)> = None;
+            let mut run: Option<(Vec<String>, Vec<EncodedEvent>, usize)> = None;
             for req in reqs {
                 let rooms: Vec<String> = req.to.iter().map(|r| r.as_str().to_owned()).collect();
                 if run.as_ref().is_some_and(|(r, ..)| *r != rooms)
@@ -189,7 +159,7 @@ impl Relay {
                     _ => None,
                 };
                 relayed.push(Relayed { recipients: None, seq: meta.as_ref().map(|m| m.seq) });
-                let event = Relayable::new(req.event, data, meta.as_ref());
+                let event = EncodedEvent::new(&req.event, &data, meta.as_ref());
                 run.get_or_insert_with(|| (rooms, Vec::new(), relayed.len() - 1)).1.push(event);
             }
             if let Some((rooms, events, first)) = run {
@@ -208,14 +178,14 @@ impl Relay {
         &self,
         mode: &Mode,
         rooms: Vec<String>,
-        events: Vec<Relayable>,
+        events: Vec<EncodedEvent>,
         answers: &mut [Relayed],
         accepted: Instant,
     ) -> Result<(), RedisDown> {
         match mode {
             Mode::Cluster(cluster) => {
-                let run = ClusterRun { rooms, events: events.iter().map(Relayable::to_cluster).collect() };
-                cluster.channel.publish(&run).await.inspect_err(|_| cluster.health.set(false))
+                let run = RunMessage::encode(&rooms, &events);
+                cluster.channel.publish(run).await.inspect_err(|_| cluster.health.set(false))
             }
             Mode::Single(_) => {
                 let recipients = self.fan_out(rooms, events, accepted).await;
@@ -229,7 +199,7 @@ impl Relay {
 
     /// Hands a run to this node's fan-out worker, for its sockets in `rooms` (everyone when
     /// empty); returns how many sockets it goes to.
-    async fn fan_out(&self, rooms: Vec<String>, events: Vec<Relayable>, accepted: Instant) -> usize {
+    async fn fan_out(&self, rooms: Vec<String>, events: Vec<EncodedEvent>, accepted: Instant) -> usize {
         let targets: Arc<[Target]> = if rooms.is_empty() {
             self.local.audience.list()
         } else {
@@ -247,7 +217,7 @@ impl Relay {
         let recipients = targets.iter().filter(|(_, account)| !account.as_ref().is_some_and(|o| o.is_doomed())).count();
         // Bounded in bytes too (a run of a batch holds up to a whole batch): the permits go
         // with the run and come back when the worker has sent it.
-        let bytes: usize = events.iter().map(|e| e.data.get().len()).sum();
+        let bytes: usize = events.iter().map(|e| e.packet().len()).sum();
         let permits = bytes.clamp(1, FANOUT_QUEUE_BYTES as usize) as u32;
         let Ok(room) = self.fanout_bytes.clone().acquire_many_owned(permits).await else { return recipients };
         // The worker ends only with the bridge, which `self` keeps alive.
@@ -258,14 +228,14 @@ impl Relay {
     /// Cluster mode: a run the channel brought (from any node, this one too) goes to this
     /// node's sockets like a broadcast posted here. Bytes that are not a run are logged and
     /// dropped.
-    pub async fn fan_out_received(&self, run: &[u8]) {
+    pub async fn fan_out_received(&self, run: Vec<u8>) {
         let received = Instant::now();
-        match serde_json::from_slice::<ClusterRun>(run) {
-            Ok(ClusterRun { rooms, events }) => {
-                let events = events.into_iter().map(Relayable::from_cluster).collect();
+        let bytes = run.len();
+        match RunMessage::decode(run) {
+            Ok(RunMessage { rooms, events }) => {
                 self.fan_out(rooms, events, received).await;
             }
-            Err(e) => tracing::error!(bytes = run.len(), "a cluster message is not a broadcast run: {e}"),
+            Err(e) => tracing::error!(bytes, "a cluster message is not a broadcast run: {e}"),
         }
     }
 }
@@ -274,7 +244,7 @@ impl Local {
     /// The worker's job for one run.
     async fn send_out(&self, out: Outgoing, doomed: &mut Vec<SocketRef>) {
         let Outgoing { events, targets, accepted, _room } = out;
-        if let Some(seq) = events.iter().filter_map(|e| e.seq).max() {
+        if let Some(seq) = events.iter().filter_map(EncodedEvent::seq).max() {
             self.latest_seq.fetch_max(seq, Ordering::Relaxed);
         }
         // A long run goes in slices, with the writers let run in between: each socket's
@@ -296,7 +266,7 @@ impl Local {
     /// leave in one write). A socket whose queue is full (in packets, or in bytes beyond
     /// `client_buffer_bytes`) gets nothing more and is disconnected; `doomed` keeps those
     /// whose queue had no room for the DISCONNECT either, to try again at the next broadcast.
-    fn deliver(&self, events: &[Relayable], targets: &[Target], doomed: &mut Vec<SocketRef>) {
+    fn deliver(&self, events: &[EncodedEvent], targets: &[Target], doomed: &mut Vec<SocketRef>) {
         retry_doomed(doomed);
         let budget = self.budget;
         let mut delivered = 0u64;
@@ -306,24 +276,26 @@ impl Local {
                 continue;
             }
             for event in events {
-                if account.as_ref().is_some_and(|o| !o.reserve(event.frame, budget)) {
+                if account.as_ref().is_some_and(|o| !o.reserve(event.frame_len(), budget)) {
                     slow.push(socket.clone());
                     continue 'sockets;
                 }
-                match socket.emit(event.event.as_str(), &event.args()) {
+                // What `emit` checks first; `send_raw` only sees the transport.
+                let sent = if socket.connected() { socket.send_raw(event.value()) } else { Err(SocketError::Closed) };
+                match sent {
                     Ok(()) => {
                         delivered += 1;
                         if let Some(account) = account {
-                            account.note_delivery(event.seq);
+                            account.note_delivery(event.seq());
                         }
                     }
-                    Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                    Err(SocketError::InternalChannelFull) => {
                         slow.push(socket.clone());
                         continue 'sockets;
                     }
                     Err(e) => {
                         tracing::debug!(sid = %socket.id, error = %e, "socket gone during relay");
-                        if matches!(e, SendError::Socket(SocketError::Closed)) {
+                        if matches!(e, SocketError::Closed) {
                             // Its disconnect handler normally does this; never keep a dead one.
                             self.audience.leave(socket.id);
                         }
@@ -368,25 +340,6 @@ fn retry_doomed(doomed: &mut Vec<SocketRef>) {
     });
 }
 
-/// A relayed event's arguments: the payload as posted, then its delivery position when it
-/// has one (`add_stock`). Serialized as a tuple, which socketioxide spreads into arguments.
-struct EventArgs<'a> {
-    data: &'a RawValue,
-    meta: Option<&'a RawValue>,
-}
-
-impl serde::Serialize for EventArgs<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        let mut args = serializer.serialize_tuple(1 + usize::from(self.meta.is_some()))?;
-        args.serialize_element(self.data)?;
-        if let Some(meta) = self.meta {
-            args.serialize_element(meta)?;
-        }
-        args.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,18 +378,5 @@ mod tests {
         assert!(relayed.iter().all(|r| r.recipients == Some(0)), "no socket here: {relayed:?}");
         let next = relay.relay(&mode, request(add_stock(9))).await.unwrap();
         assert_eq!(next.seq, Some(4), "the next broadcast follows the batch");
-    }
-
-    #[test]
-    fn arguments_are_the_payload_then_its_position_when_it_has_one() {
-        let data = RawValue::from_string(r#"{"a":1}"#.into()).unwrap();
-        let meta = RawValue::from_string(r#"{"seq":4}"#.into()).unwrap();
-        let both = serde_json::to_string(&EventArgs { data: &data, meta: Some(&meta) }).unwrap();
-        assert_eq!(both, r#"[{"a":1},{"seq":4}]"#);
-        let alone = serde_json::to_string(&EventArgs { data: &data, meta: None }).unwrap();
-        assert_eq!(alone, r#"[{"a":1}]"#);
-        // The frame counted for it: the packet in one WebSocket frame (2 bytes of header).
-        let packet = r#"42["add_stock",{"a":1},{"seq":4}]"#;
-        assert_eq!(event_frame_len("add_stock", data.get(), Some(meta.get())), 2 + packet.len() as u64);
     }
 }

@@ -89,7 +89,7 @@ impl Bridge {
     }
 
     /// Cluster mode: a run the fan-out channel brought goes to this node's sockets.
-    pub async fn fan_out_received(&self, run: &[u8]) {
+    pub async fn fan_out_received(&self, run: Vec<u8>) {
         self.relay.fan_out_received(run).await
     }
 

@@ -111,7 +111,7 @@ async fn cluster_bridge(
         let Ok(weak) = bridge_of.await else { return };
         while let Some(run) = inbox.next().await {
             let Some(bridge) = weak.upgrade() else { return };
-            bridge.fan_out_received(&run).await;
+            bridge.fan_out_received(run).await;
         }
     }));
     let bridge = Bridge::new(config, io, Mode::Cluster(cluster), fleet, latest_seq);
