@@ -28,7 +28,7 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Connects to `socket_url` with `token` as `till`, trusting what `trust` trusts,
+    /// Connects to `socket_url` (one address, or several separated by commas) with `token` as `till`, trusting what `trust` trusts,
     /// configured by `config`, and hands every event to `sink`, in order.
     pub fn start(
         socket_url: &str,
@@ -38,7 +38,9 @@ impl Feed {
         till: TillIdentity,
         sink: Weak<dyn FeedSink>,
     ) -> Feed {
-        let target = SocketTarget { trust, till: Some(till), ..SocketTarget::new(socket_url, Some(token.to_owned())) };
+        let addresses = stock_client::link::split_addresses(socket_url);
+        let target =
+            SocketTarget { trust, till: Some(till), ..SocketTarget::with_addresses(addresses, Some(token.to_owned())) };
         let (client, mut events) = connect(target, config);
         let handle = client.handle();
         let forwarder = tokio::spawn(async move {

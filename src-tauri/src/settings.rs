@@ -87,7 +87,16 @@ impl Settings {
         };
         let settings = Settings {
             api_base_url: check("The API address", self.api_base_url)?,
-            socket_url: check("The socket address", self.socket_url)?,
+            // One address, or a cluster's nodes separated by commas (the till moves on to
+            // the next when one fails).
+            socket_url: {
+                let checked: Vec<String> = self
+                    .socket_url
+                    .split(',')
+                    .map(|one| check("The socket address", one.to_owned()))
+                    .collect::<Result<_, _>>()?;
+                checked.join(", ")
+            },
             ca_file: self.ca_file.map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()),
             allow_unencrypted: self.allow_unencrypted,
             close_to_tray: self.close_to_tray,
@@ -107,9 +116,9 @@ impl Settings {
             ));
         }
         if !settings.allow_unencrypted {
-            for (what, address) in
-                [("The API address", &settings.api_base_url), ("The socket address", &settings.socket_url)]
-            {
+            let sockets = stock_client::link::split_addresses(&settings.socket_url);
+            let api = [("The API address", &settings.api_base_url)];
+            for (what, address) in api.into_iter().chain(sockets.iter().map(|a| ("The socket address", a))) {
                 if stock_client::trust::is_unencrypted_remote(address) {
                     return Err(CommandError::new(
                         ErrorKind::InvalidSettings,
@@ -141,7 +150,9 @@ impl Settings {
 
     /// Whether an address is http:// to another computer (the banner flags it).
     pub fn unencrypted(&self) -> bool {
-        [&self.api_base_url, &self.socket_url].iter().any(|a| stock_client::trust::is_unencrypted_remote(a))
+        std::iter::once(self.api_base_url.clone())
+            .chain(stock_client::link::split_addresses(&self.socket_url))
+            .any(|a| stock_client::trust::is_unencrypted_remote(&a))
     }
 
     /// The servers trusted: the system's store, plus the CA file if one is set.
@@ -282,6 +293,30 @@ mod tests {
             let err = at(bad, DEMO_URL).validated().unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidSettings, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_socket_address_may_list_a_clusters_nodes_each_checked() {
+        let at = |socket: &str| Settings {
+            api_base_url: "https://api.local".into(),
+            socket_url: socket.into(),
+            ca_file: None,
+            allow_unencrypted: false,
+            close_to_tray: true,
+            notifications: true,
+            till_name: String::new(),
+            update_url: String::new(),
+        };
+        let ok = at(" https://node-a.local/ ,https://node-b.local:3001").validated().unwrap();
+        assert_eq!(ok.socket_url, "https://node-a.local, https://node-b.local:3001");
+        assert_eq!(stock_client::link::split_addresses(&ok.socket_url).len(), 2);
+        for bad in ["https://a.local,", "https://a.local, ftp://b", "https://a.local,,https://b.local"] {
+            assert_eq!(at(bad).validated().unwrap_err().kind, ErrorKind::InvalidSettings, "{bad}");
+        }
+        let err = at("https://a.local, http://b.example").validated().unwrap_err();
+        assert!(err.message.contains("http://b.example is not encrypted"), "each node is checked: {}", err.message);
+        let allowed = Settings { allow_unencrypted: true, ..at("https://a.local, http://b.example") };
+        assert!(allowed.validated().unwrap().unencrypted(), "the banner flags any unencrypted node");
     }
 
     #[test]

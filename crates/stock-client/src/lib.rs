@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 /// Starts a [`LiveClient`] on the real Socket.IO connector.
 pub fn connect(target: SocketTarget, config: ClientConfig) -> (LiveClient, tokio::sync::mpsc::Receiver<ClientEvent>) {
-    LiveClient::start(Arc::new(SocketIoConnector { target }), config)
+    LiveClient::start(Arc::new(SocketIoConnector::new(target)), config)
 }
 
 /// What the operator is told when the bridge refused the session's token.

@@ -88,7 +88,11 @@ pub trait Connector: Send + Sync + 'static {
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub struct SocketTarget {
-    pub url: String,
+    /// The bridge's address, or the addresses of a cluster's nodes: each attempt after a
+    /// failed one or a lost connection goes to the next in the list (see
+    /// [`SocketIoConnector`]), so a till whose node is gone moves on to another. Catch-up
+    /// works on any node, so the till keeps its position.
+    pub urls: Vec<String>,
     /// Sent as the handshake `auth: {"token": ...}` and as `Authorization: Bearer`.
     pub token: Option<String>,
     /// Events passed on to the supervisor.
@@ -101,9 +105,15 @@ pub struct SocketTarget {
 }
 
 impl SocketTarget {
+    /// One bridge address.
     pub fn new(url: impl Into<String>, token: Option<String>) -> Self {
+        Self::with_addresses(vec![url.into()], token)
+    }
+
+    /// Several bridge addresses (a cluster's nodes), moved through in turn.
+    pub fn with_addresses(urls: Vec<String>, token: Option<String>) -> Self {
         SocketTarget {
-            url: url.into(),
+            urls,
             token,
             events: vec![events::ADD_STOCK.to_owned(), events::SALE_MODE.to_owned()],
             transport: Transport::Any,
@@ -113,9 +123,41 @@ impl SocketTarget {
     }
 }
 
-/// Real Socket.IO connections through rust_socketio.
+/// The addresses in a setting or an option that holds one or more of them, separated by
+/// commas or spaces (`http://node-a:3001, http://node-b:3001`).
+pub fn split_addresses(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c.is_whitespace()).filter(|a| !a.is_empty()).map(str::to_owned).collect()
+}
+
+/// Real Socket.IO connections through rust_socketio, to the target's addresses in turn:
+/// the first attempt goes to the address at the starting index, and every later attempt
+/// (the supervisor makes one only after a failed attempt or a lost connection) to the next
+/// one, round the list. [`SocketIoConnector::new`] starts at a random address, which
+/// spreads a fleet's tills over a cluster's nodes; a node that comes back gets its share
+/// of the tills that connect after that.
 pub struct SocketIoConnector {
-    pub target: SocketTarget,
+    target: SocketTarget,
+    /// Attempts made so far, counted from the starting index.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl SocketIoConnector {
+    /// Starts at a random one of the target's addresses.
+    pub fn new(target: SocketTarget) -> Self {
+        let start = rand::random_range(0..target.urls.len().max(1));
+        Self::starting_at(target, start)
+    }
+
+    /// Starts at the target's address number `index` (counted round the list).
+    pub fn starting_at(target: SocketTarget, index: usize) -> Self {
+        SocketIoConnector { target, next: std::sync::atomic::AtomicUsize::new(index) }
+    }
+
+    /// The address the next attempt goes to.
+    pub fn next_address(&self) -> Option<&str> {
+        let urls = &self.target.urls;
+        (!urls.is_empty()).then(|| urls[self.next.load(std::sync::atomic::Ordering::Relaxed) % urls.len()].as_str())
+    }
 }
 
 enum Command {
@@ -148,6 +190,12 @@ impl Connector for SocketIoConnector {
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let target = self.target.clone();
         let failed = signals.clone();
+        if target.urls.is_empty() {
+            let _ = failed.send(LinkSignal::Failed("no bridge address is set".into()));
+            return Box::new(SocketIoLink { commands, _stop: stop });
+        }
+        let url = target.urls[self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % target.urls.len()].clone();
+        tracing::debug!(%url, "connecting");
         let spawned = std::thread::Builder::new().name("socketio-link".into()).spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -159,7 +207,7 @@ impl Connector for SocketIoConnector {
             runtime.block_on(async move {
                 // `drive` ends by itself when the link is dropped (its command channel
                 // closes), unless rust_socketio is stuck; the grace period bounds that.
-                let driver = tokio::spawn(drive(target, signals, command_rx));
+                let driver = tokio::spawn(drive(target, url, signals, command_rx));
                 tokio::select! {
                     _ = driver => {}
                     _ = async { let _ = stop_rx.await; tokio::time::sleep(GOODBYE_GRACE).await } => {}
@@ -192,14 +240,18 @@ impl Link for SocketIoLink {
 
 async fn drive(
     target: SocketTarget,
+    url: String,
     signals: mpsc::UnboundedSender<LinkSignal>,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let mut builder = ClientBuilder::new(target.url.clone())
+    // With several addresses, a failure says which one failed.
+    let several = target.urls.len() > 1;
+    let signals = Named { signals, url: several.then(|| url.clone()) };
+    let mut builder = ClientBuilder::new(url.clone())
         .transport_type(target.transport.into())
         .reconnect(false)
         .reconnect_on_disconnect(false);
-    if target.url.starts_with("https:") || target.url.starts_with("wss:") {
+    if url.starts_with("https:") || url.starts_with("wss:") {
         match target.trust.socket_connector() {
             Ok(tls) => builder = builder.tls_config(tls),
             Err(e) => {
@@ -272,7 +324,7 @@ async fn drive(
         Ok(c) => c,
         Err(e) => {
             // Named by its cause when the network or the certificate says which.
-            let why = match crate::trust::why_unreachable(&target.url, &target.trust).await {
+            let why = match crate::trust::why_unreachable(&url, &target.trust).await {
                 Some(why) => why.to_string(),
                 None => format!("could not connect: {e}"),
             };
@@ -323,6 +375,23 @@ async fn drive(
     }
     // The link was dropped: say goodbye so the server frees the socket at once.
     let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
+}
+
+/// The link's signals; a failure is prefixed with the address when there are several.
+#[derive(Clone)]
+struct Named {
+    signals: mpsc::UnboundedSender<LinkSignal>,
+    url: Option<String>,
+}
+
+impl Named {
+    fn send(&self, signal: LinkSignal) -> Result<(), mpsc::error::SendError<LinkSignal>> {
+        let signal = match (signal, &self.url) {
+            (LinkSignal::Failed(why), Some(url)) => LinkSignal::Failed(format!("{url}: {why}")),
+            (signal, _) => signal,
+        };
+        self.signals.send(signal)
+    }
 }
 
 /// The arguments of an acknowledgement. rust_socketio hands an ack's data over as one

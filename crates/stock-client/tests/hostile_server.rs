@@ -293,3 +293,83 @@ async fn binary_data_the_feed_does_not_use_is_named() {
     assert!(reason.contains("binary"), "{reason:?}");
     client.stop().await;
 }
+
+/// A WebSocket server that, after the CONNECT, reads `count` acknowledged events, then
+/// answers them all, last first, each with its arrival index as `now`; the ack ids it saw
+/// go to `ids`.
+async fn answers_late(count: usize, ids: tokio::sync::oneshot::Sender<Vec<String>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let open = r#"0{"sid":"late","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#;
+        ws.send(Message::text(open)).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            if message.to_text().is_ok_and(|t| t.starts_with("40")) {
+                break;
+            }
+        }
+        ws.send(Message::text(r#"40{"sid":"s"}"#)).await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < count {
+            let Some(Ok(message)) = ws.next().await else { return };
+            let Ok(text) = message.to_text() else { continue };
+            if let Some(rest) = text.strip_prefix("42") {
+                seen.push(rest.chars().take_while(char::is_ascii_digit).collect::<String>());
+            }
+        }
+        for (index, id) in seen.iter().enumerate().rev() {
+            ws.send(Message::text(format!(r#"43{id}["pong",{{"now":{index}}}]"#))).await.unwrap();
+        }
+        let _ = ids.send(seen);
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn every_acknowledgement_reaches_its_own_request_however_many_are_outstanding() {
+    use stock_client::link::{Connector, LinkSignal};
+    // rust_socketio drew ack ids at random from 0..999: two requests waiting with the same
+    // id both got the first answer, and removing both then panicked its read loop (seen
+    // with 240 tills in `node_loss.rs`). With 300 waiting, a collision is all but certain.
+    const PROBES: usize = 300;
+    let (ids_tx, ids_rx) = tokio::sync::oneshot::channel();
+    let url = answers_late(PROBES, ids_tx).await;
+    let connector = stock_client::SocketIoConnector::new(over(url, Transport::Websocket));
+    let (tx, mut signals) = tokio::sync::mpsc::unbounded_channel();
+    let link = connector.connect(tx);
+    let opened = tokio::time::timeout(WAIT, async {
+        loop {
+            match signals.recv().await {
+                Some(LinkSignal::Opened) => return,
+                Some(_) => {}
+                None => panic!("the link ended before it opened"),
+            }
+        }
+    });
+    opened.await.expect("no open in time");
+    for _ in 0..PROBES {
+        link.probe();
+    }
+    let ids = tokio::time::timeout(WAIT, ids_rx).await.expect("the probes reached the server").unwrap();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), PROBES, "every request waiting has its own ack id");
+    let mut answered = std::collections::HashSet::new();
+    let counted = tokio::time::timeout(WAIT, async {
+        while answered.len() < PROBES {
+            match signals.recv().await {
+                Some(LinkSignal::Pong { server_now_ms: Some(n) }) => {
+                    assert!(answered.insert(n), "answer {n} was delivered twice");
+                }
+                Some(LinkSignal::Failed(why)) => panic!("the link failed: {why}"),
+                Some(_) => {}
+                None => panic!("the link ended after {} answers (its read loop panicked?)", answered.len()),
+            }
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "{} of {PROBES} answers within {WAIT:?}", answered.len());
+    drop(link);
+}

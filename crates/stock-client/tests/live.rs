@@ -316,3 +316,41 @@ async fn a_client_starting_from_restored_values_hears_when_its_first_catch_up_co
     client.stop().await;
     bridge.stop().await;
 }
+
+/// A till given several addresses starting at `index`.
+fn several(urls: Vec<String>, index: usize) -> (stock_client::LiveClient, tokio::sync::mpsc::Receiver<ClientEvent>) {
+    let connector = stock_client::SocketIoConnector::starting_at(SocketTarget::with_addresses(urls, None), index);
+    stock_client::LiveClient::start(Arc::new(connector), fast())
+}
+
+#[tokio::test]
+async fn a_till_with_several_addresses_moves_on_from_one_that_refuses_and_says_which() {
+    let (_held, dead) = reserved_port();
+    let bridge = bridge(BridgeConfig::default()).await;
+    let (client, mut events) = several(vec![format!("http://{dead}"), bridge.url()], 0);
+    let offline = state(&mut events, Offline).await;
+    let why = offline.reason.unwrap_or_default();
+    assert!(why.starts_with(&format!("http://{dead}: ")), "the failure names the address: {why}");
+    state(&mut events, Connected).await;
+    post(bridge.addr, &add_stock(5, 50)).await;
+    assert_eq!(next_stock(&mut events).await, (5, 50), "live on the second address");
+    client.stop().await;
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_till_whose_bridge_goes_away_reconnects_to_the_next_address() {
+    let first = bridge(BridgeConfig::default()).await;
+    let second = bridge(BridgeConfig::default()).await;
+    let (client, mut events) = several(vec![first.url(), second.url()], 0);
+    state(&mut events, Connected).await;
+    post(first.addr, &add_stock(1, 10)).await;
+    assert_eq!(next_stock(&mut events).await, (1, 10), "on the first address");
+    first.stop().await;
+    state(&mut events, Offline).await;
+    state(&mut events, Connected).await;
+    post(second.addr, &add_stock(2, 20)).await;
+    assert_eq!(next_stock(&mut events).await, (2, 20), "moved on to the second address");
+    client.stop().await;
+    second.stop().await;
+}

@@ -51,7 +51,8 @@ pub struct WatchArgs {
     /// Mediboy REST API base URL (for login).
     #[arg(long, env = "MEDIBOY_API_BASE_URL", default_value = DEFAULT_URL)]
     pub api: String,
-    /// Socket.IO server URL.
+    /// Socket.IO server URL, or a cluster's nodes separated by commas (each attempt after
+    /// a failure or a loss goes to the next).
     #[arg(long, env = "VITE_SOCKET_URL", default_value = DEFAULT_URL)]
     pub socket: String,
     #[arg(long, env = "STOCK_WATCH_EMAIL")]

@@ -54,8 +54,8 @@ pub async fn run(args: WatchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for address in [&args.api, &args.socket] {
-        if stock_client::trust::is_unencrypted_remote(address) {
+    for address in std::iter::once(args.api.clone()).chain(stock_client::link::split_addresses(&args.socket)) {
+        if stock_client::trust::is_unencrypted_remote(&address) {
             eprintln!("stock-watch: warning: {address} is not encrypted: the password and the feed travel in clear");
         }
     }
@@ -87,7 +87,12 @@ pub async fn run(args: WatchArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut target = SocketTarget::new(args.socket.clone(), Some(token));
+    let addresses = stock_client::link::split_addresses(&args.socket);
+    if addresses.is_empty() {
+        eprintln!("stock-watch: give the bridge's address with --socket (or VITE_SOCKET_URL)");
+        return ExitCode::from(2);
+    }
+    let mut target = SocketTarget::with_addresses(addresses, Some(token));
     target.trust = trust;
     target.till = identity(&args);
     target.transport = match args.transport.as_str() {

@@ -7,7 +7,6 @@ pub const CONNECT_ERROR: &str = "connect_error";
 use backoff::{backoff::Backoff, ExponentialBackoffBuilder};
 use futures_util::{future::BoxFuture, stream, Stream, StreamExt};
 use log::trace;
-use rand::{thread_rng, Rng};
 use serde_json::Value;
 use tokio::{
     sync::RwLock,
@@ -72,6 +71,10 @@ pub struct Client {
     /// The inner socket client to delegate the methods to.
     socket: Arc<RwLock<InnerSocket>>,
     outstanding_acks: Arc<RwLock<Vec<Ack>>>,
+    // PATCH: ack ids come from a counter, as socket.io-client's do (they were drawn at
+    // random from 0..999: two outstanding acks with the same id both got the first answer,
+    // and removing both by index then panicked the read loop).
+    next_ack_id: Arc<std::sync::atomic::AtomicI32>,
     // namespace, for multiplexing messages
     nsp: String,
     // Data send in the opening packet (commonly used as for auth)
@@ -90,6 +93,7 @@ impl Client {
             socket: Arc::new(RwLock::new(socket)),
             nsp: builder.namespace.to_owned(),
             outstanding_acks: Arc::new(RwLock::new(Vec::new())),
+            next_ack_id: Arc::new(std::sync::atomic::AtomicI32::new(0)),
             auth: builder.auth.clone(),
             builder: Arc::new(RwLock::new(builder)),
             disconnect_reason: Arc::new(RwLock::new(DisconnectReason::default())),
@@ -363,7 +367,8 @@ impl Client {
         E: Into<Event>,
         D: Into<Payload>,
     {
-        let id = thread_rng().gen_range(0..999);
+        // PATCH: the next id, never negative (see `next_ack_id`).
+        let id = self.next_ack_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & i32::MAX;
         let socket_packet =
             Packet::new_from_payload(data.into(), event.into(), &self.nsp, Some(id))?;
 
@@ -375,7 +380,12 @@ impl Client {
         };
 
         // add the ack to the tuple of outstanding acks
-        self.outstanding_acks.write().await.push(ack);
+        // PATCH: acks whose time is up are dropped here (they were kept until an answer
+        // came, which may be never).
+        let mut acks = self.outstanding_acks.write().await;
+        acks.retain(|ack| ack.time_started.elapsed() < ack.timeout);
+        acks.push(ack);
+        drop(acks);
 
         self.socket.read().await.send(socket_packet).await
     }
@@ -404,37 +414,30 @@ impl Client {
     /// Handles the incoming acks and classifies what callbacks to call and how.
     #[inline]
     async fn handle_ack(&self, socket_packet: &Packet) -> Result<()> {
-        let mut to_be_removed = Vec::new();
-        if let Some(id) = socket_packet.id {
-            for (index, ack) in self.outstanding_acks.write().await.iter_mut().enumerate() {
-                if ack.id == id {
-                    to_be_removed.push(index);
-
-                    if ack.time_started.elapsed() < ack.timeout {
-                        if let Some(ref payload) = socket_packet.data {
-                            ack.callback.deref_mut()(
-                                Payload::from(payload.to_owned()),
-                                self.clone(),
-                            )
-                            .await;
-                        }
-                        if let Some(ref attachments) = socket_packet.attachments {
-                            if let Some(payload) = attachments.get(0) {
-                                ack.callback.deref_mut()(
-                                    Payload::Binary(payload.to_owned()),
-                                    self.clone(),
-                                )
-                                .await;
-                            }
-                        }
-                    } else {
-                        trace!("Received an Ack that is now timed out (elapsed time was longer than specified duration)");
-                    }
+        // PATCH: the ack with this id is taken out of the list (by id, not by a position
+        // that a second match shifted), and its callback runs without the list's lock.
+        let Some(id) = socket_packet.id else {
+            return Ok(());
+        };
+        let ack = {
+            let mut acks = self.outstanding_acks.write().await;
+            acks.iter().position(|ack| ack.id == id).map(|index| acks.remove(index))
+        };
+        let Some(mut ack) = ack else {
+            trace!("Received an Ack nobody waits for");
+            return Ok(());
+        };
+        if ack.time_started.elapsed() < ack.timeout {
+            if let Some(ref payload) = socket_packet.data {
+                ack.callback.deref_mut()(Payload::from(payload.to_owned()), self.clone()).await;
+            }
+            if let Some(ref attachments) = socket_packet.attachments {
+                if let Some(payload) = attachments.get(0) {
+                    ack.callback.deref_mut()(Payload::Binary(payload.to_owned()), self.clone()).await;
                 }
             }
-            for index in to_be_removed {
-                self.outstanding_acks.write().await.remove(index);
-            }
+        } else {
+            trace!("Received an Ack that is now timed out (elapsed time was longer than specified duration)");
         }
         Ok(())
     }
