@@ -247,18 +247,39 @@ impl Local {
         if let Some(seq) = events.iter().filter_map(EncodedEvent::seq).max() {
             self.latest_seq.fetch_max(seq, Ordering::Relaxed);
         }
-        // A long run goes in slices, with the writers let run in between: each socket's
-        // queue then holds one slice at most. Its channel keeps every block it ever grew to
+        // A long run goes in slices, with the writers let catch up in between: each
+        // socket's queue then holds about one slice. Its channel keeps every block it ever grew to
         // (tokio reuses them), so a whole batch queued at once left ~170 KB per socket
         // behind for good; a slice is still one write.
         let mut slices = events.chunks(DELIVERY_SLICE).peekable();
         while let Some(slice) = slices.next() {
             self.deliver(slice, &targets, doomed);
             if slices.peek().is_some() {
-                tokio::task::yield_now().await;
+                self.let_writers_catch_up(&targets, slice).await;
             }
         }
         metrics::histogram!(m::BROADCAST_LATENCY).record(accepted.elapsed().as_secs_f64());
+    }
+
+    /// Lets the sockets' writers run until nearly all of `targets` have at most two
+    /// slices like `slice` waiting (a sample of them is looked at), or [`PACE_ROUNDS`]
+    /// times. Without it the worker ran ahead of the writers and each socket's channel grew
+    /// to hold most of a batch: tokio keeps a channel's blocks once grown, and that stayed
+    /// resident after the burst (issue 26). A socket that reads slowly does not hold the
+    /// others back for longer than the rounds; its byte budget deals with it.
+    async fn let_writers_catch_up(&self, targets: &[Target], slice: &[EncodedEvent]) {
+        let limit: u64 = 2 * slice.iter().map(EncodedEvent::frame_len).sum::<u64>();
+        let stride = (targets.len() / PACE_SAMPLE).max(1);
+        for _ in 0..PACE_ROUNDS {
+            tokio::task::yield_now().await;
+            let mut behind = targets
+                .iter()
+                .step_by(stride)
+                .filter(|(_, a)| a.as_ref().is_some_and(|a| !a.is_doomed() && a.queued().unwrap_or(0) > limit));
+            if behind.nth(1).is_none() {
+                return;
+            }
+        }
     }
 
     /// Queues a run of events to each of its sockets, socket by socket (all of a
@@ -327,6 +348,12 @@ impl Local {
 /// Events of one run queued to each socket before the sockets' writers get to run: one
 /// block of engineioxide's channel (tokio's blocks hold 32), and one write.
 pub const DELIVERY_SLICE: usize = 32;
+
+/// Times the worker lets the writers run, at most, before the next slice of a run.
+const PACE_ROUNDS: usize = 64;
+/// Sockets looked at to tell whether the writers have caught up (one more than one of
+/// them behind is "not yet").
+const PACE_SAMPLE: usize = 64;
 
 /// How often sockets waiting to be disconnected are tried again when no broadcast comes.
 pub const DOOMED_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
