@@ -13,16 +13,23 @@ pub(crate) struct Args {
     /// The Node reference bridge script.
     #[arg(long, default_value = "tests/node/reference-bridge.js")]
     pub(crate) node_bridge: PathBuf,
+    /// The cluster peer script (the Node bridge on socket.io's Redis adapter).
+    #[arg(long, default_value = "tests/node/cluster-bridge.js")]
+    pub(crate) node_cluster: PathBuf,
     /// The socket.io-on-uWebSockets.js peer script.
     #[arg(long, default_value = "tests/node/uws-bridge.js")]
     pub(crate) uws_bridge: PathBuf,
     /// The floor program [default: fanout-floor beside this program].
     #[arg(long)]
     pub(crate) floor: Option<PathBuf>,
-    /// Configurations: clients x events @ rate (0 = as fast as possible; `batch` = posted as batches), comma-separated.
+    /// Configurations: [nodes x] clients (per node) x events @ rate (0 = as fast as possible;
+    /// `batch` = posted as batches), comma-separated. With nodes, that many of ours share a
+    /// redis-server, beside the Node cluster peer, the clients split over them.
     #[arg(long, default_value = "1x2000@0,1000x200@50,1000x1000@batch,10000x50@10")]
     pub(crate) cases: String,
-    /// Also run the first cluster-sized case on two bridge nodes sharing a redis-server.
+    /// Also run the middle case on two nodes sharing a redis-server, ours and the Node
+    /// cluster peer, with the clients split over both nodes and with all of them on the
+    /// node the broadcasts are not posted to.
     #[arg(long)]
     pub(crate) redis: bool,
     /// Pin servers to this CPU (the generator should be pinned to another, e.g. with taskset).
@@ -67,6 +74,9 @@ impl Tls {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Case {
+    /// Bridge nodes sharing a redis-server (1: a bridge alone); written `NODESx` in front.
+    pub(crate) nodes: usize,
+    /// Clients in all (`NODESxPERNODExEVENTS` gives `NODES * PERNODE`).
     pub(crate) clients: usize,
     pub(crate) events: usize,
     pub(crate) rate: f64,
@@ -79,6 +89,9 @@ pub(crate) const BATCH: usize = 1000;
 
 impl std::fmt::Display for Case {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.nodes > 1 {
+            write!(f, "{} nodes x {} clients, ", self.nodes, self.clients / self.nodes)?;
+        }
         if self.batch {
             write!(f, "{} clients x {} events posted as batches of up to {BATCH}", self.clients, self.events)
         } else if self.rate > 0.0 {
@@ -92,11 +105,18 @@ impl std::fmt::Display for Case {
 pub(crate) fn parse_cases(s: &str) -> Result<Vec<Case>, String> {
     s.split(',')
         .map(|c| {
-            let (ce, rate) = c.trim().split_once('@').ok_or(format!("{c}: expected CLIENTSxEVENTS@RATE"))?;
-            let (clients, events) = ce.split_once('x').ok_or(format!("{c}: expected CLIENTSxEVENTS@RATE"))?;
+            let (ce, rate) = c.trim().split_once('@').ok_or(format!("{c}: expected [NODESx]CLIENTSxEVENTS@RATE"))?;
+            let numbers: Vec<&str> = ce.split('x').collect();
+            let (nodes, clients, events) = match numbers[..] {
+                [clients, events] => ("1", clients, events),
+                [nodes, clients, events] => (nodes, clients, events),
+                _ => return Err(format!("{c}: expected [NODESx]CLIENTSxEVENTS@RATE")),
+            };
+            let nodes: usize = nodes.parse().ok().filter(|n| *n >= 1).ok_or(format!("{c}: bad node count"))?;
             let batch = rate == "batch";
             Ok(Case {
-                clients: clients.parse().map_err(|_| format!("{c}: bad client count"))?,
+                nodes,
+                clients: nodes * clients.parse::<usize>().map_err(|_| format!("{c}: bad client count"))?,
                 events: events.parse().map_err(|_| format!("{c}: bad event count"))?,
                 rate: if batch {
                     0.0

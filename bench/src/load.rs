@@ -122,7 +122,8 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
     let rss_base = server.rss_kib();
     // Connect in waves, so the listen backlog is not flooded.
     for i in 0..case.clients {
-        let addr = server.addrs[i % server.addrs.len()];
+        let on = &server.addrs[server.clients_from.min(server.addrs.len() - 1)..];
+        let addr = on[i % on.len()];
         let client = client(addr, server.tls.clone(), received.clone(), ready_tx.clone(), stop_rx.clone());
         tasks.push(tokio::spawn(client));
         if i % 200 == 199 {

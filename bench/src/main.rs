@@ -30,7 +30,7 @@ use args::{Args, Case, Tls, parse_cases};
 use clap::Parser;
 use load::{Outcome, run_case};
 use report::{ratio, row};
-use server::{FLOOR, NODE, UWS, floor, floor_stats, node, ours, redis_server};
+use server::{FLOOR, NODE, NODE_CLUSTER, UWS, floor, floor_stats, node, node_cluster, ours, redis_server};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -43,6 +43,21 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Cluster placements: the clients split over both nodes, or all on the node the
+/// broadcasts are not posted to.
+const SPLIT: &str = "clients split";
+const OTHER_NODE: &str = "clients on the other node";
+
+/// Clients one load generator process holds at most (this machine allows 20,000 open
+/// files per process; a few are the generator's own).
+const ONE_GENERATOR_CLIENTS: usize = 19_000;
+
+/// A free loopback port (for redis-server, which takes a port number).
+async fn free_port() -> Result<u16, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// One case: our outcome and each peer's (by name).
@@ -65,6 +80,46 @@ async fn run(args: Args) -> Result<bool, String> {
     let tls = args.wss.then(Tls::new);
     for case in &cases {
         println!("| **{case}** | | | | | | | | | | | | | | |");
+        if case.clients > ONE_GENERATOR_CLIENTS {
+            println!(
+                "| not run | {} clients need more than one load generator process (at most {ONE_GENERATOR_CLIENTS} open files each here); not built yet | | | | | | | | | | | | | |",
+                case.clients
+            );
+            continue;
+        }
+        if case.nodes > 1 {
+            let port = free_port().await?;
+            let redis = redis_server(port).await?;
+            let url = format!("redis://127.0.0.1:{port}");
+            let server = ours(&args.bridge, args.server_cpu, Some(&url), case.nodes, None).await?;
+            let name = server.name.clone();
+            let a = run_case(&server, *case).await;
+            server.stop().await;
+            let a = a?;
+            println!("{}", row(&name, &a));
+            clean &= a.lost() == 0 && a.dups() == 0 && a.connected == case.clients;
+            let mut peers = Vec::new();
+            if !args.no_node {
+                let peer = node_cluster(&args.node_cluster, args.server_cpu, &url, case.nodes).await;
+                match peer {
+                    Ok(server) => {
+                        let b = run_case(&server, *case).await;
+                        server.stop().await;
+                        match b {
+                            Ok(b) => {
+                                println!("{}", row(NODE_CLUSTER, &b));
+                                peers.push((NODE_CLUSTER.to_owned(), b));
+                            }
+                            Err(e) => println!("| {NODE_CLUSTER} | failed: {e} | | | | | | | | | | | | | |"),
+                        }
+                    }
+                    Err(e) => println!("| {NODE_CLUSTER} | failed to start: {e} | | | | | | | | | | | | | |"),
+                }
+            }
+            drop(redis);
+            ratios.push((*case, a, peers));
+            continue;
+        }
         let server = ours(&args.bridge, args.server_cpu, None, 1, None).await?;
         let name = server.name.clone();
         let a = run_case(&server, *case).await;
@@ -124,27 +179,46 @@ async fn run(args: Args) -> Result<bool, String> {
         }
         ratios.push((*case, a, peers));
     }
+    let mut cluster_rows: Vec<(Case, &str, Outcome, Option<Outcome>)> = Vec::new();
     if args.redis {
-        let case = cases[cases.len() / 2];
-        let port = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?
-            .local_addr()
-            .map_err(|e| e.to_string())?
-            .port();
-        let redis = redis_server(port).await?;
-        let url = format!("redis://127.0.0.1:{port}");
-        let server = ours(&args.bridge, args.server_cpu, Some(&url), 2, None).await?;
-        let name = server.name.clone();
-        println!(
-            "| **{case}, two nodes sharing Redis (clients split, posts to node 1)** | | | | | | | | | | | | | | |"
-        );
-        let o = run_case(&server, case).await;
-        server.stop().await;
-        drop(redis);
-        let o = o?;
-        println!("{}", row(&name, &o));
-        clean &= o.lost() == 0 && o.dups() == 0;
+        let index = cases.len() / 2;
+        let case = cases[index];
+        for (placement, clients_from) in [(SPLIT, 0), (OTHER_NODE, 1)] {
+            let port = free_port().await?;
+            let redis = redis_server(port).await?;
+            let url = format!("redis://127.0.0.1:{port}");
+            println!(
+                "| **{case}, two nodes sharing Redis ({placement}, posts to node 1)** | | | | | | | | | | | | | | |"
+            );
+            let mut server = ours(&args.bridge, args.server_cpu, Some(&url), 2, None).await?;
+            server.clients_from = clients_from;
+            let name = server.name.clone();
+            let o = run_case(&server, case).await;
+            server.stop().await;
+            let o = o?;
+            println!("{}", row(&name, &o));
+            clean &= o.lost() == 0 && o.dups() == 0 && o.connected == case.clients;
+            let mut peer = None;
+            if !args.no_node {
+                match node_cluster(&args.node_cluster, args.server_cpu, &url, 2).await {
+                    Ok(mut server) => {
+                        server.clients_from = clients_from;
+                        let b = run_case(&server, case).await;
+                        server.stop().await;
+                        match b {
+                            Ok(b) => {
+                                println!("{}", row(NODE_CLUSTER, &b));
+                                peer = Some(b);
+                            }
+                            Err(e) => println!("| {NODE_CLUSTER} | failed: {e} | | | | | | | | | | | | | |"),
+                        }
+                    }
+                    Err(e) => println!("| {NODE_CLUSTER} | failed to start: {e} | | | | | | | | | | | | | |"),
+                }
+            }
+            drop(redis);
+            cluster_rows.push((case, placement, o, peer));
+        }
     }
     println!();
     println!(
@@ -164,6 +238,30 @@ async fn run(args: Args) -> Result<bool, String> {
                 ratio(a.kb_per_connection(), b.kb_per_connection()),
                 ratio(a.post_per_s, b.post_per_s)
             );
+        }
+    }
+    if !cluster_rows.is_empty() {
+        println!();
+        println!(
+            "Cluster mode, same run: ours on two nodes / ours alone on the same case (targets: CPU per delivery \
+             at most 1.3, p99 at most 1.5), and ours / the Node bridge on socket.io's Redis adapter:"
+        );
+        println!();
+        println!(
+            "| case | placement | CPU per delivery, cluster / alone | p99, cluster / alone | CPU per delivery, ours / Node cluster | p99, ours / Node cluster |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for (case, placement, o, peer) in &cluster_rows {
+            let alone = ratios.iter().find(|(c, ..)| c.to_string() == case.to_string()).map(|(_, a, _)| a);
+            let (cpu, p99) = match alone {
+                Some(a) => (ratio(o.cpu_us_per_delivery, a.cpu_us_per_delivery), ratio(o.p99_ms, a.p99_ms)),
+                None => ("-".into(), "-".into()),
+            };
+            let (peer_cpu, peer_p99) = match peer {
+                Some(b) => (ratio(o.cpu_us_per_delivery, b.cpu_us_per_delivery), ratio(o.p99_ms, b.p99_ms)),
+                None => ("-".into(), "-".into()),
+            };
+            println!("| {case} | {placement} | {cpu} | {p99} | {peer_cpu} | {peer_p99} |");
         }
     }
     if !notes.is_empty() {

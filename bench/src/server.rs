@@ -14,8 +14,12 @@ use tokio::process::{Child, Command};
 pub(crate) struct Server {
     pub(crate) name: String,
     pub(crate) procs: Vec<Child>,
-    /// Where clients connect (round robin) and where broadcasts are posted (the first).
+    /// Where clients connect (round robin, from [`Server::clients_from`]) and where
+    /// broadcasts are posted (the first).
     pub(crate) addrs: Vec<SocketAddr>,
+    /// The first address clients connect to (1 with two nodes: all clients on the node
+    /// the broadcasts are not posted to).
+    pub(crate) clients_from: usize,
     /// Served over TLS: clients use this connector and `wss://`, posts `https://`.
     pub(crate) tls: Option<native_tls::TlsConnector>,
     /// The CA the posts trust, over TLS.
@@ -102,6 +106,7 @@ pub(crate) async fn ours(
         name,
         procs: vec![],
         addrs: vec![],
+        clients_from: 0,
         tls: tls.map(Tls::connector),
         ca_pem: tls.map(|t| t.ca_pem.clone()),
     };
@@ -136,15 +141,37 @@ pub(crate) async fn node(name: &str, script: &PathBuf, cpu: Option<usize>) -> Re
     let mut cmd = Command::new("node");
     cmd.arg(script).env("PORT", "0");
     let (child, addr) = spawn_listening(cmd, cpu).await?;
-    Ok(Server { name: name.into(), procs: vec![child], addrs: vec![addr], tls: None, ca_pem: None })
+    Ok(Server { name: name.into(), procs: vec![child], addrs: vec![addr], clients_from: 0, tls: None, ca_pem: None })
 }
 
 pub(crate) async fn floor(bin: &PathBuf, cpu: Option<usize>) -> Result<Server, String> {
     let (child, addr) = spawn_listening(Command::new(bin), cpu).await?;
-    Ok(Server { name: FLOOR.into(), procs: vec![child], addrs: vec![addr], tls: None, ca_pem: None })
+    Ok(Server { name: FLOOR.into(), procs: vec![child], addrs: vec![addr], clients_from: 0, tls: None, ca_pem: None })
+}
+
+/// `nodes` processes of the Node cluster peer (`tests/node/cluster-bridge.js`: the old
+/// bridge on socket.io's Redis adapter) sharing the Redis at `redis`.
+pub(crate) async fn node_cluster(
+    script: &PathBuf,
+    cpu: Option<usize>,
+    redis: &str,
+    nodes: usize,
+) -> Result<Server, String> {
+    let mut server =
+        Server { name: NODE_CLUSTER.into(), procs: vec![], addrs: vec![], clients_from: 0, tls: None, ca_pem: None };
+    for _ in 0..nodes {
+        let mut cmd = Command::new("node");
+        cmd.arg(script).env("PORT", "0").env("REDIS_URL", redis);
+        let (child, addr) = spawn_listening(cmd, cpu).await?;
+        server.procs.push(child);
+        server.addrs.push(addr);
+    }
+    Ok(server)
 }
 
 pub(crate) const NODE: &str = "Node bridge";
+/// The cluster peer: the Node bridge on socket.io's Redis adapter.
+pub(crate) const NODE_CLUSTER: &str = "Node bridge + Redis adapter";
 pub(crate) const UWS: &str = "socket.io on uWS";
 pub(crate) const FLOOR: &str = "floor";
 

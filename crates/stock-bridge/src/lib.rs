@@ -19,6 +19,8 @@
 //! - [`state`]: [`Bridge`], what the handlers share.
 //! - [`mode`]: alone or a cluster node, and where the last values live.
 //! - [`relay`]: the one path broadcasts take: numbering, hand-over, fan-out, slow-client cuts.
+//! - [`encoded`]: an event encoded once for all its sockets, and a run of them as it
+//!   crosses Redis.
 //! - [`socket`]: the Socket.IO namespace: admission, `stock:ping`, `stock:catch_up`.
 //! - [`auth`]: client authentication (JWT, introspection) and refusals.
 //! - [`accounting`]: what each client costs in bytes (taps, frame sizes, upgrades, polls),
