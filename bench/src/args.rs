@@ -35,6 +35,15 @@ pub(crate) struct Args {
     /// Pin servers to this CPU (the generator should be pinned to another, e.g. with taskset).
     #[arg(long)]
     pub(crate) server_cpu: Option<usize>,
+    /// Clients one process holds at most; a case with more runs its clients in
+    /// `fanout-bench generate` processes of this size (this machine allows 20,000 open
+    /// files per process).
+    #[arg(long, default_value_t = DEFAULT_CLIENTS_PER_PROCESS)]
+    pub(crate) clients_per_process: usize,
+    /// Run each cluster case (`NODESx…`) once more on our nodes, killing the last node with
+    /// SIGKILL halfway through its events; its clients must move on and catch up.
+    #[arg(long)]
+    pub(crate) kill_node: bool,
     /// Exit non-zero if our bridge loses or duplicates anything.
     #[arg(long)]
     pub(crate) strict: bool,
@@ -78,11 +87,17 @@ pub(crate) struct Case {
     pub(crate) nodes: usize,
     /// Clients in all (`NODESxPERNODExEVENTS` gives `NODES * PERNODE`).
     pub(crate) clients: usize,
+    /// Clients one process holds at most (`--clients-per-process`); more run in
+    /// generator processes of that size.
+    pub(crate) per_process: usize,
     pub(crate) events: usize,
     pub(crate) rate: f64,
     /// Posted as batches of up to [`BATCH`] events, as fast as possible.
     pub(crate) batch: bool,
 }
+
+/// See [`Args::clients_per_process`].
+pub(crate) const DEFAULT_CLIENTS_PER_PROCESS: usize = 17_500;
 
 /// Events per batch body in `@batch` cases (the bridge's default maximum).
 pub(crate) const BATCH: usize = 1000;
@@ -116,6 +131,7 @@ pub(crate) fn parse_cases(s: &str) -> Result<Vec<Case>, String> {
             let batch = rate == "batch";
             Ok(Case {
                 nodes,
+                per_process: DEFAULT_CLIENTS_PER_PROCESS,
                 clients: nodes * clients.parse::<usize>().map_err(|_| format!("{c}: bad client count"))?,
                 events: events.parse().map_err(|_| format!("{c}: bad event count"))?,
                 rate: if batch {

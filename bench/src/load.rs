@@ -2,6 +2,7 @@
 //! ([`run_case`]) and what it measured ([`Outcome`]).
 
 use crate::args::{BATCH, Case};
+use crate::generator;
 use crate::server::Server;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -113,26 +114,55 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// One client's deliveries: each `bench_seq` and when it was read.
+pub(crate) type Readings = Vec<(u64, Instant)>;
+
+/// The broadcast `seq` of a case: an `add_stock` of product 5000 + seq % 500 carrying
+/// its `bench_seq`.
+pub(crate) fn body_of(seq: usize) -> String {
+    format!(
+        r#"{{"event":"add_stock","data":{{"product_id":{},"in_stock":{},"discount_price":120.5,"peak_hour_price":140,"mediboy_offer_price":90,"sync_at":"2024-01-01T00:00:00.000Z","bench_seq":{seq}}}}}"#,
+        5000 + (seq % crate::kill::PRODUCTS),
+        seq % 100
+    )
+}
+
 pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
     let received = Arc::new(AtomicU64::new(0));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(case.clients.max(1));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut tasks = Vec::with_capacity(case.clients);
+    // Each task gives the readings of one client, or of all of a generator process's.
+    let mut tasks: Vec<tokio::task::JoinHandle<Vec<Readings>>> = Vec::new();
+    let mut generators = Vec::new();
     let cpu_at_start = server.cpu();
     let rss_base = server.rss_kib();
-    // Connect in waves, so the listen backlog is not flooded.
-    for i in 0..case.clients {
-        let on = &server.addrs[server.clients_from.min(server.addrs.len() - 1)..];
-        let addr = on[i % on.len()];
-        let client = client(addr, server.tls.clone(), received.clone(), ready_tx.clone(), stop_rx.clone());
-        tasks.push(tokio::spawn(client));
-        if i % 200 == 199 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    let on = &server.addrs[server.clients_from.min(server.addrs.len() - 1)..];
+    if case.clients > case.per_process.max(1) && server.tls.is_none() {
+        // More sockets than this process may open: generator processes hold them.
+        let epoch = generator::epoch();
+        let mut left = case.clients;
+        while left > 0 {
+            let these = left.min(case.per_process.max(1));
+            let counts = generator::Counts { ready: ready_tx.clone(), received: received.clone(), tally: None };
+            generators.push(generator::Child::start(on, these, epoch, None, counts)?);
+            left -= these;
+        }
+    } else {
+        // Connect in waves, so the listen backlog is not flooded.
+        for i in 0..case.clients {
+            let addr = on[i % on.len()];
+            let client = client(addr, server.tls.clone(), received.clone(), ready_tx.clone(), stop_rx.clone());
+            tasks.push(tokio::spawn(async move { vec![client.await] }));
+            if i % 200 == 199 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
     }
     drop(ready_tx);
     let mut connected = 0;
-    let connect_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // About 1,000 connections a second on one core, and a minute to spare.
+    let connect_deadline =
+        tokio::time::Instant::now() + Duration::from_secs(60) + Duration::from_millis(case.clients as u64);
     while connected < case.clients {
         match tokio::time::timeout_at(connect_deadline, ready_rx.recv()).await {
             Ok(Some(())) => connected += 1,
@@ -158,13 +188,6 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
     let interval = (case.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / case.rate));
     let started = Instant::now();
     let mut posts = tokio::task::JoinSet::new();
-    let body_of = |seq: usize| {
-        format!(
-            r#"{{"event":"add_stock","data":{{"product_id":{},"in_stock":{},"discount_price":120.5,"peak_hour_price":140,"mediboy_offer_price":90,"sync_at":"2024-01-01T00:00:00.000Z","bench_seq":{seq}}}}}"#,
-            5000 + (seq % 500),
-            seq % 100
-        )
-    };
     if case.batch {
         let mut first = 0;
         while first < case.events {
@@ -230,11 +253,14 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = server.rss_kib();
     let _ = stop_tx.send(true);
+    for generator in generators {
+        let readings = generator.finish().await;
+        tasks.push(tokio::spawn(async move { readings }));
+    }
     let mut latencies = Vec::with_capacity(expected as usize);
     let mut unique = 0u64;
     let mut total = 0u64;
-    for task in tasks {
-        let mut got = task.await.unwrap_or_default();
+    for mut got in futures_util::future::join_all(tasks).await.into_iter().flat_map(Result::unwrap_or_default) {
         total += got.len() as u64;
         got.sort_by_key(|g| g.0);
         got.dedup_by_key(|g| g.0);

@@ -16,11 +16,15 @@
 //! - `server`: [`server::Server`], a server process (ours, ours ×2 with Redis, a Node
 //!   peer, the floor), with /proc readings.
 //! - `load`: the clients, [`load::run_case`] (one configuration against one server) and
-//!   its [`load::Outcome`].
+//!   its [`load::Outcome`]; `generator`: the `fanout-bench generate` processes that hold
+//!   the clients of a case too big for one process; `kill`: the kill-a-node run
+//!   (`--kill-node`) and its failover clients.
 //! - `report`: rows and ratios; `procfs`: a process's memory and CPU time.
 //! - This file: the run, case by case, and the side-by-side tables.
 
 mod args;
+mod generator;
+mod kill;
 mod load;
 mod procfs;
 mod report;
@@ -34,6 +38,9 @@ use server::{FLOOR, NODE, NODE_CLUSTER, UWS, floor, floor_stats, node, node_clus
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    if generator::is_generator() {
+        return generator::run_child().await;
+    }
     let args = Args::parse();
     match run(args).await {
         Ok(true) => std::process::ExitCode::SUCCESS,
@@ -50,10 +57,6 @@ async fn main() -> std::process::ExitCode {
 const SPLIT: &str = "clients split";
 const OTHER_NODE: &str = "clients on the other node";
 
-/// Clients one load generator process holds at most (this machine allows 20,000 open
-/// files per process; a few are the generator's own).
-const ONE_GENERATOR_CLIENTS: usize = 19_000;
-
 /// A free loopback port (for redis-server, which takes a port number).
 async fn free_port() -> Result<u16, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
@@ -64,7 +67,10 @@ async fn free_port() -> Result<u16, String> {
 type CaseResults = (Case, Outcome, Vec<(String, Outcome)>);
 
 async fn run(args: Args) -> Result<bool, String> {
-    let cases = parse_cases(&args.cases)?;
+    let mut cases = parse_cases(&args.cases)?;
+    for case in &mut cases {
+        case.per_process = args.clients_per_process;
+    }
     let floor_bin = match &args.floor {
         Some(path) => path.clone(),
         None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("fanout-floor"),
@@ -75,18 +81,12 @@ async fn run(args: Args) -> Result<bool, String> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios: Vec<CaseResults> = Vec::new();
+    let mut kills: Vec<String> = Vec::new();
     let mut tls_costs = Vec::new();
     let mut notes = Vec::new();
     let tls = args.wss.then(Tls::new);
     for case in &cases {
         println!("| **{case}** | | | | | | | | | | | | | | |");
-        if case.clients > ONE_GENERATOR_CLIENTS {
-            println!(
-                "| not run | {} clients need more than one load generator process (at most {ONE_GENERATOR_CLIENTS} open files each here); not built yet | | | | | | | | | | | | | |",
-                case.clients
-            );
-            continue;
-        }
         if case.nodes > 1 {
             let port = free_port().await?;
             let redis = redis_server(port).await?;
@@ -115,6 +115,24 @@ async fn run(args: Args) -> Result<bool, String> {
                     }
                     Err(e) => println!("| {NODE_CLUSTER} | failed to start: {e} | | | | | | | | | | | | | |"),
                 }
+            }
+            if args.kill_node {
+                let mut server = ours(&args.bridge, args.server_cpu, Some(&url), case.nodes, None).await?;
+                let k = kill::run_kill(&mut server, *case).await;
+                server.stop().await;
+                let k = k?;
+                let secs = |s: Option<f64>| s.map_or("never".to_owned(), |s| format!("{s:.1} s"));
+                kills.push(format!(
+                    "| {case} | {} | {} | {} | {} | {} | {:.0} | {:.1} |",
+                    k.connected,
+                    k.lost,
+                    secs(k.back_after_s),
+                    secs(k.complete_after_s),
+                    k.incomplete,
+                    k.p99_ms,
+                    k.rss_peak_kib as f64 / 1024.0
+                ));
+                clean &= k.incomplete == 0 && k.back_after_s.is_some();
             }
             drop(redis);
             ratios.push((*case, a, peers));
@@ -262,6 +280,21 @@ async fn run(args: Args) -> Result<bool, String> {
                 None => ("-".into(), "-".into()),
             };
             println!("| {case} | {placement} | {cpu} | {p99} | {peer_cpu} | {peer_p99} |");
+        }
+    }
+    if !kills.is_empty() {
+        println!();
+        println!(
+            "Kill a node (`--kill-node`): the case again, the last node killed with SIGKILL halfway through; its \
+             clients move on to the next address and catch up (times from the kill):"
+        );
+        println!();
+        println!(
+            "| case | clients connected | connections lost | last one back after | last one with every product's latest value after | clients without it | live p99 ms | RSS peak MiB (nodes) |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for line in &kills {
+            println!("{line}");
         }
     }
     if !notes.is_empty() {

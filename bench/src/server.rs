@@ -44,6 +44,13 @@ impl Server {
     pub(crate) fn cpu(&self) -> Duration {
         self.pids().iter().map(|pid| proc_cpu(*pid)).sum()
     }
+    /// Kills the last process with SIGKILL (a node lost); its readings then leave the sums.
+    pub(crate) async fn kill_last(&mut self) {
+        if let Some(mut last) = self.procs.pop() {
+            let _ = last.kill().await;
+        }
+    }
+
     pub(crate) async fn stop(mut self) {
         for p in &mut self.procs {
             let _ = p.kill().await;

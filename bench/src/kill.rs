@@ -1,0 +1,364 @@
+//! The kill-a-node run (`--kill-node`): a cluster case runs again, and halfway through
+//! its events the last node is killed with SIGKILL. Its clients, given every node's
+//! address, move on to the next one, ask for a catch-up from the last position they saw
+//! (`stock:catch_up`, as a till does) and must end with the latest value of every product.
+//! Reported: how many clients lost their node, when the last one was back, when the last
+//! one had every product's latest value (both after the kill), and how many never did.
+//!
+//! Each [`failover_client`] keeps, per product, the highest `bench_seq` it has seen, live or
+//! in a catch-up answer, and counts itself complete once every product is at the last one
+//! posted for it ([`last_posted`]).
+
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Products the bench's events cycle through (`product_id` 5000 + seq % 500).
+pub(crate) const PRODUCTS: usize = 500;
+const FIRST_PRODUCT: u64 = 5000;
+
+/// What the clients of a kill run tell the run, counted over all of them.
+#[derive(Default)]
+pub(crate) struct Tally {
+    /// Connections lost while the run was on (a node gone).
+    pub(crate) lost: AtomicU64,
+    /// Connections opened again after a loss.
+    pub(crate) back: AtomicU64,
+    /// Clients with the latest value of every product.
+    pub(crate) complete: AtomicU64,
+    /// Live deliveries read.
+    pub(crate) received: AtomicU64,
+}
+
+/// The last `bench_seq` posted for each product, when `events` events are posted.
+pub(crate) fn last_posted(events: usize) -> Vec<Option<u64>> {
+    (0..PRODUCTS).map(|r| (r < events).then(|| (r + PRODUCTS * ((events - 1 - r) / PRODUCTS)) as u64)).collect()
+}
+
+/// A client with every node's address (starting at `start`) that moves on to the next
+/// after a loss and catches up; returns its live deliveries as (bench_seq, read at).
+pub(crate) async fn failover_client(
+    addrs: Vec<SocketAddr>,
+    start: usize,
+    events: usize,
+    tally: Arc<Tally>,
+    ready: tokio::sync::mpsc::Sender<()>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<(u64, Instant)> {
+    let wanted = last_posted(events);
+    let mut seen: Vec<Option<u64>> = vec![None; PRODUCTS];
+    let mut complete = false;
+    let mut got = Vec::new();
+    // The last position seen, for the catch-up after a move.
+    let mut position: Option<(String, u64)> = None;
+    let mut announced = false;
+    let mut lost_once = false;
+    let mut next_ack = 1u64;
+    for attempt in 0.. {
+        if *stop.borrow() {
+            break;
+        }
+        let addr = addrs[(start + attempt) % addrs.len()];
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let connecting = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url));
+        let Ok(Ok((ws, _))) = connecting.await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let (mut tx, mut rx) = ws.split();
+        loop {
+            let frame = tokio::select! {
+                f = rx.next() => f,
+                _ = stop.changed() => return got,
+            };
+            let Some(Ok(message)) = frame else { break };
+            let Message::Text(text) = message else { continue };
+            let t = text.as_str();
+            match t.as_bytes().first() {
+                Some(b'0') => {
+                    let _ = tx.send(Message::text("40")).await;
+                }
+                Some(b'2') => {
+                    let _ = tx.send(Message::text("3")).await;
+                }
+                Some(b'4') if t.starts_with("40") => {
+                    if !announced {
+                        announced = true;
+                        let _ = ready.send(()).await;
+                    }
+                    if lost_once {
+                        tally.back.fetch_add(1, Ordering::Relaxed);
+                        let request = match &position {
+                            Some((epoch, seq)) => serde_json::json!({"epoch": epoch, "after": seq}),
+                            None => serde_json::json!({}),
+                        };
+                        let _ = tx.send(Message::text(format!(r#"42{next_ack}["stock:catch_up",{request}]"#))).await;
+                        next_ack += 1;
+                    }
+                }
+                Some(b'4') if t.starts_with("42") => {
+                    let now = Instant::now();
+                    if let Some(bench_seq) = note_products(t, &mut seen) {
+                        got.push((bench_seq, now));
+                        tally.received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(meta) = meta_of(t) {
+                        position = Some(meta);
+                    }
+                }
+                Some(b'4') if t.starts_with("43") => {
+                    // A catch-up answer: `43<id>[{…}]`.
+                    let body = t[2..].trim_start_matches(|c: char| c.is_ascii_digit());
+                    if let Ok(answer) = serde_json::from_str::<Vec<stock_protocol::CatchUp>>(body)
+                        && let Some(answer) = answer.into_iter().next()
+                    {
+                        for item in &answer.items {
+                            note_products(&item.data.to_string(), &mut seen);
+                        }
+                        position = Some((answer.epoch.clone(), answer.seq));
+                        if answer.more {
+                            let request = serde_json::json!({"epoch": answer.epoch, "after": answer.seq});
+                            let _ =
+                                tx.send(Message::text(format!(r#"42{next_ack}["stock:catch_up",{request}]"#))).await;
+                            next_ack += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if !complete && seen.iter().zip(&wanted).all(|(s, w)| w.is_none() || s >= w) {
+                complete = true;
+                tally.complete.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        // The node is gone: the next address.
+        lost_once = true;
+        tally.lost.fetch_add(1, Ordering::Relaxed);
+    }
+    got
+}
+
+/// Notes the product and `bench_seq` of every payload in `text`; returns the bench_seq of
+/// the first (a live event carries one).
+fn note_products(text: &str, seen: &mut [Option<u64>]) -> Option<u64> {
+    let mut first = None;
+    let mut rest = text;
+    while let Some(i) = rest.find("\"product_id\":") {
+        rest = &rest[i + 13..];
+        let product = digits(rest);
+        let Some(j) = rest.find("\"bench_seq\":") else { break };
+        rest = &rest[j + 12..];
+        let (Some(product), Some(bench_seq)) = (product, digits(rest)) else { continue };
+        if let Some(slot) = product.checked_sub(FIRST_PRODUCT).and_then(|r| seen.get_mut(r as usize)) {
+            *slot = (*slot).max(Some(bench_seq));
+        }
+        first = first.or(Some(bench_seq));
+    }
+    first
+}
+
+/// The delivery position of a live `add_stock` (its second argument, `{"seq":…,"epoch":"…"}`).
+fn meta_of(text: &str) -> Option<(String, u64)> {
+    let i = text.rfind("{\"seq\":")?;
+    let meta: serde_json::Value = serde_json::from_str(text[i..].strip_suffix(']')?).ok()?;
+    Some((meta["epoch"].as_str()?.to_owned(), meta["seq"].as_u64()?))
+}
+
+fn digits(text: &str) -> Option<u64> {
+    let end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    text[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_posted_of_each_product() {
+        let last = last_posted(3);
+        assert_eq!(&last[..4], &[Some(0), Some(1), Some(2), None]);
+        let last = last_posted(1200);
+        assert_eq!(last[0], Some(1000));
+        assert_eq!(last[199], Some(1199));
+        assert_eq!(last[200], Some(700));
+    }
+
+    #[test]
+    fn products_and_positions_are_read_from_frames() {
+        let mut seen = vec![None; PRODUCTS];
+        let live = r#"42["add_stock",{"product_id":5003,"in_stock":3,"bench_seq":3},{"seq":9,"epoch":"e1"}]"#;
+        assert_eq!(note_products(live, &mut seen), Some(3));
+        assert_eq!(seen[3], Some(3));
+        assert_eq!(meta_of(live), Some(("e1".into(), 9)));
+    }
+}
+
+/// Follows the tally from the kill (at `killed_at`) until the `expected_lost` clients of
+/// the killed node are back and all `clients` have every product's latest value; the
+/// seconds after the kill of each (polled every 20 ms).
+async fn watch_recovery(
+    tally: Arc<Tally>,
+    killed_at: Instant,
+    expected_lost: u64,
+    clients: u64,
+) -> (Option<f64>, Option<f64>) {
+    let (mut back, mut complete) = (None, None);
+    loop {
+        if back.is_none() && tally.back.load(Ordering::Relaxed) >= expected_lost {
+            back = Some(killed_at.elapsed().as_secs_f64());
+        }
+        if complete.is_none() && tally.complete.load(Ordering::Relaxed) >= clients {
+            complete = Some(killed_at.elapsed().as_secs_f64());
+        }
+        if back.is_some() && complete.is_some() {
+            return (back, complete);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a kill-a-node run measured.
+#[derive(Debug, Default)]
+pub(crate) struct KillOutcome {
+    pub(crate) connected: usize,
+    /// Connections lost when the node died.
+    pub(crate) lost: u64,
+    /// Seconds from the kill until the last of them was open again on another node.
+    pub(crate) back_after_s: Option<f64>,
+    /// Seconds from the kill until the last client had every product's latest value.
+    pub(crate) complete_after_s: Option<f64>,
+    /// Clients without every product's latest value at the end.
+    pub(crate) incomplete: u64,
+    /// Live deliveries' latency (the catch-up is not counted in it).
+    pub(crate) p99_ms: f64,
+    pub(crate) rss_peak_kib: u64,
+}
+
+/// Runs `case` on `server` (a cluster), killing its last node halfway through the events.
+pub(crate) async fn run_kill(
+    server: &mut crate::server::Server,
+    case: crate::args::Case,
+) -> Result<KillOutcome, String> {
+    let tally = Arc::new(Tally::default());
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(case.clients.max(1));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut generators = Vec::new();
+    let epoch = crate::generator::epoch();
+    if case.clients > case.per_process.max(1) {
+        let mut left = case.clients;
+        while left > 0 {
+            let these = left.min(case.per_process.max(1));
+            let counts = crate::generator::Counts {
+                ready: ready_tx.clone(),
+                received: Arc::new(AtomicU64::new(0)),
+                tally: Some(tally.clone()),
+            };
+            generators.push(crate::generator::Child::start(&server.addrs, these, epoch, Some(case.events), counts)?);
+            left -= these;
+        }
+    } else {
+        for i in 0..case.clients {
+            let client =
+                failover_client(server.addrs.clone(), i, case.events, tally.clone(), ready_tx.clone(), stop_rx.clone());
+            tasks.push(tokio::spawn(async move { vec![client.await] }));
+            if i % 200 == 199 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    drop(ready_tx);
+    let mut connected = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60) + Duration::from_millis(case.clients as u64);
+    while connected < case.clients {
+        match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
+            Ok(Some(())) => connected += 1,
+            _ => break,
+        }
+    }
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
+    let url = format!("http://{}/broadcast", server.addrs[0]);
+    let interval = Duration::from_secs_f64(1.0 / case.rate.max(0.001));
+    let started = Instant::now();
+    let mut sent_at = Vec::with_capacity(case.events);
+    let mut posts = tokio::task::JoinSet::new();
+    let mut watcher = None;
+    let mut rss_peak = server.rss_kib();
+    // The clients that start on the last node (they start round the list).
+    let nodes = server.addrs.len();
+    let on_last = |clients: usize| (0..clients).filter(|i| i % nodes == nodes - 1).count() as u64;
+    let mut expected_lost = 0;
+    let mut left = case.clients;
+    while left > 0 {
+        let these = left.min(case.per_process.max(1));
+        expected_lost += on_last(these);
+        left -= these;
+    }
+    if case.clients <= case.per_process.max(1) {
+        expected_lost = on_last(case.clients);
+    }
+    for seq in 0..case.events {
+        if seq == case.events / 2 {
+            let killed_at = Instant::now();
+            server.kill_last().await;
+            watcher = Some(tokio::spawn(watch_recovery(tally.clone(), killed_at, expected_lost, connected as u64)));
+        }
+        tokio::time::sleep_until((started + interval * seq as u32).into()).await;
+        sent_at.push(Instant::now());
+        let request = http.post(&url).header("content-type", "application/json").body(crate::load::body_of(seq)).send();
+        posts.spawn(async move {
+            match request.await {
+                Ok(res) if res.status().is_success() => Ok(()),
+                Ok(res) => Err(format!("POST answered {}", res.status())),
+                Err(e) => Err(format!("POST failed: {e}")),
+            }
+        });
+        rss_peak = rss_peak.max(server.rss_kib());
+    }
+    while let Some(done) = posts.join_next().await {
+        done.map_err(|e| e.to_string())??;
+    }
+    let mut outcome = KillOutcome { connected, ..KillOutcome::default() };
+    if let Some(watcher) = watcher {
+        let settle = tokio::time::timeout(Duration::from_secs(120), watcher);
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                done = &mut settle => {
+                    if let Ok(Ok((back, complete))) = done {
+                        (outcome.back_after_s, outcome.complete_after_s) = (back, complete);
+                    }
+                    break;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)) => rss_peak = rss_peak.max(server.rss_kib()),
+            }
+        }
+    }
+    // The children's last counts arrive within their 100 ms report.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    outcome.lost = tally.lost.load(Ordering::Relaxed);
+    outcome.incomplete = (connected as u64).saturating_sub(tally.complete.load(Ordering::Relaxed));
+    outcome.rss_peak_kib = rss_peak;
+    let _ = stop_tx.send(true);
+    for generator in generators {
+        let readings = generator.finish().await;
+        tasks.push(tokio::spawn(async move { readings }));
+    }
+    let mut latencies = Vec::new();
+    for got in futures_util::future::join_all(tasks).await.into_iter().flat_map(Result::unwrap_or_default) {
+        for (seq, at) in got {
+            if let Some(sent) = sent_at.get(seq as usize) {
+                latencies.push(at.saturating_duration_since(*sent).as_secs_f64() * 1e3);
+            }
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    outcome.p99_ms = crate::load::percentile(&latencies, 0.99);
+    Ok(outcome)
+}
