@@ -27,7 +27,7 @@ pub(crate) struct Args {
     /// redis-server, beside the Node cluster peer, the clients split over them.
     #[arg(long, default_value = "1x2000@0,1000x200@50,1000x1000@batch,10000x50@10")]
     pub(crate) cases: String,
-    /// Also run the middle case on two nodes sharing a redis-server, ours and the Node
+    /// Also run the middle one-node case on two nodes sharing a redis-server, ours and the Node
     /// cluster peer, with the clients split over both nodes and with all of them on the
     /// node the broadcasts are not posted to.
     #[arg(long)]

@@ -26,6 +26,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 const ADDRS: &str = "FANOUT_GENERATOR_ADDRS";
 const CLIENTS: &str = "FANOUT_GENERATOR_CLIENTS";
 const EPOCH_US: &str = "FANOUT_GENERATOR_EPOCH_US";
+/// Handshakes one generator process has in flight at most.
+const HANDSHAKES_AT_ONCE: usize = 256;
+
 /// Set for a kill-a-node run: the case's event count; the clients are then
 /// [`crate::kill::failover_client`]s, started round the addresses.
 const KILL_EVENTS: &str = "FANOUT_GENERATOR_KILL_EVENTS";
@@ -60,16 +63,17 @@ pub(crate) async fn run_child() -> std::process::ExitCode {
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(clients);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::with_capacity(clients);
+    // At most this many handshakes at once: a crowd of tens of thousands overflows the
+    // servers' backlogs and times out, which measures the generator, not the server.
+    let gate = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
     for i in 0..clients {
         let addr = addrs[i % addrs.len()];
         let (ready, stop) = (ready_tx.clone(), stop_rx.clone());
+        let permit = gate.clone().acquire_owned().await.ok();
         tasks.push(match kill_events {
-            Some(events) => tokio::spawn(failover_client(addrs.clone(), i, events, tally.clone(), ready, stop)),
-            None => tokio::spawn(client(addr, None, received.clone(), ready, stop)),
+            Some(events) => tokio::spawn(failover_client(addrs.clone(), i, events, tally.clone(), ready, stop, permit)),
+            None => tokio::spawn(client(addr, None, received.clone(), ready, stop, permit)),
         });
-        if i % 100 == 99 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
     drop(ready_tx);
     let reporter = {

@@ -2,6 +2,8 @@
 //! its events the last node is killed with SIGKILL. Its clients, given every node's
 //! address, move on to the next one, ask for a catch-up from the last position they saw
 //! (`stock:catch_up`, as a till does) and must end with the latest value of every product.
+//! They wait between attempts as the client core does ([`stock_client::backoff::Backoff`]'s
+//! defaults, seeded per client).
 //! Reported: how many clients lost their node, when the last one was back, when the last
 //! one had every product's latest value (both after the kill), and how many never did.
 //!
@@ -10,6 +12,7 @@
 //! posted for it ([`last_posted`]).
 
 use futures_util::{SinkExt, StreamExt};
+use rand::SeedableRng;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +50,7 @@ pub(crate) async fn failover_client(
     tally: Arc<Tally>,
     ready: tokio::sync::mpsc::Sender<()>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    mut gate: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Vec<(u64, Instant)> {
     let wanted = last_posted(events);
     let mut seen: Vec<Option<u64>> = vec![None; PRODUCTS];
@@ -57,6 +61,10 @@ pub(crate) async fn failover_client(
     let mut announced = false;
     let mut lost_once = false;
     let mut next_ack = 1u64;
+    // Reconnects wait as the client core's do (its defaults: socket.io-client's).
+    let backoff = stock_client::backoff::Backoff::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(start as u64);
+    let mut failures = 0u32;
     for attempt in 0.. {
         if *stop.borrow() {
             break;
@@ -64,10 +72,16 @@ pub(crate) async fn failover_client(
         let addr = addrs[(start + attempt) % addrs.len()];
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
         let connecting = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url));
-        let Ok(Ok((ws, _))) = connecting.await else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let opened = connecting.await;
+        // The first handshake is paced by the generator; a move after a loss is not (that
+        // crowd is what the run measures).
+        gate.take();
+        let Ok(Ok((ws, _))) = opened else {
+            tokio::time::sleep(backoff.delay(failures, &mut rng)).await;
+            failures += 1;
             continue;
         };
+        failures = 0;
         let (mut tx, mut rx) = ws.split();
         loop {
             let frame = tokio::select! {
@@ -137,9 +151,12 @@ pub(crate) async fn failover_client(
         if *stop.borrow() {
             break;
         }
-        // The node is gone: the next address.
+        // The node is gone: the next address, after the till's delay (1–5 s with jitter:
+        // a crowd that came back at once would measure the crowd, not the bridge).
         lost_once = true;
         tally.lost.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(backoff.delay(failures, &mut rng)).await;
+        failures += 1;
     }
     got
 }
@@ -238,7 +255,12 @@ pub(crate) struct KillOutcome {
     /// Live deliveries' latency (the catch-up is not counted in it).
     pub(crate) p99_ms: f64,
     pub(crate) rss_peak_kib: u64,
+    /// Posts answered 503 (and posted again).
+    pub(crate) refused_posts: u64,
 }
+
+/// Times a post answered 503 is tried.
+const POST_TRIES: usize = 40;
 
 /// Runs `case` on `server` (a cluster), killing its last node halfway through the events.
 pub(crate) async fn run_kill(
@@ -265,8 +287,15 @@ pub(crate) async fn run_kill(
         }
     } else {
         for i in 0..case.clients {
-            let client =
-                failover_client(server.addrs.clone(), i, case.events, tally.clone(), ready_tx.clone(), stop_rx.clone());
+            let client = failover_client(
+                server.addrs.clone(),
+                i,
+                case.events,
+                tally.clone(),
+                ready_tx.clone(),
+                stop_rx.clone(),
+                None,
+            );
             tasks.push(tokio::spawn(async move { vec![client.await] }));
             if i % 200 == 199 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -288,6 +317,7 @@ pub(crate) async fn run_kill(
     let started = Instant::now();
     let mut sent_at = Vec::with_capacity(case.events);
     let mut posts = tokio::task::JoinSet::new();
+    let refused = Arc::new(AtomicU64::new(0));
     let mut watcher = None;
     let mut rss_peak = server.rss_kib();
     // The clients that start on the last node (they start round the list).
@@ -311,13 +341,24 @@ pub(crate) async fn run_kill(
         }
         tokio::time::sleep_until((started + interval * seq as u32).into()).await;
         sent_at.push(Instant::now());
-        let request = http.post(&url).header("content-type", "application/json").body(crate::load::body_of(seq)).send();
+        let (http, url, refused) = (http.clone(), url.clone(), refused.clone());
         posts.spawn(async move {
-            match request.await {
-                Ok(res) if res.status().is_success() => Ok(()),
-                Ok(res) => Err(format!("POST answered {}", res.status())),
-                Err(e) => Err(format!("POST failed: {e}")),
+            // A node busy with the crowd moving in may answer 503 (it could not reach
+            // Redis in time): the back office posts again, and so does this run.
+            for _ in 0..POST_TRIES {
+                let request =
+                    http.post(&url).header("content-type", "application/json").body(crate::load::body_of(seq));
+                match request.send().await {
+                    Ok(res) if res.status().is_success() => return Ok(()),
+                    Ok(res) if res.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Ok(res) => return Err(format!("POST answered {}", res.status())),
+                    Err(e) => return Err(format!("POST failed: {e}")),
+                }
             }
+            Err(format!("POST answered 503 {POST_TRIES} times"))
         });
         rss_peak = rss_peak.max(server.rss_kib());
     }
@@ -345,6 +386,7 @@ pub(crate) async fn run_kill(
     outcome.lost = tally.lost.load(Ordering::Relaxed);
     outcome.incomplete = (connected as u64).saturating_sub(tally.complete.load(Ordering::Relaxed));
     outcome.rss_peak_kib = rss_peak;
+    outcome.refused_posts = refused.load(Ordering::Relaxed);
     let _ = stop_tx.send(true);
     for generator in generators {
         let readings = generator.finish().await;

@@ -11,21 +11,35 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-/// A cheap Socket.IO client: returns (bench_seq, receipt time) for every add_stock.
+/// Connection attempts a client makes before it gives up.
+const CONNECT_TRIES: usize = 4;
+
+/// A cheap Socket.IO client (holding `gate`, when given, until its WebSocket is open): returns (bench_seq, receipt time) for every add_stock.
 pub(crate) async fn client(
     addr: SocketAddr,
     tls: Option<native_tls::TlsConnector>,
     received: Arc<AtomicU64>,
     ready: tokio::sync::mpsc::Sender<()>,
     stop: tokio::sync::watch::Receiver<bool>,
+    gate: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Vec<(u64, Instant)> {
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let url = format!("{scheme}://{addr}/socket.io/?EIO=4&transport=websocket");
     let connector = tls.map(tokio_tungstenite::Connector::NativeTls);
-    let connecting = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector);
-    let Ok(Ok((ws, _))) = tokio::time::timeout(Duration::from_secs(30), connecting).await else {
-        return Vec::new();
-    };
+    // A few tries: under a crowd of handshakes a server may drop one (a full backlog, its
+    // header timeout), as a till would retry.
+    let mut ws = None;
+    for _ in 0..CONNECT_TRIES {
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(&url, None, false, connector.clone());
+        if let Ok(Ok((opened, _))) = tokio::time::timeout(Duration::from_secs(30), connecting).await {
+            ws = Some(opened);
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // The next client may start its handshake.
+    drop(gate);
+    let Some(ws) = ws else { return Vec::new() };
     let (mut tx, mut rx) = ws.split();
     let mut got = Vec::new();
     let mut stop = stop;
@@ -151,7 +165,7 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
         // Connect in waves, so the listen backlog is not flooded.
         for i in 0..case.clients {
             let addr = on[i % on.len()];
-            let client = client(addr, server.tls.clone(), received.clone(), ready_tx.clone(), stop_rx.clone());
+            let client = client(addr, server.tls.clone(), received.clone(), ready_tx.clone(), stop_rx.clone(), None);
             tasks.push(tokio::spawn(async move { vec![client.await] }));
             if i % 200 == 199 {
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -34,7 +34,7 @@ use args::{Args, Case, Tls, parse_cases};
 use clap::Parser;
 use load::{Outcome, run_case};
 use report::{ratio, row};
-use server::{FLOOR, NODE, NODE_CLUSTER, UWS, floor, floor_stats, node, node_cluster, ours, redis_server};
+use server::{FLOOR, NODE, NODE_CLUSTER, Server, UWS, floor, floor_stats, node, node_cluster, ours, redis_server};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -61,6 +61,47 @@ const OTHER_NODE: &str = "clients on the other node";
 async fn free_port() -> Result<u16, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// Runs `case` on our `server`, stops it and prints its row; `clean` turns false if it
+/// lost or duplicated anything, or clients failed to connect.
+async fn run_ours(server: Server, case: Case, clean: &mut bool) -> Result<Outcome, String> {
+    let name = server.name.clone();
+    let outcome = run_case(&server, case).await;
+    server.stop().await;
+    let outcome = outcome?;
+    println!("{}", row(&name, &outcome));
+    *clean &= outcome.lost() == 0 && outcome.dups() == 0 && outcome.connected == case.clients;
+    Ok(outcome)
+}
+
+/// Runs `case` on a peer that may have failed to start and stops it; prints its row or
+/// why there is none (the floor's own figures go to `notes`).
+async fn run_peer(name: &str, started: Result<Server, String>, case: Case, notes: &mut Vec<String>) -> Option<Outcome> {
+    let server = match started {
+        Ok(server) => server,
+        Err(e) => {
+            println!("| {name} | failed to start: {e} | | | | | | | | | | | | | |");
+            return None;
+        }
+    };
+    let outcome = run_case(&server, case).await;
+    if name == FLOOR
+        && let Some(stats) = floor_stats(&server).await
+    {
+        notes.push(format!("{case}: the floor's write loop per request: {stats}"));
+    }
+    server.stop().await;
+    match outcome {
+        Ok(outcome) => {
+            println!("{}", row(name, &outcome));
+            Some(outcome)
+        }
+        Err(e) => {
+            println!("| {name} | failed: {e} | | | | | | | | | | | | | |");
+            None
+        }
+    }
 }
 
 /// One case: our outcome and each peer's (by name).
@@ -92,28 +133,12 @@ async fn run(args: Args) -> Result<bool, String> {
             let redis = redis_server(port).await?;
             let url = format!("redis://127.0.0.1:{port}");
             let server = ours(&args.bridge, args.server_cpu, Some(&url), case.nodes, None).await?;
-            let name = server.name.clone();
-            let a = run_case(&server, *case).await;
-            server.stop().await;
-            let a = a?;
-            println!("{}", row(&name, &a));
-            clean &= a.lost() == 0 && a.dups() == 0 && a.connected == case.clients;
+            let a = run_ours(server, *case, &mut clean).await?;
             let mut peers = Vec::new();
             if !args.no_node {
                 let peer = node_cluster(&args.node_cluster, args.server_cpu, &url, case.nodes).await;
-                match peer {
-                    Ok(server) => {
-                        let b = run_case(&server, *case).await;
-                        server.stop().await;
-                        match b {
-                            Ok(b) => {
-                                println!("{}", row(NODE_CLUSTER, &b));
-                                peers.push((NODE_CLUSTER.to_owned(), b));
-                            }
-                            Err(e) => println!("| {NODE_CLUSTER} | failed: {e} | | | | | | | | | | | | | |"),
-                        }
-                    }
-                    Err(e) => println!("| {NODE_CLUSTER} | failed to start: {e} | | | | | | | | | | | | | |"),
+                if let Some(b) = run_peer(NODE_CLUSTER, peer, *case, &mut notes).await {
+                    peers.push((NODE_CLUSTER.to_owned(), b));
                 }
             }
             if args.kill_node {
@@ -123,8 +148,9 @@ async fn run(args: Args) -> Result<bool, String> {
                 let k = k?;
                 let secs = |s: Option<f64>| s.map_or("never".to_owned(), |s| format!("{s:.1} s"));
                 kills.push(format!(
-                    "| {case} | {} | {} | {} | {} | {} | {:.0} | {:.1} |",
+                    "| {case} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} |",
                     k.connected,
+                    k.refused_posts,
                     k.lost,
                     secs(k.back_after_s),
                     secs(k.complete_after_s),
@@ -139,20 +165,10 @@ async fn run(args: Args) -> Result<bool, String> {
             continue;
         }
         let server = ours(&args.bridge, args.server_cpu, None, 1, None).await?;
-        let name = server.name.clone();
-        let a = run_case(&server, *case).await;
-        server.stop().await;
-        let a = a?;
-        println!("{}", row(&name, &a));
-        clean &= a.lost() == 0 && a.dups() == 0 && a.connected == case.clients;
+        let a = run_ours(server, *case, &mut clean).await?;
         if let Some(tls) = &tls {
             let server = ours(&args.bridge, args.server_cpu, None, 1, Some(tls)).await?;
-            let name = server.name.clone();
-            let w = run_case(&server, *case).await;
-            server.stop().await;
-            let w = w?;
-            println!("{}", row(&name, &w));
-            clean &= w.lost() == 0 && w.dups() == 0 && w.connected == case.clients;
+            let w = run_ours(server, *case, &mut clean).await?;
             tls_costs.push((*case, a.clone(), w));
         }
         let mut peers = Vec::new();
@@ -173,34 +189,18 @@ async fn run(args: Args) -> Result<bool, String> {
                 UWS => node(UWS, &args.uws_bridge, args.server_cpu).await,
                 _ => floor(&floor_bin, args.server_cpu).await,
             };
-            let server = match server {
-                Ok(server) => server,
-                Err(e) => {
-                    println!("| {peer} | failed to start: {e} | | | | | | | | | | | | | |");
-                    continue;
-                }
-            };
-            let b = run_case(&server, *case).await;
-            if peer == FLOOR
-                && let Some(stats) = floor_stats(&server).await
-            {
-                notes.push(format!("{case}: the floor's write loop per request: {stats}"));
-            }
-            server.stop().await;
-            match b {
-                Ok(b) => {
-                    println!("{}", row(peer, &b));
-                    peers.push((peer.to_owned(), b));
-                }
-                Err(e) => println!("| {peer} | failed: {e} | | | | | | | | | | | | | |"),
+            if let Some(b) = run_peer(peer, server, *case, &mut notes).await {
+                peers.push((peer.to_owned(), b));
             }
         }
         ratios.push((*case, a, peers));
     }
     let mut cluster_rows: Vec<(Case, &str, Outcome, Option<Outcome>)> = Vec::new();
-    if args.redis {
-        let index = cases.len() / 2;
-        let case = cases[index];
+    // The middle of the cases for one node (a case of several nodes is a cluster run already).
+    let alone: Vec<Case> = cases.iter().copied().filter(|c| c.nodes == 1).collect();
+    if args.redis
+        && let Some(&case) = alone.get(alone.len() / 2)
+    {
         for (placement, clients_from) in [(SPLIT, 0), (OTHER_NODE, 1)] {
             let port = free_port().await?;
             let redis = redis_server(port).await?;
@@ -210,29 +210,12 @@ async fn run(args: Args) -> Result<bool, String> {
             );
             let mut server = ours(&args.bridge, args.server_cpu, Some(&url), 2, None).await?;
             server.clients_from = clients_from;
-            let name = server.name.clone();
-            let o = run_case(&server, case).await;
-            server.stop().await;
-            let o = o?;
-            println!("{}", row(&name, &o));
-            clean &= o.lost() == 0 && o.dups() == 0 && o.connected == case.clients;
+            let o = run_ours(server, case, &mut clean).await?;
             let mut peer = None;
             if !args.no_node {
-                match node_cluster(&args.node_cluster, args.server_cpu, &url, 2).await {
-                    Ok(mut server) => {
-                        server.clients_from = clients_from;
-                        let b = run_case(&server, case).await;
-                        server.stop().await;
-                        match b {
-                            Ok(b) => {
-                                println!("{}", row(NODE_CLUSTER, &b));
-                                peer = Some(b);
-                            }
-                            Err(e) => println!("| {NODE_CLUSTER} | failed: {e} | | | | | | | | | | | | | |"),
-                        }
-                    }
-                    Err(e) => println!("| {NODE_CLUSTER} | failed to start: {e} | | | | | | | | | | | | | |"),
-                }
+                let started = node_cluster(&args.node_cluster, args.server_cpu, &url, 2).await;
+                let started = started.map(|server| Server { clients_from, ..server });
+                peer = run_peer(NODE_CLUSTER, started, case, &mut notes).await;
             }
             drop(redis);
             cluster_rows.push((case, placement, o, peer));
@@ -290,9 +273,9 @@ async fn run(args: Args) -> Result<bool, String> {
         );
         println!();
         println!(
-            "| case | clients connected | connections lost | last one back after | last one with every product's latest value after | clients without it | live p99 ms | RSS peak MiB (nodes) |"
+            "| case | clients connected | posts answered 503 (posted again) | connections lost | last one back after | last one with every product's latest value after | clients without it | live p99 ms | RSS peak MiB (nodes) |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for line in &kills {
             println!("{line}");
         }

@@ -275,18 +275,23 @@ impl<R: tauri::Runtime> Vault for StoreVault<R> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_http_addresses_are_accepted() {
-        let at = |api: &str, socket: &str| Settings {
+    /// Settings with these addresses, everything else at its plain value.
+    fn with(api: &str, socket: &str, allow_unencrypted: bool) -> Settings {
+        Settings {
             api_base_url: api.into(),
             socket_url: socket.into(),
             ca_file: None,
-            allow_unencrypted: false,
+            allow_unencrypted,
             close_to_tray: true,
             notifications: true,
             till_name: String::new(),
             update_url: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn only_http_addresses_are_accepted() {
+        let at = |api: &str, socket: &str| with(api, socket, false);
         let ok = at(" https://api.local/ ", "https://ws.local").validated().unwrap();
         assert_eq!(ok.api_base_url, "https://api.local");
         for bad in ["", "ftp://x", "http://", "api.local", "http://a b", "https://:80", "http://[::1"] {
@@ -297,16 +302,7 @@ mod tests {
 
     #[test]
     fn the_socket_address_may_list_a_clusters_nodes_each_checked() {
-        let at = |socket: &str| Settings {
-            api_base_url: "https://api.local".into(),
-            socket_url: socket.into(),
-            ca_file: None,
-            allow_unencrypted: false,
-            close_to_tray: true,
-            notifications: true,
-            till_name: String::new(),
-            update_url: String::new(),
-        };
+        let at = |socket: &str| with("https://api.local", socket, false);
         let ok = at(" https://node-a.local/ ,https://node-b.local:3001").validated().unwrap();
         assert_eq!(ok.socket_url, "https://node-a.local, https://node-b.local:3001");
         assert_eq!(stock_client::link::split_addresses(&ok.socket_url).len(), 2);
@@ -321,16 +317,7 @@ mod tests {
 
     #[test]
     fn http_to_another_computer_needs_the_operators_explicit_choice() {
-        let at = |api: &str, allow| Settings {
-            api_base_url: api.into(),
-            socket_url: "http://127.0.0.1:3001".into(),
-            ca_file: None,
-            allow_unencrypted: allow,
-            close_to_tray: true,
-            notifications: true,
-            till_name: String::new(),
-            update_url: String::new(),
-        };
+        let at = |api: &str, allow| with(api, "http://127.0.0.1:3001", allow);
         let err = at("http://remote.example", false).validated().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidSettings);
         assert!(err.message.contains("http://remote.example is not encrypted"), "{}", err.message);

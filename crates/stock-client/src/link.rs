@@ -152,12 +152,6 @@ impl SocketIoConnector {
     pub fn starting_at(target: SocketTarget, index: usize) -> Self {
         SocketIoConnector { target, next: std::sync::atomic::AtomicUsize::new(index) }
     }
-
-    /// The address the next attempt goes to.
-    pub fn next_address(&self) -> Option<&str> {
-        let urls = &self.target.urls;
-        (!urls.is_empty()).then(|| urls[self.next.load(std::sync::atomic::Ordering::Relaxed) % urls.len()].as_str())
-    }
 }
 
 enum Command {
