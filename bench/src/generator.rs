@@ -223,6 +223,13 @@ impl Child {
     }
 }
 
+/// How a case's clients are shared among generator processes (each at most
+/// `--clients-per-process`), or None when this process holds them all.
+pub(crate) fn sizes(case: crate::args::Case) -> Option<Vec<usize>> {
+    let per = case.per_process.max(1);
+    (case.clients > per).then(|| (0..case.clients).step_by(per).map(|first| per.min(case.clients - first)).collect())
+}
+
 /// The parent's epoch: an instant and the same moment in µs of Unix time.
 pub(crate) fn epoch() -> (Instant, u64) {
     (Instant::now(), unix_us(SystemTime::now()))

@@ -273,17 +273,15 @@ pub(crate) async fn run_kill(
     let mut tasks = Vec::new();
     let mut generators = Vec::new();
     let epoch = crate::generator::epoch();
-    if case.clients > case.per_process.max(1) {
-        let mut left = case.clients;
-        while left > 0 {
-            let these = left.min(case.per_process.max(1));
+    let sizes = crate::generator::sizes(case);
+    if let Some(sizes) = &sizes {
+        for &these in sizes {
             let counts = crate::generator::Counts {
                 ready: ready_tx.clone(),
                 received: Arc::new(AtomicU64::new(0)),
                 tally: Some(tally.clone()),
             };
             generators.push(crate::generator::Child::start(&server.addrs, these, epoch, Some(case.events), counts)?);
-            left -= these;
         }
     } else {
         for i in 0..case.clients {
@@ -303,14 +301,7 @@ pub(crate) async fn run_kill(
         }
     }
     drop(ready_tx);
-    let mut connected = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60) + Duration::from_millis(case.clients as u64);
-    while connected < case.clients {
-        match tokio::time::timeout_at(deadline, ready_rx.recv()).await {
-            Ok(Some(())) => connected += 1,
-            _ => break,
-        }
-    }
+    let connected = crate::load::wait_connected(&mut ready_rx, case.clients).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| e.to_string())?;
     let url = format!("http://{}/broadcast", server.addrs[0]);
     let interval = Duration::from_secs_f64(1.0 / case.rate.max(0.001));
@@ -323,16 +314,8 @@ pub(crate) async fn run_kill(
     // The clients that start on the last node (they start round the list).
     let nodes = server.addrs.len();
     let on_last = |clients: usize| (0..clients).filter(|i| i % nodes == nodes - 1).count() as u64;
-    let mut expected_lost = 0;
-    let mut left = case.clients;
-    while left > 0 {
-        let these = left.min(case.per_process.max(1));
-        expected_lost += on_last(these);
-        left -= these;
-    }
-    if case.clients <= case.per_process.max(1) {
-        expected_lost = on_last(case.clients);
-    }
+    // Each generator counts its clients from 0; clients run here are counted as one group.
+    let expected_lost: u64 = sizes.unwrap_or_else(|| vec![case.clients]).into_iter().map(on_last).sum();
     for seq in 0..case.events {
         if seq == case.events / 2 {
             let killed_at = Instant::now();

@@ -141,6 +141,20 @@ pub(crate) fn body_of(seq: usize) -> String {
     )
 }
 
+/// Counts the clients that say they are connected, until all `clients` have or the time
+/// is up (about 1,000 connections a second on one core, and a minute to spare).
+pub(crate) async fn wait_connected(ready: &mut tokio::sync::mpsc::Receiver<()>, clients: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60) + Duration::from_millis(clients as u64);
+    let mut connected = 0;
+    while connected < clients {
+        match tokio::time::timeout_at(deadline, ready.recv()).await {
+            Ok(Some(())) => connected += 1,
+            _ => break,
+        }
+    }
+    connected
+}
+
 pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, String> {
     let received = Arc::new(AtomicU64::new(0));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(case.clients.max(1));
@@ -151,15 +165,12 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
     let cpu_at_start = server.cpu();
     let rss_base = server.rss_kib();
     let on = &server.addrs[server.clients_from.min(server.addrs.len() - 1)..];
-    if case.clients > case.per_process.max(1) && server.tls.is_none() {
+    if let Some(sizes) = generator::sizes(case).filter(|_| server.tls.is_none()) {
         // More sockets than this process may open: generator processes hold them.
         let epoch = generator::epoch();
-        let mut left = case.clients;
-        while left > 0 {
-            let these = left.min(case.per_process.max(1));
+        for these in sizes {
             let counts = generator::Counts { ready: ready_tx.clone(), received: received.clone(), tally: None };
             generators.push(generator::Child::start(on, these, epoch, None, counts)?);
-            left -= these;
         }
     } else {
         // Connect in waves, so the listen backlog is not flooded.
@@ -173,16 +184,7 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
         }
     }
     drop(ready_tx);
-    let mut connected = 0;
-    // About 1,000 connections a second on one core, and a minute to spare.
-    let connect_deadline =
-        tokio::time::Instant::now() + Duration::from_secs(60) + Duration::from_millis(case.clients as u64);
-    while connected < case.clients {
-        match tokio::time::timeout_at(connect_deadline, ready_rx.recv()).await {
-            Ok(Some(())) => connected += 1,
-            _ => break,
-        }
-    }
+    let connected = wait_connected(&mut ready_rx, case.clients).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // let the server settle before reading idle RSS
     let rss_idle = server.rss_kib();
     let cpu_before = server.cpu();

@@ -34,34 +34,14 @@ fn tills() -> usize {
 
 /// A bridge node in cluster mode as its own process, on `listen`; its address.
 async fn node(redis: &str, prefix: &str, name: &str, listen: &str) -> (Child, SocketAddr) {
-    let mut cmd = tokio::process::Command::new(bin("stock-bridge"));
-    cmd.args(["serve", "--listen", listen])
-        .env("STOCK_BRIDGE_API_KEY", KEY)
-        .env("STOCK_BRIDGE_REDIS_URL", redis)
-        .env("STOCK_BRIDGE_REDIS_PREFIX", prefix)
-        .env("STOCK_BRIDGE_NODE_NAME", name)
+    let env = [
+        ("STOCK_BRIDGE_REDIS_URL", redis),
+        ("STOCK_BRIDGE_REDIS_PREFIX", prefix),
+        ("STOCK_BRIDGE_NODE_NAME", name),
         // Every till here comes from 127.0.0.1; in a shop each has its own address.
-        .env("STOCK_BRIDGE_HANDSHAKE_RATE", "100000")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().expect("cannot start stock-bridge");
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::time::timeout(WAIT, async {
-        use tokio::io::AsyncBufReadExt;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("listening on") {
-                return line;
-            }
-        }
-        panic!("{name} exited before listening");
-    })
-    .await
-    .expect("the node did not start listening in time");
-    let addr = line.rsplit("http://").next().unwrap().trim().parse().expect("the node prints its address");
-    (Child(child), addr)
+        ("STOCK_BRIDGE_HANDSHAKE_RATE", "100000"),
+    ];
+    bridge_process_with(listen, &env).await
 }
 
 /// What one till has: whether it is connected, and the latest stock of each product.

@@ -107,8 +107,14 @@ async fn spawn_listening(mut cmd: tokio::process::Command) -> (Child, String) {
 /// Our bridge binary on `addr`.
 /// `stock-bridge serve` on `addr` (port 0: any); returns the address it bound.
 pub async fn bridge_process(addr: &str) -> (Child, SocketAddr) {
+    bridge_process_with(addr, &[]).await
+}
+
+/// [`bridge_process`] with more of its environment (cluster mode, a node name…).
+pub async fn bridge_process_with(addr: &str, env: &[(&str, &str)]) -> (Child, SocketAddr) {
     let mut cmd = tokio::process::Command::new(bin("stock-bridge"));
     cmd.args(["serve", "--listen", addr]).env("STOCK_BRIDGE_API_KEY", KEY).env("RUST_LOG", "warn");
+    cmd.envs(env.iter().copied());
     let (child, line) = spawn_listening(cmd).await;
     let bound = line.rsplit("http://").next().unwrap().trim().parse().expect("the bridge prints its address");
     (child, bound)
