@@ -72,7 +72,7 @@ pub(crate) async fn run_child() -> std::process::ExitCode {
         let permit = gate.clone().acquire_owned().await.ok();
         tasks.push(match kill_events {
             Some(events) => tokio::spawn(failover_client(addrs.clone(), i, events, tally.clone(), ready, stop, permit)),
-            None => tokio::spawn(client(addr, None, received.clone(), ready, stop, permit)),
+            None => tokio::spawn(client(i, addr, None, received.clone(), ready, stop, permit)),
         });
     }
     drop(ready_tx);
@@ -89,7 +89,8 @@ pub(crate) async fn run_child() -> std::process::ExitCode {
                 println!("r {connected}");
                 println!("n {}", received.load(Ordering::Relaxed) + tally.received.load(Ordering::Relaxed));
                 let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
-                println!("t {} {} {}", count(&tally.lost), count(&tally.back), count(&tally.complete));
+                let counts: Vec<String> = tally.counts().iter().map(|c| count(c).to_string()).collect();
+                println!("t {}", counts.join(" "));
             }
         })
     };
@@ -163,7 +164,7 @@ impl Child {
         let lines = tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             let (mut connected, mut seen) = (0u64, 0u64);
-            let mut counted = [0u64; 3];
+            let mut counted = [0u64; 9];
             let mut got = Vec::new();
             while let Ok(Some(line)) = lines.next_line().await {
                 let (kind, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
@@ -182,12 +183,10 @@ impl Child {
                     }
                     "t" => {
                         let now: Vec<u64> = rest.split(' ').filter_map(|n| n.parse().ok()).collect();
-                        if let (Some(tally), &[lost, back, complete]) = (&tally, &now[..]) {
-                            for (i, (counter, value)) in
-                                [(&tally.lost, lost), (&tally.back, back), (&tally.complete, complete)]
-                                    .into_iter()
-                                    .enumerate()
-                            {
+                        if let Some(tally) = &tally
+                            && now.len() == counted.len()
+                        {
+                            for (i, (counter, &value)) in tally.counts().into_iter().zip(&now).enumerate() {
                                 counter.fetch_add(value.saturating_sub(counted[i]), Ordering::Relaxed);
                                 counted[i] = counted[i].max(value);
                             }
@@ -208,6 +207,11 @@ impl Child {
             got
         });
         Ok(Child { process, stdin, lines })
+    }
+
+    /// Its process id (for its CPU time), while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.process.id()
     }
 
     /// Tells it to stop, and takes each of its clients' readings.

@@ -34,6 +34,34 @@ pub(crate) struct Tally {
     pub(crate) complete: AtomicU64,
     /// Live deliveries read.
     pub(crate) received: AtomicU64,
+    /// Of the connections lost: closed by the node (a Close frame), and broken (an error,
+    /// or the stream's end without one: a killed node).
+    pub(crate) closed: AtomicU64,
+    pub(crate) broken: AtomicU64,
+    /// Attempts to open a connection that failed or timed out (30 s).
+    pub(crate) attempts_failed: AtomicU64,
+    /// After a loss: WebSockets opened again, catch-up answers read, and answers that
+    /// were a refusal (`{"error": …}`) or unreadable.
+    pub(crate) reopened: AtomicU64,
+    pub(crate) catch_ups: AtomicU64,
+    pub(crate) catch_ups_refused: AtomicU64,
+}
+
+impl Tally {
+    /// The counts a generator child sends its parent, in [`Tally::counts`]' order.
+    pub(crate) fn counts(&self) -> [&AtomicU64; 9] {
+        [
+            &self.lost,
+            &self.back,
+            &self.complete,
+            &self.closed,
+            &self.broken,
+            &self.attempts_failed,
+            &self.reopened,
+            &self.catch_ups,
+            &self.catch_ups_refused,
+        ]
+    }
 }
 
 /// The last `bench_seq` posted for each product, when `events` events are posted.
@@ -41,8 +69,9 @@ pub(crate) fn last_posted(events: usize) -> Vec<Option<u64>> {
     (0..PRODUCTS).map(|r| (r < events).then(|| (r + PRODUCTS * ((events - 1 - r) / PRODUCTS)) as u64)).collect()
 }
 
-/// A client with every node's address (starting at `start`) that moves on to the next
-/// after a loss and catches up; returns its live deliveries as (bench_seq, read at).
+/// A client with every node's address (starting at `start`, then in an order of its own)
+/// that moves on to the next after a loss and catches up; returns its live deliveries as
+/// (bench_seq, read at).
 pub(crate) async fn failover_client(
     addrs: Vec<SocketAddr>,
     start: usize,
@@ -64,31 +93,73 @@ pub(crate) async fn failover_client(
     // Reconnects wait as the client core's do (its defaults: socket.io-client's).
     let backoff = stock_client::backoff::Backoff::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(start as u64);
+    // The first address by `start` (the run counts the killed node's clients by it), the
+    // others in an order of the client's own, as the client core's (`SocketIoConnector`):
+    // a lost node's clients spread over the nodes left.
+    let mut order: Vec<usize> = (0..addrs.len()).collect();
+    order.rotate_left(start % addrs.len().max(1));
+    if order.len() > 1 {
+        rand::seq::SliceRandom::shuffle(&mut order[1..], &mut rng);
+    }
     let mut failures = 0u32;
     for attempt in 0.. {
         if *stop.borrow() {
             break;
         }
-        let addr = addrs[(start + attempt) % addrs.len()];
+        let addr = addrs[order[attempt % order.len()]];
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
-        let connecting = tokio::time::timeout(Duration::from_secs(30), tokio_tungstenite::connect_async(url));
+        let connecting = tokio::time::timeout(Duration::from_secs(30), async {
+            let tcp = crate::load::open_tcp(start, addr).await.map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+            tokio_tungstenite::client_async_with_config(url, tcp, Some(crate::load::ws_config())).await
+        });
         let opened = connecting.await;
         // The first handshake is paced by the generator; a move after a loss is not (that
         // crowd is what the run measures).
         gate.take();
         let Ok(Ok((ws, _))) = opened else {
+            tally.attempts_failed.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(backoff.delay(failures, &mut rng)).await;
             failures += 1;
             continue;
         };
         failures = 0;
+        if lost_once {
+            tally.reopened.fetch_add(1, Ordering::Relaxed);
+        }
         let (mut tx, mut rx) = ws.split();
+        // A refused catch-up is asked again after a pause, as the client core does
+        // (`CATCH_UP_RETRY_FIRST`, doubling up to `CATCH_UP_RETRY_MAX`, at most
+        // `MAX_CATCH_UP_RETRIES` times).
+        let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut refusals = 0u32;
         loop {
+            let retry = async {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let frame = tokio::select! {
                 f = rx.next() => f,
+                _ = retry => {
+                    retry_at = None;
+                    let _ = tx.send(Message::text(catch_up_request(next_ack, position.as_ref()))).await;
+                    next_ack += 1;
+                    continue;
+                }
                 _ = stop.changed() => return got,
             };
-            let Some(Ok(message)) = frame else { break };
+            let message = match frame {
+                Some(Ok(Message::Close(_))) => {
+                    tally.closed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Some(Ok(message)) => message,
+                _ => {
+                    tally.broken.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            };
             let Message::Text(text) = message else { continue };
             let t = text.as_str();
             match t.as_bytes().first() {
@@ -105,11 +176,7 @@ pub(crate) async fn failover_client(
                     }
                     if lost_once {
                         tally.back.fetch_add(1, Ordering::Relaxed);
-                        let request = match &position {
-                            Some((epoch, seq)) => serde_json::json!({"epoch": epoch, "after": seq}),
-                            None => serde_json::json!({}),
-                        };
-                        let _ = tx.send(Message::text(format!(r#"42{next_ack}["stock:catch_up",{request}]"#))).await;
+                        let _ = tx.send(Message::text(catch_up_request(next_ack, position.as_ref()))).await;
                         next_ack += 1;
                     }
                 }
@@ -126,17 +193,25 @@ pub(crate) async fn failover_client(
                 Some(b'4') if t.starts_with("43") => {
                     // A catch-up answer: `43<id>[{…}]`.
                     let body = t[2..].trim_start_matches(|c: char| c.is_ascii_digit());
-                    if let Ok(answer) = serde_json::from_str::<Vec<stock_protocol::CatchUp>>(body)
-                        && let Some(answer) = answer.into_iter().next()
-                    {
+                    let answer = serde_json::from_str::<Vec<stock_protocol::CatchUp>>(body).ok();
+                    let answer = answer.and_then(|a| a.into_iter().next());
+                    if answer.is_none() {
+                        tally.catch_ups_refused.fetch_add(1, Ordering::Relaxed);
+                        if refusals < stock_client::supervisor::MAX_CATCH_UP_RETRIES {
+                            let pause = (stock_client::supervisor::CATCH_UP_RETRY_FIRST * 2u32.pow(refusals.min(8)))
+                                .min(stock_client::supervisor::CATCH_UP_RETRY_MAX);
+                            retry_at = Some(tokio::time::Instant::now() + pause);
+                            refusals += 1;
+                        }
+                    }
+                    if let Some(answer) = answer {
+                        tally.catch_ups.fetch_add(1, Ordering::Relaxed);
                         for item in &answer.items {
                             note_products(&item.data.to_string(), &mut seen);
                         }
                         position = Some((answer.epoch.clone(), answer.seq));
                         if answer.more {
-                            let request = serde_json::json!({"epoch": answer.epoch, "after": answer.seq});
-                            let _ =
-                                tx.send(Message::text(format!(r#"42{next_ack}["stock:catch_up",{request}]"#))).await;
+                            let _ = tx.send(Message::text(catch_up_request(next_ack, position.as_ref()))).await;
                             next_ack += 1;
                         }
                     }
@@ -159,6 +234,15 @@ pub(crate) async fn failover_client(
         failures += 1;
     }
     got
+}
+
+/// A `stock:catch_up` request with ack id `ack` from `position` (from the start without one).
+fn catch_up_request(ack: u64, position: Option<&(String, u64)>) -> String {
+    let request = match position {
+        Some((epoch, seq)) => serde_json::json!({"epoch": epoch, "after": seq}),
+        None => serde_json::json!({}),
+    };
+    format!(r#"42{ack}["stock:catch_up",{request}]"#)
 }
 
 /// Notes the product and `bench_seq` of every payload in `text`; returns the bench_seq of
@@ -207,6 +291,18 @@ mod tests {
     }
 
     #[test]
+    fn ends_are_read_by_reason_from_a_metrics_page() {
+        let page = "# TYPE stock_bridge_disconnects_total counter\n\
+                    stock_bridge_disconnects_total{reason=\"ping_timeout\"} 12\n\
+                    stock_bridge_disconnects_total{reason=\"transport_closed\"} 40\n\
+                    stock_bridge_deliveries_total 9\n";
+        let ended = by_label(page, "stock_bridge_disconnects_total", "reason");
+        assert_eq!(ended, vec![("ping_timeout".into(), 12), ("transport_closed".into(), 40)]);
+        let page = "stock_bridge_max_connections_x 1\nstock_bridge_max_connections 19872\n";
+        assert_eq!(gauge(page, "stock_bridge_max_connections"), Some(19872));
+    }
+
+    #[test]
     fn products_and_positions_are_read_from_frames() {
         let mut seen = vec![None; PRODUCTS];
         let live = r#"42["add_stock",{"product_id":5003,"in_stock":3,"bench_seq":3},{"seq":9,"epoch":"e1"}]"#;
@@ -224,20 +320,99 @@ async fn watch_recovery(
     killed_at: Instant,
     expected_lost: u64,
     clients: u64,
-) -> (Option<f64>, Option<f64>) {
-    let (mut back, mut complete) = (None, None);
+    seen: Arc<std::sync::Mutex<Recovery>>,
+) {
     loop {
-        if back.is_none() && tally.back.load(Ordering::Relaxed) >= expected_lost {
-            back = Some(killed_at.elapsed().as_secs_f64());
-        }
-        if complete.is_none() && tally.complete.load(Ordering::Relaxed) >= clients {
-            complete = Some(killed_at.elapsed().as_secs_f64());
-        }
-        if back.is_some() && complete.is_some() {
-            return (back, complete);
+        let done = {
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.back.is_none() && tally.back.load(Ordering::Relaxed) >= expected_lost {
+                seen.back = Some(killed_at.elapsed().as_secs_f64());
+            }
+            if seen.complete.is_none() && tally.complete.load(Ordering::Relaxed) >= clients {
+                seen.complete = Some(killed_at.elapsed().as_secs_f64());
+            }
+            seen.back.is_some() && seen.complete.is_some()
+        };
+        if done {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Seconds after the kill until the last lost client was back, and until every client had
+/// every product's latest value; what was reached is kept when the wait runs out.
+#[derive(Debug, Default, Clone, Copy)]
+struct Recovery {
+    back: Option<f64>,
+    complete: Option<f64>,
+}
+
+/// What the surviving nodes' `/metrics` say at the end of a kill run (read before the
+/// bench's own clients stop, whose ends would be counted too).
+#[derive(Debug, Default)]
+pub(crate) struct Survivors {
+    /// Connections they ended, summed by reason, e.g. `ping_timeout 12, transport_closed 40`.
+    pub(crate) ended: String,
+    /// Catch-ups they were asked for, by outcome (`answered 7094, not_joined 12`).
+    pub(crate) catch_ups: String,
+    /// Connections they can hold together (`stock_bridge_max_connections`: the cap under
+    /// each one's open-file limit); None when a node did not answer.
+    pub(crate) places: Option<u64>,
+}
+
+async fn survivors(http: &reqwest::Client, nodes: &[SocketAddr]) -> Survivors {
+    let mut by_reason = std::collections::BTreeMap::<String, u64>::new();
+    let mut catch_ups = std::collections::BTreeMap::<String, u64>::new();
+    let mut places = Some(0);
+    let mut unread = 0;
+    for node in nodes {
+        let page = match http.get(format!("http://{node}/metrics")).send().await {
+            Ok(res) => res.text().await.ok(),
+            Err(_) => None,
+        };
+        let Some(page) = page else {
+            unread += 1;
+            places = None;
+            continue;
+        };
+        for (reason, count) in by_label(&page, "stock_bridge_disconnects_total", "reason") {
+            *by_reason.entry(reason).or_default() += count;
+        }
+        for (outcome, count) in by_label(&page, "stock_bridge_catch_ups_total", "outcome") {
+            *catch_ups.entry(outcome).or_default() += count;
+        }
+        places = places.zip(gauge(&page, "stock_bridge_max_connections")).map(|(a, b)| a + b);
+    }
+    let mut text: Vec<String> = by_reason.into_iter().map(|(r, n)| format!("{r} {n}")).collect();
+    if unread > 0 {
+        text.push(format!("{unread} node(s) did not answer"));
+    }
+    let catch_ups: Vec<String> = catch_ups.into_iter().map(|(o, n)| format!("{o} {n}")).collect();
+    Survivors {
+        ended: if text.is_empty() { "none".to_owned() } else { text.join(", ") },
+        catch_ups: if catch_ups.is_empty() { "none".to_owned() } else { catch_ups.join(", ") },
+        places,
+    }
+}
+
+/// The `name{label="…"} N` lines of a metrics page, as (label value, N).
+fn by_label(page: &str, name: &str, label: &str) -> Vec<(String, u64)> {
+    let start = format!("{name}{{");
+    let key = format!("{label}=\"");
+    page.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(start.as_str())?;
+            let value = rest.split(key.as_str()).nth(1)?.split('"').next()?;
+            let count = line.rsplit(' ').next()?.parse::<f64>().ok()?;
+            Some((value.to_owned(), count as u64))
+        })
+        .collect()
+}
+
+/// An unlabelled gauge's value on a metrics page.
+fn gauge(page: &str, name: &str) -> Option<u64> {
+    page.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok().map(|v| v as u64))
 }
 
 /// What a kill-a-node run measured.
@@ -257,6 +432,18 @@ pub(crate) struct KillOutcome {
     pub(crate) rss_peak_kib: u64,
     /// Posts answered 503 (and posted again).
     pub(crate) refused_posts: u64,
+    /// After a loss: WebSockets opened again, catch-up answers, refused or unreadable ones.
+    pub(crate) reopened: u64,
+    /// Connections answered CONNECT after a loss.
+    pub(crate) back: u64,
+    pub(crate) catch_ups: u64,
+    pub(crate) catch_ups_refused: u64,
+    /// Of `lost`: closed by a node, broken; and attempts to connect that failed.
+    pub(crate) closed: u64,
+    pub(crate) broken: u64,
+    pub(crate) attempts_failed: u64,
+    /// What the surviving nodes' `/metrics` said at the end.
+    pub(crate) survivors: Survivors,
 }
 
 /// Times a post answered 503 is tried.
@@ -310,6 +497,7 @@ pub(crate) async fn run_kill(
     let mut posts = tokio::task::JoinSet::new();
     let refused = Arc::new(AtomicU64::new(0));
     let mut watcher = None;
+    let recovery = Arc::new(std::sync::Mutex::new(Recovery::default()));
     let mut rss_peak = server.rss_kib();
     // The clients that start on the last node (they start round the list).
     let nodes = server.addrs.len();
@@ -320,7 +508,8 @@ pub(crate) async fn run_kill(
         if seq == case.events / 2 {
             let killed_at = Instant::now();
             server.kill_last().await;
-            watcher = Some(tokio::spawn(watch_recovery(tally.clone(), killed_at, expected_lost, connected as u64)));
+            let watching = watch_recovery(tally.clone(), killed_at, expected_lost, connected as u64, recovery.clone());
+            watcher = Some(tokio::spawn(watching));
         }
         tokio::time::sleep_until((started + interval * seq as u32).into()).await;
         sent_at.push(Instant::now());
@@ -354,22 +543,27 @@ pub(crate) async fn run_kill(
         tokio::pin!(settle);
         loop {
             tokio::select! {
-                done = &mut settle => {
-                    if let Ok(Ok((back, complete))) = done {
-                        (outcome.back_after_s, outcome.complete_after_s) = (back, complete);
-                    }
-                    break;
-                }
+                _ = &mut settle => break,
                 _ = tokio::time::sleep(Duration::from_millis(200)) => rss_peak = rss_peak.max(server.rss_kib()),
             }
         }
     }
+    let reached = *recovery.lock().unwrap_or_else(|e| e.into_inner());
+    (outcome.back_after_s, outcome.complete_after_s) = (reached.back, reached.complete);
     // The children's last counts arrive within their 100 ms report.
     tokio::time::sleep(Duration::from_millis(300)).await;
     outcome.lost = tally.lost.load(Ordering::Relaxed);
     outcome.incomplete = (connected as u64).saturating_sub(tally.complete.load(Ordering::Relaxed));
     outcome.rss_peak_kib = rss_peak;
     outcome.refused_posts = refused.load(Ordering::Relaxed);
+    outcome.closed = tally.closed.load(Ordering::Relaxed);
+    outcome.broken = tally.broken.load(Ordering::Relaxed);
+    outcome.attempts_failed = tally.attempts_failed.load(Ordering::Relaxed);
+    outcome.reopened = tally.reopened.load(Ordering::Relaxed);
+    outcome.back = tally.back.load(Ordering::Relaxed);
+    outcome.catch_ups = tally.catch_ups.load(Ordering::Relaxed);
+    outcome.catch_ups_refused = tally.catch_ups_refused.load(Ordering::Relaxed);
+    outcome.survivors = survivors(&http, &server.addrs[..nodes - 1]).await;
     let _ = stop_tx.send(true);
     for generator in generators {
         let readings = generator.finish().await;

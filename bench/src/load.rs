@@ -15,7 +15,32 @@ use tokio_tungstenite::tungstenite::Message;
 const CONNECT_TRIES: usize = 4;
 
 /// A cheap Socket.IO client (holding `gate`, when given, until its WebSocket is open): returns (bench_seq, receipt time) for every add_stock.
+/// The benchmark clients' WebSocket settings: a 4 KiB read buffer. tungstenite's default
+/// (128 KiB) is zeroed again for every read: profiled, that memset was 53 % of a generator
+/// process's CPU, which then fell seconds behind at 36,000 clients × 1/s and answered the
+/// bridge's pings too late (the cascade of the 2026-12-06 kill runs).
+pub(crate) fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+}
+
+/// A connection to `addr` from a loopback source address of its own (127.x.y.z, by
+/// `client` and this process): every client from 127.0.0.1 makes the kernel search one
+/// address's ephemeral ports for each connect, a search that grows with the ports in use.
+/// Profiled in a kill run at 36,000 clients: 84 % of a generator's CPU in
+/// `__inet_hash_connect` / `__inet_check_established`, inside `connect` calls that held
+/// its runtime's threads for seconds, so pings went unanswered and the bridge closed
+/// clients it still had (the reconnect cascade). Tills come from addresses of their own.
+pub(crate) async fn open_tcp(client: usize, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let n = client as u32 ^ std::process::id().wrapping_mul(2_654_435_761);
+    let source =
+        std::net::Ipv4Addr::new(127, 1 + ((n / 250) % 250) as u8, ((n / 62_500) % 250) as u8, 2 + (n % 250) as u8);
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    socket.connect(addr).await
+}
+
 pub(crate) async fn client(
+    index: usize,
     addr: SocketAddr,
     tls: Option<native_tls::TlsConnector>,
     received: Arc<AtomicU64>,
@@ -30,7 +55,10 @@ pub(crate) async fn client(
     // header timeout), as a till would retry.
     let mut ws = None;
     for _ in 0..CONNECT_TRIES {
-        let connecting = tokio_tungstenite::connect_async_tls_with_config(&url, None, false, connector.clone());
+        let connecting = async {
+            let tcp = open_tcp(index, addr).await.map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+            tokio_tungstenite::client_async_tls_with_config(&url, tcp, Some(ws_config()), connector.clone()).await
+        };
         if let Ok(Ok((opened, _))) = tokio::time::timeout(Duration::from_secs(30), connecting).await {
             ws = Some(opened);
             break;
@@ -103,6 +131,10 @@ pub(crate) struct Outcome {
     pub(crate) cpu_us_per_delivery: f64,
     /// The server's CPU time while the clients connected (handshakes included).
     pub(crate) connect_cpu_ms: f64,
+    /// The load side's CPU while the events went out and arrived, in % of one core (the
+    /// generator processes, or this one when it holds the clients). Near 100 % per core it
+    /// was given, the latencies include the clients' own queueing.
+    pub(crate) load_cpu_pct: f64,
 }
 
 impl Outcome {
@@ -176,7 +208,7 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
         // Connect in waves, so the listen backlog is not flooded.
         for i in 0..case.clients {
             let addr = on[i % on.len()];
-            let client = client(addr, server.tls.clone(), received.clone(), ready_tx.clone(), stop_rx.clone(), None);
+            let client = client(i, addr, server.tls.clone(), received.clone(), ready_tx.clone(), stop_rx.clone(), None);
             tasks.push(tokio::spawn(async move { vec![client.await] }));
             if i % 200 == 199 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -189,6 +221,13 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
     let rss_idle = server.rss_kib();
     let cpu_before = server.cpu();
     let connect_cpu = cpu_before.saturating_sub(cpu_at_start);
+    let load_pids: Vec<u32> = if generators.is_empty() {
+        vec![std::process::id()]
+    } else {
+        generators.iter().filter_map(generator::Child::pid).collect()
+    };
+    let load_cpu = || load_pids.iter().map(|&pid| crate::procfs::proc_cpu(pid)).sum::<Duration>();
+    let (load_cpu_before, load_from) = (load_cpu(), Instant::now());
 
     let mut http = reqwest::Client::builder().tcp_nodelay(true).timeout(Duration::from_secs(30));
     if let Some(pem) = &server.ca_pem {
@@ -265,6 +304,8 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu = server.cpu().saturating_sub(cpu_before);
+    let load_cpu_pct =
+        load_cpu().saturating_sub(load_cpu_before).as_secs_f64() * 100.0 / load_from.elapsed().as_secs_f64();
     rss_peak = rss_peak.max(server.rss_kib());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = server.rss_kib();
@@ -305,5 +346,6 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
         rss_after_kib: rss_after,
         cpu_us_per_delivery: cpu.as_secs_f64() * 1e6 / (unique.max(1) as f64),
         connect_cpu_ms: connect_cpu.as_secs_f64() * 1e3,
+        load_cpu_pct,
     })
 }

@@ -118,16 +118,16 @@ async fn run(args: Args) -> Result<bool, String> {
     };
     let mut clean = true;
     println!(
-        "| server | clients connected | p50 ms | p99 ms | max ms | lost | dup | POST/s | POST p50 ms | RSS idle MiB | RSS peak MiB | RSS after MiB | idle KB/conn | CPU µs/delivery | M deliveries/CPU-s |"
+        "| server | clients connected | p50 ms | p99 ms | max ms | lost | dup | POST/s | POST p50 ms | RSS idle MiB | RSS peak MiB | RSS after MiB | idle KB/conn | CPU µs/delivery | M deliveries/CPU-s | load generator CPU % of a core |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ratios: Vec<CaseResults> = Vec::new();
     let mut kills: Vec<String> = Vec::new();
     let mut tls_costs = Vec::new();
     let mut notes = Vec::new();
     let tls = args.wss.then(Tls::new);
     for case in &cases {
-        println!("| **{case}** | | | | | | | | | | | | | | |");
+        println!("| **{case}** | | | | | | | | | | | | | | | |");
         if case.nodes > 1 {
             let port = free_port().await?;
             let redis = redis_server(port).await?;
@@ -148,10 +148,20 @@ async fn run(args: Args) -> Result<bool, String> {
                 let k = k?;
                 let secs = |s: Option<f64>| s.map_or("never".to_owned(), |s| format!("{s:.1} s"));
                 kills.push(format!(
-                    "| {case} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} |",
+                    "| {case} | {} | {} | {} ({} closed by a node, {} broken; {} opened again, {} CONNECT answered, {} catch-up answers, {} refused) | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} |",
                     k.connected,
                     k.refused_posts,
                     k.lost,
+                    k.closed,
+                    k.broken,
+                    k.reopened,
+                    k.back,
+                    k.catch_ups,
+                    k.catch_ups_refused,
+                    k.attempts_failed,
+                    k.survivors.ended,
+                    k.survivors.catch_ups,
+                    k.survivors.places.map_or("?".to_owned(), |p| p.to_string()),
                     secs(k.back_after_s),
                     secs(k.complete_after_s),
                     k.incomplete,
@@ -206,7 +216,7 @@ async fn run(args: Args) -> Result<bool, String> {
             let redis = redis_server(port).await?;
             let url = format!("redis://127.0.0.1:{port}");
             println!(
-                "| **{case}, two nodes sharing Redis ({placement}, posts to node 1)** | | | | | | | | | | | | | | |"
+                "| **{case}, two nodes sharing Redis ({placement}, posts to node 1)** | | | | | | | | | | | | | | | |"
             );
             let mut server = ours(&args.bridge, args.server_cpu, Some(&url), 2, None).await?;
             server.clients_from = clients_from;
@@ -273,9 +283,9 @@ async fn run(args: Args) -> Result<bool, String> {
         );
         println!();
         println!(
-            "| case | clients connected | posts answered 503 (posted again) | connections lost | last one back after | last one with every product's latest value after | clients without it | live p99 ms | RSS peak MiB (nodes) |"
+            "| case | clients connected | posts answered 503 (posted again) | connections lost | connection attempts failed | connections the surviving nodes ended, by reason | catch-ups they were asked for, by outcome | places on the surviving nodes (their caps under the open-file limit) | last one back after | last one with every product's latest value after | clients without it | live p99 ms | RSS peak MiB (nodes) |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for line in &kills {
             println!("{line}");
         }

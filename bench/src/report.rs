@@ -4,7 +4,7 @@ use crate::load::Outcome;
 
 pub(crate) fn row(name: &str, o: &Outcome) -> String {
     format!(
-        "| {name} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} | {:.3} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+        "| {name} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {:.0} | {:.3} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} |",
         o.connected,
         o.p50_ms,
         o.p99_ms,
@@ -19,6 +19,7 @@ pub(crate) fn row(name: &str, o: &Outcome) -> String {
         o.kb_per_connection(),
         o.cpu_us_per_delivery,
         o.deliveries_per_cpu_second() / 1e6,
+        o.load_cpu_pct,
     )
 }
 

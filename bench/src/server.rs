@@ -72,7 +72,18 @@ pub(crate) async fn spawn_listening(mut cmd: Command, cpu: Option<usize>) -> Res
         }
         cmd = pinned;
     }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
+    // A server's log is dropped unless FANOUT_SERVER_LOGS names a folder to keep it in
+    // (one file per server started: why a node ended, what it warned of).
+    let stderr = match std::env::var_os("FANOUT_SERVER_LOGS") {
+        Some(dir) => {
+            static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = std::path::Path::new(&dir).join(format!("server-{n}.log"));
+            std::fs::File::create(&path).map(Stdio::from).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Stdio::null(),
+    };
+    cmd.stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("cannot start server: {e}"))?;
     let stdout = child.stdout.take().unwrap();
     let line = tokio::time::timeout(Duration::from_secs(20), async {

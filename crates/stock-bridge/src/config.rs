@@ -40,7 +40,8 @@ pub const DEFAULT_CATCH_UP_MAX_BYTES: usize = 1024 * 1024;
 /// Client-sent events (`stock:ping`, `stock:catch_up`) per second and socket; bursts of twice that.
 pub const DEFAULT_CLIENT_EVENT_RATE: u32 = 10;
 /// Open TCP connections at most; beyond it new ones are closed at once. Each needs a file
-/// descriptor: `LimitNOFILE` must be above this.
+/// descriptor: the cap in force stays under the process's open-file limit
+/// ([`crate::open_files`]), so `LimitNOFILE` should be above this.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 /// A request's headers must arrive within this; it is also how long a kept-alive HTTP
 /// connection may sit idle.

@@ -16,6 +16,7 @@
 //! - [`http`]: [`App`] (the one constructor), the routers, who may call them
 //!   ([`http::access`]) and the HTTP handlers.
 //! - [`server`]: [`run`], the accept loop: connection cap, header timeout, TLS, shutdown order.
+//! - [`open_files`]: how many connections the process's open-file limit leaves room for.
 //! - [`state`]: [`Bridge`], what the handlers share.
 //! - [`mode`]: alone or a cluster node, and where the last values live.
 //! - [`relay`]: the one path broadcasts take: numbering, hand-over, fan-out, slow-client cuts.
@@ -54,6 +55,7 @@ pub mod http;
 pub mod lastvalue;
 pub mod metrics;
 pub mod mode;
+pub mod open_files;
 pub mod relay;
 pub mod server;
 pub mod socket;

@@ -9,10 +9,19 @@ pub const BROADCASTS_REJECTED: &str = "stock_bridge_broadcasts_rejected_total";
 pub const DELIVERIES: &str = "stock_bridge_deliveries_total";
 /// Writes (syscalls) to client connections; fewer than deliveries when bursts coalesce.
 pub const SOCKET_WRITES: &str = "stock_bridge_socket_writes_total";
+/// Connections that ended, by why (`ping_timeout`, `transport_closed`, `cut_too_slow`, …):
+/// which cut dominates when many tills drop at once.
+pub const DISCONNECTS: &str = "stock_bridge_disconnects_total";
+/// `stock:catch_up` requests by outcome (`answered`, `refused`, `not_joined`: its socket
+/// did not join the audience in time, `store_unreadable`, `not_sent`).
+pub const CATCH_UPS: &str = "stock_bridge_catch_ups_total";
 pub const SLOW_CLIENTS_DISCONNECTED: &str = "stock_bridge_slow_clients_disconnected_total";
 pub const CONNECTIONS_REFUSED: &str = "stock_bridge_connections_refused_total";
 pub const BROADCAST_LATENCY: &str = "stock_bridge_broadcast_to_emit_seconds";
 pub const CACHED_PRODUCTS: &str = "stock_bridge_cached_products";
+/// The connection cap in force: `STOCK_BRIDGE_MAX_CONNECTIONS`, or fewer when the
+/// process's open-file limit leaves less room.
+pub const MAX_CONNECTIONS: &str = "stock_bridge_max_connections";
 pub const CONNECTIONS_OVER_CAPACITY: &str = "stock_bridge_connections_over_capacity_total";
 pub const CLIENT_EVENTS_REFUSED: &str = "stock_bridge_client_events_refused_total";
 /// Sockets closed because their token expired while they were connected.

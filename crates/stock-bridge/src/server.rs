@@ -223,11 +223,23 @@ pub async fn run(
     http.http1().timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
     let http = http.http1_only();
     let graceful = GracefulShutdown::new();
+    let admin_places = if config.admin.is_some() { ADMIN_MAX_CONNECTIONS } else { 0 };
+    let files = crate::open_files::raise_limit();
+    let max_connections = crate::open_files::connection_cap(config.max_connections, admin_places, files);
+    if max_connections < config.max_connections {
+        tracing::warn!(
+            "STOCK_BRIDGE_MAX_CONNECTIONS is {}, but this process may open {} files: holding at most {max_connections} \
+             connections (raise LimitNOFILE / ulimit -n to hold more)",
+            config.max_connections,
+            files.unwrap_or_default(),
+        );
+    }
+    metrics::gauge!(crate::metrics::MAX_CONNECTIONS).set(max_connections as f64);
     let public = Side {
         router,
         tls: config.tls.as_ref().map(|cert| cert.acceptor()),
-        places: Arc::new(Semaphore::new(config.max_connections)),
-        cap: ("STOCK_BRIDGE_MAX_CONNECTIONS", config.max_connections),
+        places: Arc::new(Semaphore::new(max_connections)),
+        cap: ("STOCK_BRIDGE_MAX_CONNECTIONS, under the open-file limit", max_connections),
         sockets: true,
         sources: None,
         handshake_timeout: config.header_read_timeout,

@@ -146,6 +146,20 @@ async fn redis_going_away_is_reported_refused_and_recovered_from() {
     assert!(body["message"].as_str().unwrap().contains("Redis is unreachable"), "{body}");
     let metrics = reqwest::get(format!("http://{a}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("stock_bridge_redis_up 0"), "{metrics}");
+    // A till's catch-up meanwhile is refused by name, so it asks again later (before, it
+    // got no answer at all and reported a gap).
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    _c1.emit_with_ack("stock:catch_up", json!({}), WAIT, move |payload, _| {
+        let _ = tx.send(payload);
+        async {}.boxed()
+    })
+    .await
+    .unwrap();
+    let Payload::Text(args) = timeout(WAIT, rx.recv()).await.unwrap().unwrap() else { panic!("binary ack") };
+    let answer = if args[0].is_array() { args[0][0].clone() } else { args[0].clone() };
+    assert_eq!(answer["error"]["code"], "store_unavailable", "{answer}");
+    let metrics = reqwest::get(format!("http://{a}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"stock_bridge_catch_ups_total{outcome="store_unreadable"} 1"#), "{metrics}");
 
     let redis = Redis::start(dir.path()).await;
     eventually("A to be ready again", WAIT, || async { ready(a).await == 200 }).await;

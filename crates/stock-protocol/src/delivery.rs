@@ -71,6 +71,9 @@ pub enum ControlRefusalCode {
     InvalidReport,
     /// A health report from a connection that did not say which till it is.
     NotIdentified,
+    /// The bridge could not read what was missed just now (its store, e.g. Redis, did not
+    /// answer in time): ask again shortly.
+    StoreUnavailable,
     /// A code this client does not know (a newer bridge).
     #[serde(other)]
     Other,
@@ -139,7 +142,9 @@ mod tests {
 
     #[test]
     fn a_refusal_reads_back_by_its_code_and_unknown_codes_are_still_refusals() {
-        for code in [ControlRefusalCode::RateLimited, ControlRefusalCode::CatchUpPending] {
+        for code in
+            [ControlRefusalCode::RateLimited, ControlRefusalCode::CatchUpPending, ControlRefusalCode::StoreUnavailable]
+        {
             let wire = serde_json::to_string(&ControlRefusal::new(code, "wait")).unwrap();
             let answer: CatchUpAnswer = serde_json::from_str(&wire).unwrap();
             assert_eq!(answer, CatchUpAnswer::Refused(ControlRefusal::new(code, "wait")), "{wire}");
@@ -147,6 +152,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&ControlRefusal::new(ControlRefusalCode::CatchUpPending, "m")).unwrap(),
             r#"{"error":{"code":"catch_up_pending","message":"m"}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ControlRefusal::new(ControlRefusalCode::StoreUnavailable, "m")).unwrap(),
+            r#"{"error":{"code":"store_unavailable","message":"m"}}"#
         );
         let newer: CatchUpAnswer = serde_json::from_str(r#"{"error":{"code":"busy","message":"m"}}"#).unwrap();
         assert!(matches!(newer, CatchUpAnswer::Refused(r) if r.error.code == ControlRefusalCode::Other));

@@ -263,6 +263,20 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Its name on the wire and in metrics (`ping_timeout`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            EndReason::PingTimeout => "ping_timeout",
+            EndReason::TransportClosed => "transport_closed",
+            EndReason::CutTooSlow => "cut_too_slow",
+            EndReason::TokenExpired => "token_expired",
+            EndReason::Refused => "refused",
+            EndReason::BridgeStopped => "bridge_stopped",
+            EndReason::BridgeNodeLost => "bridge_node_lost",
+            EndReason::Other => "other",
+        }
+    }
+
     /// What support staff read.
     pub fn text(self) -> &'static str {
         match self {
@@ -282,6 +296,16 @@ impl EndReason {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_end_reasons_label_is_its_wire_name() {
+        use EndReason::*;
+        for reason in
+            [PingTimeout, TransportClosed, CutTooSlow, TokenExpired, Refused, BridgeStopped, BridgeNodeLost, Other]
+        {
+            assert_eq!(serde_json::to_value(reason).unwrap(), json!(reason.label()));
+        }
+    }
 
     fn report() -> Value {
         json!({"state": "socket connected", "since": "2026-12-06T08:00:00Z", "reconnects_1h": 1,

@@ -109,7 +109,9 @@ pub struct Fleet {
 /// The records and what is waiting to be written.
 #[derive(Default)]
 struct State {
-    tills: HashMap<String, TillRecord>,
+    /// Boxed: a till's record is a few hundred bytes, and a table sized by powers of two
+    /// would keep room for up to as many again inline (every node holds the whole fleet).
+    tills: HashMap<String, Box<TillRecord>>,
     dirty: HashSet<String>,
     timeline: Vec<(String, TimelineEntry)>,
     forget: Vec<String>,
@@ -150,7 +152,7 @@ impl Fleet {
                     .push((record.key.clone(), entry(now, FleetStatus::Offline, "the bridge stopped".into())));
                 state.dirty.insert(record.key.clone());
             }
-            state.tills.insert(record.key.clone(), record);
+            state.tills.insert(record.key.clone(), Box::new(record));
         }
         let (changes, _) = broadcast::channel(STREAM_BACKLOG);
         let fleet = Arc::new(Fleet {
@@ -219,16 +221,16 @@ impl Fleet {
             // Looked up first: a key is copied only for a till seen for the first time.
             if !state.tills.contains_key(key) {
                 let record = TillRecord::new(key.to_owned(), identity.cloned(), &self.node, now);
-                state.tills.insert(key.to_owned(), record);
+                state.tills.insert(key.to_owned(), Box::new(record));
             }
             let record = state.tills.get_mut(key).expect("just made sure");
             if let Some(identity) = identity
-                && record.identity.as_ref() != Some(identity)
+                && record.identity.as_deref() != Some(identity)
             {
-                record.identity = Some(identity.clone());
+                record.identity = Some(Box::new(identity.clone()));
             }
             change(record);
-            let changed = (self.changes.receiver_count() > 0).then(|| Box::new(record.clone()));
+            let changed = (self.changes.receiver_count() > 0).then(|| record.clone());
             if !state.dirty.contains(key) {
                 state.dirty.insert(key.to_owned());
             }
@@ -332,7 +334,7 @@ impl Fleet {
         }
         let now = Utc::now();
         self.update(key, None, None, |r| {
-            r.report = Some(report);
+            r.report = Some(Box::new(report));
             r.report_at = Some(now);
             r.last_seen = now;
         });
@@ -375,7 +377,7 @@ impl Fleet {
             .tills
             .values()
             .map(|r| {
-                let mut r = r.clone();
+                let mut r = TillRecord::clone(r);
                 if let Some((delivered, queued, behind)) = counters.get(&r.key) {
                     r.deliveries = *delivered;
                     r.queued_bytes = *queued;
@@ -392,7 +394,7 @@ impl Fleet {
     pub fn page(&self, query: &FleetQuery) -> serde_json::Value {
         let mut page = {
             let state = self.lock();
-            let page = record::page(state.tills.values(), query, Utc::now());
+            let page = record::page(state.tills.values().map(|r| &**r), query, Utc::now());
             serde_json::to_value(&page).unwrap_or_default()
         };
         self.fill_counters(&mut page["tills"]);
@@ -403,7 +405,7 @@ impl Fleet {
     pub fn counts(&self) -> (record::FleetCounts, Option<String>) {
         let state = self.lock();
         let query = FleetQuery { per_page: Some(1), ..FleetQuery::default() };
-        let page = record::page(state.tills.values(), &query, Utc::now());
+        let page = record::page(state.tills.values().map(|r| &**r), &query, Utc::now());
         (page.counts, page.latest_version)
     }
 
@@ -427,7 +429,7 @@ impl Fleet {
 
     /// One till, with its live counters.
     pub fn record(&self, key: &str) -> Option<TillRecord> {
-        let mut record = self.lock().tills.get(key).cloned()?;
+        let mut record = self.lock().tills.get(key).map(|r| TillRecord::clone(r))?;
         if let Some(live) = self.live().get(key) {
             let (delivered, queued, behind) = self.counters_of(&live.account);
             record.deliveries = delivered;
@@ -527,7 +529,7 @@ impl Fleet {
                 if self.changes.receiver_count() > 0 {
                     changed.push(FleetChange::Till(Box::new(record.clone())));
                 }
-                state.tills.insert(record.key.clone(), record);
+                state.tills.insert(record.key.clone(), Box::new(record));
             }
         }
         for change in changed {
@@ -586,7 +588,7 @@ impl Fleet {
                 .tills
                 .values()
                 .filter(|r| r.status != FleetStatus::Online)
-                .map(|r| (r, r.offline_since.unwrap_or(r.last_seen)))
+                .map(|r| (&**r, r.offline_since.unwrap_or(r.last_seen)))
                 .collect();
             let mut gone: Vec<String> = offline
                 .iter()
@@ -622,7 +624,8 @@ impl Fleet {
                 return;
             }
             let dirty: Vec<String> = state.dirty.drain().collect();
-            let records: Vec<TillRecord> = dirty.iter().filter_map(|k| state.tills.get(k)).cloned().collect();
+            let records: Vec<TillRecord> =
+                dirty.iter().filter_map(|k| state.tills.get(k)).map(|r| TillRecord::clone(r)).collect();
             Batch { records, timeline: std::mem::take(&mut state.timeline), forget: std::mem::take(&mut state.forget) }
         };
         let mut batch = batch;

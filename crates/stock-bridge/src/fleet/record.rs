@@ -20,7 +20,7 @@ pub struct TillRecord {
     /// The till id, or `sid:<socket id>` for a client that did not say who it is.
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity: Option<TillIdentity>,
+    pub identity: Option<Box<TillIdentity>>,
     /// The verified user (when client authentication is on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -42,7 +42,7 @@ pub struct TillRecord {
     pub offline_since: Option<DateTime<Utc>>,
     pub last_seen: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<TillReport>,
+    pub report: Option<Box<TillReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_at: Option<DateTime<Utc>>,
     /// Events delivered to its current (or last) connection.
@@ -106,7 +106,7 @@ impl TillRecord {
     pub fn new(key: String, identity: Option<TillIdentity>, node: &str, now: DateTime<Utc>) -> Self {
         TillRecord {
             key,
-            identity,
+            identity: identity.map(Box::new),
             user: None,
             source: None,
             node: node.to_owned(),
