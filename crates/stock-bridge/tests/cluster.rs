@@ -90,6 +90,20 @@ async fn broadcasts_reach_every_node_and_private_ones_only_their_user() {
     redis.stop().await;
 }
 
+/// Asks `client` for a catch-up from `request`; its answer (bounded wait).
+async fn catch_up(client: &Client, request: Value) -> Value {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    client
+        .emit_with_ack("stock:catch_up", request, WAIT, move |payload, _| {
+            let _ = tx.send(payload);
+            async {}.boxed()
+        })
+        .await
+        .unwrap();
+    let Payload::Text(args) = timeout(WAIT, rx.recv()).await.unwrap().unwrap() else { panic!("binary ack") };
+    if args[0].is_array() { args[0][0].clone() } else { args[0].clone() }
+}
+
 #[tokio::test]
 async fn catch_up_works_whichever_node_the_client_reconnects_to() {
     let dir = socket_dir();
@@ -104,20 +118,7 @@ async fn catch_up_works_whichever_node_the_client_reconnects_to() {
         assert_eq!(post(a, &stock(p, s)).await.0, 200);
     }
     let (c2, _on_b) = client(b, 1).await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    c2.emit_with_ack(
-        "stock:catch_up",
-        json!({"epoch": meta["epoch"], "after": meta["seq"]}),
-        WAIT,
-        move |payload, _| {
-            let _ = tx.send(payload);
-            async {}.boxed()
-        },
-    )
-    .await
-    .unwrap();
-    let Payload::Text(args) = timeout(WAIT, rx.recv()).await.unwrap().unwrap() else { panic!("binary ack") };
-    let answer = if args[0].is_array() { args[0][0].clone() } else { args[0].clone() };
+    let answer = catch_up(&c2, json!({"epoch": meta["epoch"], "after": meta["seq"]})).await;
     assert_eq!(answer["full"], false);
     let items: Vec<(i64, i64)> = answer["items"]
         .as_array()
@@ -135,7 +136,7 @@ async fn redis_going_away_is_reported_refused_and_recovered_from() {
     let redis = Redis::start(dir.path()).await;
     let (node_a, node_b) = (node(&redis.url(), "t3").await, node(&redis.url(), "t3").await);
     let (a, b) = (node_a.addr, node_b.addr);
-    let (_c1, _on_a) = client(a, 1).await;
+    let (c1, _on_a) = client(a, 1).await;
     let (_c2, mut on_b) = client(b, 2).await;
     assert_eq!(ready(a).await, 200);
 
@@ -148,15 +149,7 @@ async fn redis_going_away_is_reported_refused_and_recovered_from() {
     assert!(metrics.contains("stock_bridge_redis_up 0"), "{metrics}");
     // A till's catch-up meanwhile is refused by name, so it asks again later (before, it
     // got no answer at all and reported a gap).
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    _c1.emit_with_ack("stock:catch_up", json!({}), WAIT, move |payload, _| {
-        let _ = tx.send(payload);
-        async {}.boxed()
-    })
-    .await
-    .unwrap();
-    let Payload::Text(args) = timeout(WAIT, rx.recv()).await.unwrap().unwrap() else { panic!("binary ack") };
-    let answer = if args[0].is_array() { args[0][0].clone() } else { args[0].clone() };
+    let answer = catch_up(&c1, json!({})).await;
     assert_eq!(answer["error"]["code"], "store_unavailable", "{answer}");
     let metrics = reqwest::get(format!("http://{a}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"stock_bridge_catch_ups_total{outcome="store_unreadable"} 1"#), "{metrics}");
