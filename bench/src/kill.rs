@@ -48,7 +48,7 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    /// The counts a generator child sends its parent, in [`Tally::counts`]' order.
+    /// Every count, in the order a generator child sends them to its parent.
     pub(crate) fn counts(&self) -> [&AtomicU64; 9] {
         [
             &self.lost,
@@ -127,9 +127,8 @@ pub(crate) async fn failover_client(
             tally.reopened.fetch_add(1, Ordering::Relaxed);
         }
         let (mut tx, mut rx) = ws.split();
-        // A refused catch-up is asked again after a pause, as the client core does
-        // (`CATCH_UP_RETRY_FIRST`, doubling up to `CATCH_UP_RETRY_MAX`, at most
-        // `MAX_CATCH_UP_RETRIES` times).
+        // A refused catch-up is asked again after the client core's pause, at most
+        // `MAX_CATCH_UP_RETRIES` times.
         let mut retry_at: Option<tokio::time::Instant> = None;
         let mut refusals = 0u32;
         loop {
@@ -198,10 +197,9 @@ pub(crate) async fn failover_client(
                     if answer.is_none() {
                         tally.catch_ups_refused.fetch_add(1, Ordering::Relaxed);
                         if refusals < stock_client::supervisor::MAX_CATCH_UP_RETRIES {
-                            let pause = (stock_client::supervisor::CATCH_UP_RETRY_FIRST * 2u32.pow(refusals.min(8)))
-                                .min(stock_client::supervisor::CATCH_UP_RETRY_MAX);
-                            retry_at = Some(tokio::time::Instant::now() + pause);
                             refusals += 1;
+                            let pause = stock_client::supervisor::catch_up_retry_pause(refusals);
+                            retry_at = Some(tokio::time::Instant::now() + pause);
                         }
                     }
                     if let Some(answer) = answer {

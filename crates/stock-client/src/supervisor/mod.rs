@@ -53,7 +53,7 @@ pub use config::{
 };
 pub use event::{ClientEvent, StateChange};
 pub use health::Shown;
-pub use outbox::{CATCH_UP_RETRY_FIRST, CATCH_UP_RETRY_MAX, MAX_CATCH_UP_RETRIES};
+pub use outbox::{MAX_CATCH_UP_RETRIES, catch_up_retry_pause};
 pub use stats::{Stats, StatsSnapshot};
 
 use crate::link::Connector;

@@ -41,6 +41,11 @@ pub const MAX_CATCH_UP_RETRIES: u32 = 8;
 pub const CATCH_UP_RETRY_FIRST: Duration = Duration::from_millis(250);
 pub const CATCH_UP_RETRY_MAX: Duration = Duration::from_secs(4);
 
+/// The pause before asking again after refusal number `refusals` (1 for the first).
+pub fn catch_up_retry_pause(refusals: u32) -> Duration {
+    CATCH_UP_RETRY_FIRST.saturating_mul(1 << refusals.saturating_sub(1).min(16)).min(CATCH_UP_RETRY_MAX)
+}
+
 /// One catch-up: what was last asked, and how it went so far.
 #[derive(Debug, Clone)]
 struct CatchUpRun {
@@ -135,8 +140,7 @@ impl Outbox {
                     return CatchUpStep::Done;
                 }
                 tracing::debug!(code = ?refusal.error.code, attempt = run.refusals, "catch-up refused for now; asking again");
-                let after =
-                    CATCH_UP_RETRY_FIRST.saturating_mul(1 << (run.refusals - 1).min(16)).min(CATCH_UP_RETRY_MAX);
+                let after = catch_up_retry_pause(run.refusals);
                 let request = run.asked.clone();
                 self.run = Some(run);
                 return CatchUpStep::Retry { after, request };
