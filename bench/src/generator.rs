@@ -6,7 +6,8 @@
 //! and talks back on stdout, one line each:
 //! - `r <n>`: n clients have connected so far; `n <n>`: n deliveries read so far;
 //! - after `stop` on its stdin: `c <seq>:<µs>,…` per client (each delivery's sequence and
-//!   when it was read, in µs after the parent's epoch), then `end`.
+//!   when it was read, in µs after the parent's epoch), in a kill-a-node run `g <gaps>`
+//!   (what its clients missed: [`crate::kill::Gaps::to_line`]), then `end`.
 //!
 //! Both sides turn times into microseconds after one instant (the parent's epoch, as Unix
 //! time), so a delivery read in a child maps to the parent's clock.
@@ -109,6 +110,10 @@ pub(crate) async fn run_child() -> std::process::ExitCode {
         let items: Vec<String> = got.iter().map(|(seq, at)| format!("{seq}:{}", offset_us(*at))).collect();
         let _ = writeln!(out, "c {}", items.join(","));
     }
+    if kill_events.is_some() {
+        let gaps = tally.gaps.lock().unwrap_or_else(|e| e.into_inner()).to_line();
+        let _ = writeln!(out, "g {gaps}");
+    }
     let _ = writeln!(out, "end");
     let _ = out.flush();
     std::process::ExitCode::SUCCESS
@@ -200,6 +205,11 @@ impl Child {
                             })
                             .collect(),
                     ),
+                    "g" => {
+                        if let (Some(tally), Some(gaps)) = (&tally, crate::kill::Gaps::from_line(rest)) {
+                            tally.gaps.lock().unwrap_or_else(|e| e.into_inner()).add(&gaps);
+                        }
+                    }
                     "end" => break,
                     _ => {}
                 }

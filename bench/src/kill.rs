@@ -45,6 +45,22 @@ pub(crate) struct Tally {
     pub(crate) reopened: AtomicU64,
     pub(crate) catch_ups: AtomicU64,
     pub(crate) catch_ups_refused: AtomicU64,
+    /// What the clients that stopped without every product's latest value missed.
+    pub(crate) gaps: std::sync::Mutex<Gaps>,
+}
+
+/// A [`Tally`]'s counts at one moment.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TallyCounts {
+    pub(crate) lost: u64,
+    pub(crate) back: u64,
+    pub(crate) complete: u64,
+    pub(crate) closed: u64,
+    pub(crate) broken: u64,
+    pub(crate) attempts_failed: u64,
+    pub(crate) reopened: u64,
+    pub(crate) catch_ups: u64,
+    pub(crate) catch_ups_refused: u64,
 }
 
 impl Tally {
@@ -61,6 +77,92 @@ impl Tally {
             &self.catch_ups,
             &self.catch_ups_refused,
         ]
+    }
+
+    /// The counts now.
+    pub(crate) fn snapshot(&self) -> TallyCounts {
+        let [lost, back, complete, closed, broken, attempts_failed, reopened, catch_ups, catch_ups_refused] =
+            self.counts().map(|c| c.load(Ordering::Relaxed));
+        TallyCounts { lost, back, complete, closed, broken, attempts_failed, reopened, catch_ups, catch_ups_refused }
+    }
+
+    /// Adds one client's gaps.
+    fn note_gaps(&self, gaps: &Gaps) {
+        self.gaps.lock().unwrap_or_else(|e| e.into_inner()).add(gaps);
+    }
+}
+
+/// The clients that stopped without every product's latest value, and what they missed.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Gaps {
+    pub(crate) clients: u64,
+    /// Of them: clients that had moved to another node, and clients that had a catch-up
+    /// refused at least once.
+    pub(crate) moved: u64,
+    pub(crate) refused: u64,
+    /// Each missing event (`bench_seq`), and how many of them ended without it.
+    pub(crate) missing: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Gaps {
+    /// One client's: the events of `wanted` it has not seen.
+    fn of_client(seen: &[Option<u64>], wanted: &[Option<u64>], moved: bool, refused: bool) -> Gaps {
+        let missing: std::collections::BTreeMap<u64, u64> =
+            seen.iter().zip(wanted).filter_map(|(s, w)| w.filter(|w| s < &Some(*w)).map(|w| (w, 1))).collect();
+        if missing.is_empty() {
+            return Gaps::default();
+        }
+        Gaps { clients: 1, moved: u64::from(moved), refused: u64::from(refused), missing }
+    }
+
+    pub(crate) fn add(&mut self, other: &Gaps) {
+        self.clients += other.clients;
+        self.moved += other.moved;
+        self.refused += other.refused;
+        for (seq, n) in &other.missing {
+            *self.missing.entry(*seq).or_default() += n;
+        }
+    }
+
+    /// As a generator child sends them: `<clients> <moved> <refused> <seq>:<n>,…`.
+    pub(crate) fn to_line(&self) -> String {
+        let missing: Vec<String> = self.missing.iter().map(|(seq, n)| format!("{seq}:{n}")).collect();
+        format!("{} {} {} {}", self.clients, self.moved, self.refused, missing.join(","))
+    }
+
+    pub(crate) fn from_line(line: &str) -> Option<Gaps> {
+        let mut parts = line.split(' ');
+        let mut count = || parts.next()?.parse::<u64>().ok();
+        let (clients, moved, refused) = (count()?, count()?, count()?);
+        let missing = parts
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                let (seq, n) = item.split_once(':')?;
+                Some((seq.parse().ok()?, n.parse().ok()?))
+            })
+            .collect::<Option<_>>()?;
+        Some(Gaps { clients, moved, refused, missing })
+    }
+
+    /// For the report: who they were and the events most of them miss.
+    pub(crate) fn summary(&self) -> String {
+        if self.clients == 0 {
+            return "none".to_owned();
+        }
+        let mut most: Vec<(u64, u64)> = self.missing.iter().map(|(seq, n)| (*seq, *n)).collect();
+        most.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let shown: Vec<String> = most.iter().take(8).map(|(seq, n)| format!("event {seq} ×{n}")).collect();
+        let more = if most.len() > 8 { format!(", {} events more", most.len() - 8) } else { String::new() };
+        format!(
+            "{} ({} had moved, {} had a catch-up refused; missing {}{more})",
+            self.clients,
+            self.moved,
+            self.refused,
+            shown.join(", ")
+        )
     }
 }
 
@@ -89,7 +191,7 @@ pub(crate) async fn failover_client(
     let mut position: Option<(String, u64)> = None;
     let mut announced = false;
     let mut lost_once = false;
-    let mut next_ack = 1u64;
+    let mut catch_ups = CatchUps::default();
     // Reconnects wait as the client core's do (its defaults: socket.io-client's).
     let backoff = stock_client::backoff::Backoff::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(start as u64);
@@ -102,7 +204,8 @@ pub(crate) async fn failover_client(
         rand::seq::SliceRandom::shuffle(&mut order[1..], &mut rng);
     }
     let mut failures = 0u32;
-    for attempt in 0.. {
+    let mut ever_refused = false;
+    'client: for attempt in 0.. {
         if *stop.borrow() {
             break;
         }
@@ -142,11 +245,10 @@ pub(crate) async fn failover_client(
                 f = rx.next() => f,
                 _ = retry => {
                     retry_at = None;
-                    let _ = tx.send(Message::text(catch_up_request(next_ack, position.as_ref()))).await;
-                    next_ack += 1;
+                    let _ = tx.send(Message::text(catch_ups.again())).await;
                     continue;
                 }
-                _ = stop.changed() => return got,
+                _ = stop.changed() => break 'client,
             };
             let message = match frame {
                 Some(Ok(Message::Close(_))) => {
@@ -175,8 +277,7 @@ pub(crate) async fn failover_client(
                     }
                     if lost_once {
                         tally.back.fetch_add(1, Ordering::Relaxed);
-                        let _ = tx.send(Message::text(catch_up_request(next_ack, position.as_ref()))).await;
-                        next_ack += 1;
+                        let _ = tx.send(Message::text(catch_ups.begin(position.as_ref()))).await;
                     }
                 }
                 Some(b'4') if t.starts_with("42") => {
@@ -196,10 +297,13 @@ pub(crate) async fn failover_client(
                     let answer = answer.and_then(|a| a.into_iter().next());
                     if answer.is_none() {
                         tally.catch_ups_refused.fetch_add(1, Ordering::Relaxed);
+                        ever_refused = true;
                         if refusals < stock_client::supervisor::MAX_CATCH_UP_RETRIES {
                             refusals += 1;
                             let pause = stock_client::supervisor::catch_up_retry_pause(refusals);
                             retry_at = Some(tokio::time::Instant::now() + pause);
+                        } else {
+                            catch_ups.done();
                         }
                     }
                     if let Some(answer) = answer {
@@ -209,8 +313,9 @@ pub(crate) async fn failover_client(
                         }
                         position = Some((answer.epoch.clone(), answer.seq));
                         if answer.more {
-                            let _ = tx.send(Message::text(catch_up_request(next_ack, position.as_ref()))).await;
-                            next_ack += 1;
+                            let _ = tx.send(Message::text(catch_ups.ask(position.clone()))).await;
+                        } else {
+                            catch_ups.done();
                         }
                     }
                 }
@@ -231,7 +336,47 @@ pub(crate) async fn failover_client(
         tokio::time::sleep(backoff.delay(failures, &mut rng)).await;
         failures += 1;
     }
+    tally.note_gaps(&Gaps::of_client(&seen, &wanted, lost_once, ever_refused));
     got
+}
+
+/// A client's catch-up requests, made as the client core makes them: a refused request is
+/// asked again from the position it asked from, and one left unfinished by a lost
+/// connection is asked again from where it had got to. Live events read meanwhile move
+/// neither on: what lay before them would never be asked for.
+#[derive(Default)]
+struct CatchUps {
+    ack: u64,
+    /// The position the catch-up under way asked from (`Some(None)`: from the start).
+    under_way: Option<Option<(String, u64)>>,
+}
+
+impl CatchUps {
+    /// The catch-up after a (re)connection: where an unfinished one had got to, else from
+    /// `position` (the last one seen).
+    fn begin(&mut self, position: Option<&(String, u64)>) -> String {
+        let from = self.under_way.take().unwrap_or_else(|| position.cloned());
+        self.ask(from)
+    }
+
+    /// The request under way, asked again (after a refusal).
+    fn again(&mut self) -> String {
+        let from = self.under_way.take().flatten();
+        self.ask(from)
+    }
+
+    /// A request from `from` (the next page).
+    fn ask(&mut self, from: Option<(String, u64)>) -> String {
+        self.ack += 1;
+        let request = catch_up_request(self.ack, from.as_ref());
+        self.under_way = Some(from);
+        request
+    }
+
+    /// The catch-up is over (answered in full, or given up).
+    fn done(&mut self) {
+        self.under_way = None;
+    }
 }
 
 /// A `stock:catch_up` request with ack id `ack` from `position` (from the start without one).
@@ -286,6 +431,45 @@ mod tests {
         assert_eq!(last[0], Some(1000));
         assert_eq!(last[199], Some(1199));
         assert_eq!(last[200], Some(700));
+    }
+
+    #[test]
+    fn a_client_s_gaps_name_the_events_it_misses_and_cross_the_pipe_unchanged() {
+        let wanted = last_posted(4);
+        let mut seen = vec![None; PRODUCTS];
+        seen[0] = Some(0);
+        seen[2] = Some(2);
+        let one = Gaps::of_client(&seen, &wanted, true, false);
+        assert_eq!((one.clients, one.moved, one.refused), (1, 1, 0));
+        assert_eq!(one.missing.into_iter().collect::<Vec<_>>(), vec![(1, 1), (3, 1)]);
+        seen[1] = Some(1);
+        seen[3] = Some(3);
+        assert_eq!(Gaps::of_client(&seen, &wanted, true, true), Gaps::default());
+
+        let mut all = Gaps::default();
+        all.add(&Gaps::of_client(&[None, Some(1)], &[Some(0), Some(1)], false, true));
+        all.add(&Gaps::of_client(&[None, None], &[Some(0), Some(1)], true, true));
+        assert_eq!(Gaps::from_line(&all.to_line()), Some(all.clone()));
+        assert_eq!(Gaps::from_line(&Gaps::default().to_line()), Some(Gaps::default()));
+        assert_eq!(all.summary(), "2 (1 had moved, 2 had a catch-up refused; missing event 0 ×2, event 1 ×1)");
+    }
+
+    #[test]
+    fn a_catch_up_is_asked_again_from_where_it_started_not_from_live_events_read_since() {
+        let at = |seq: u64| ("e".to_owned(), seq);
+        let mut catch_ups = CatchUps::default();
+        assert_eq!(catch_ups.begin(Some(&at(3))), r#"421["stock:catch_up",{"epoch":"e","after":3}]"#);
+        // Refused; live events up to 10 are read meanwhile. The retry still asks from 3.
+        assert_eq!(catch_ups.again(), r#"422["stock:catch_up",{"epoch":"e","after":3}]"#);
+        // The connection is lost before an answer: the next one asks from 3 again.
+        assert_eq!(catch_ups.begin(Some(&at(10))), r#"423["stock:catch_up",{"epoch":"e","after":3}]"#);
+        // A page up to 7 with more: the next page from 7; once done, a new catch-up starts
+        // at the position seen.
+        assert_eq!(catch_ups.ask(Some(at(7))), r#"424["stock:catch_up",{"epoch":"e","after":7}]"#);
+        catch_ups.done();
+        assert_eq!(catch_ups.begin(Some(&at(12))), r#"425["stock:catch_up",{"epoch":"e","after":12}]"#);
+        catch_ups.done();
+        assert_eq!(catch_ups.begin(None), r#"426["stock:catch_up",{}]"#);
     }
 
     #[test]
@@ -417,29 +601,20 @@ fn gauge(page: &str, name: &str) -> Option<u64> {
 #[derive(Debug, Default)]
 pub(crate) struct KillOutcome {
     pub(crate) connected: usize,
-    /// Connections lost when the node died.
-    pub(crate) lost: u64,
+    /// The clients' counts at the end (`lost`: connections lost when the node died).
+    pub(crate) counts: TallyCounts,
     /// Seconds from the kill until the last of them was open again on another node.
     pub(crate) back_after_s: Option<f64>,
     /// Seconds from the kill until the last client had every product's latest value.
     pub(crate) complete_after_s: Option<f64>,
-    /// Clients without every product's latest value at the end.
+    /// Clients without every product's latest value at the end, and what they miss.
     pub(crate) incomplete: u64,
+    pub(crate) gaps: Gaps,
     /// Live deliveries' latency (the catch-up is not counted in it).
     pub(crate) p99_ms: f64,
     pub(crate) rss_peak_kib: u64,
     /// Posts answered 503 (and posted again).
     pub(crate) refused_posts: u64,
-    /// After a loss: WebSockets opened again, catch-up answers, refused or unreadable ones.
-    pub(crate) reopened: u64,
-    /// Connections answered CONNECT after a loss.
-    pub(crate) back: u64,
-    pub(crate) catch_ups: u64,
-    pub(crate) catch_ups_refused: u64,
-    /// Of `lost`: closed by a node, broken; and attempts to connect that failed.
-    pub(crate) closed: u64,
-    pub(crate) broken: u64,
-    pub(crate) attempts_failed: u64,
     /// What the surviving nodes' `/metrics` said at the end.
     pub(crate) survivors: Survivors,
 }
@@ -550,17 +725,10 @@ pub(crate) async fn run_kill(
     (outcome.back_after_s, outcome.complete_after_s) = (reached.back, reached.complete);
     // The children's last counts arrive within their 100 ms report.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    outcome.lost = tally.lost.load(Ordering::Relaxed);
-    outcome.incomplete = (connected as u64).saturating_sub(tally.complete.load(Ordering::Relaxed));
+    outcome.counts = tally.snapshot();
+    outcome.incomplete = (connected as u64).saturating_sub(outcome.counts.complete);
     outcome.rss_peak_kib = rss_peak;
     outcome.refused_posts = refused.load(Ordering::Relaxed);
-    outcome.closed = tally.closed.load(Ordering::Relaxed);
-    outcome.broken = tally.broken.load(Ordering::Relaxed);
-    outcome.attempts_failed = tally.attempts_failed.load(Ordering::Relaxed);
-    outcome.reopened = tally.reopened.load(Ordering::Relaxed);
-    outcome.back = tally.back.load(Ordering::Relaxed);
-    outcome.catch_ups = tally.catch_ups.load(Ordering::Relaxed);
-    outcome.catch_ups_refused = tally.catch_ups_refused.load(Ordering::Relaxed);
     outcome.survivors = survivors(&http, &server.addrs[..nodes - 1]).await;
     let _ = stop_tx.send(true);
     for generator in generators {
@@ -577,5 +745,7 @@ pub(crate) async fn run_kill(
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     outcome.p99_ms = crate::load::percentile(&latencies, 0.99);
+    // The clients note what they miss as they stop (the children's come with their readings).
+    outcome.gaps = tally.gaps.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(outcome)
 }

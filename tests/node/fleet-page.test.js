@@ -76,6 +76,23 @@ test.after(async () => {
   if (bridge) bridge.child.kill('SIGTERM');
 });
 
+/** Waits until the page has read the fleet; when it does not, says what the page shows
+ * (its live line, the key form, the errors it saw) instead of only "timeout". */
+async function loaded(page) {
+  try {
+    await page.waitForSelector('body[data-loaded=true]', WAIT);
+  } catch (e) {
+    const shown = await page.evaluate(() => ({
+      live: document.getElementById('live').textContent,
+      streaming: document.body.dataset.live,
+      askingForKey: !document.getElementById('key-view').hidden,
+      keyError: document.getElementById('key-error').textContent,
+    })).catch((why) => `unreadable: ${why.message}`);
+    const errors = page.errors.map((err) => err.message);
+    throw new Error(`${e.message}\nthe page shows ${JSON.stringify(shown)}; its errors: ${JSON.stringify(errors)}`);
+  }
+}
+
 async function openFleet() {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.errors = [];
@@ -95,7 +112,7 @@ test('the key is asked once per tab, then the fleet is listed with its counts, n
   await page.waitForFunction(() => document.getElementById('key-error').textContent.includes('not accepted'), null, WAIT);
   await page.fill('#key', SUPPORT);
   await page.click('button[type=submit]');
-  await page.waitForSelector('body[data-loaded=true]', WAIT);
+  await loaded(page);
   assert.equal(await page.textContent('#count-total'), '5');
   assert.equal(await page.textContent('#count-online'), '4');
   assert.equal(await page.textContent('#count-old'), '1');
@@ -103,7 +120,7 @@ test('the key is asked once per tab, then the fleet is listed with its counts, n
   assert.equal(first, 'till-gone', 'the till that is not online comes first');
   // The key stays in this tab (a reload does not ask again), never in a URL or a cookie.
   await page.reload();
-  await page.waitForSelector('body[data-loaded=true]', WAIT);
+  await loaded(page);
   assert.equal(await page.isVisible('#key'), false);
   assert.deepEqual(await page.context().cookies(), []);
   assert.ok(!page.url().includes(SUPPORT));
@@ -118,7 +135,7 @@ async function signedIn() {
   await page.fill('#key', SUPPORT);
   await page.press('#key', 'Enter');
   await page.waitForSelector('body[data-live=true]', WAIT);
-  await page.waitForSelector('body[data-loaded=true]', WAIT);
+  await loaded(page);
   return page;
 }
 

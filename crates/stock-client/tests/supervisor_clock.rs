@@ -480,6 +480,42 @@ async fn retries_are_spaced_and_bounded_then_the_gap_is_reported() {
 const MAX_RETRIES: u32 = 8;
 
 #[tokio::test(start_paused = true)]
+async fn a_catch_up_cut_short_is_asked_again_from_where_it_started_even_after_live_events_passed() {
+    // The catch-up after a reconnect goes unanswered past its timeout, so live events pass
+    // (the gap reported); then that connection is lost too. The next catch-up must start
+    // where the unfinished one did: from the live event's position, what lay between would
+    // never be asked for, and the gap would close over it.
+    let open = Attempt::Open { pongs: true };
+    let connector = Scripted::new(vec![open.clone(), open.clone(), open]);
+    let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());
+    state(&mut events, ConnectionState::Connected).await;
+    connector.inject(page(&[(1, 3)], 3, false));
+    assert!(matches!(next_data(&mut events).await, ClientEvent::Stock { .. }));
+    connector.inject(LinkSignal::Failed("connection reset".into()));
+    state(&mut events, ConnectionState::Connected).await;
+    let asked = catch_up_requests(&connector, 2).await;
+    let from_3 = CatchUpRequest { epoch: Some("e".into()), after: Some(3) };
+    assert_eq!(asked[1], from_3);
+    // No answer: after the timeout the gap is reported and live events pass.
+    match next_data(&mut events).await {
+        ClientEvent::Gap { .. } => {}
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    connector.inject(live(5, 1, 10));
+    assert_eq!(product_and_seq(&next_data(&mut events).await), (5, 10));
+    connector.inject(LinkSignal::Failed("connection reset".into()));
+    state(&mut events, ConnectionState::Connected).await;
+    let asked = catch_up_requests(&connector, 3).await;
+    assert_eq!(asked[2], from_3, "asked from where the unfinished catch-up started, not from the live event");
+    // Its answer brings what was missed, and only then does the gap close.
+    connector.inject(page(&[(4, 7), (5, 10)], 10, false));
+    assert_eq!(product_and_seq(&next_data(&mut events).await), (4, 7));
+    assert!(matches!(next_data(&mut events).await, ClientEvent::GapClosed));
+    assert_eq!(client.stats().duplicates_skipped, 1, "the live event, already shown");
+    client.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_catch_up_that_stops_after_its_first_page_is_a_gap_even_on_a_fresh_start() {
     let connector = Scripted::new(vec![Attempt::Open { pongs: true }]);
     let (client, mut events) = LiveClient::start(Arc::new(connector.clone()), config());

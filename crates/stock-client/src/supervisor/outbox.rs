@@ -31,6 +31,9 @@ pub(super) struct Outbox {
     pub(super) resync_needed: bool,
     /// The catch-up under way, if any.
     run: Option<CatchUpRun>,
+    /// Where a catch-up left unfinished by a lost connection had got to: the next one
+    /// starts there, not at the ledger's position (live events may have passed it).
+    resume: Option<CatchUpRequest>,
 }
 
 /// Pages one catch-up may take; a server that pages on past that is reported as a gap.
@@ -84,13 +87,18 @@ impl Outbox {
             gap_since: None,
             resync_needed: false,
             run: None,
+            resume: None,
         }
     }
 
-    /// Where a catch-up after (re)connecting starts; a new catch-up begins here.
+    /// Where a catch-up after (re)connecting starts; a new catch-up begins here: where
+    /// an unfinished one had got to, else the ledger's position.
     pub(super) fn catch_up_request(&mut self) -> CatchUpRequest {
-        let (epoch, after) = self.ledger.position();
-        self.begin_catch_up(CatchUpRequest { epoch, after })
+        let request = self.resume.take().unwrap_or_else(|| {
+            let (epoch, after) = self.ledger.position();
+            CatchUpRequest { epoch, after }
+        });
+        self.begin_catch_up(request)
     }
 
     /// Starts a catch-up run asking `request` (a resync asks for the whole set).
@@ -196,11 +204,15 @@ impl Outbox {
         }
     }
 
-    /// The connection ended: a catch-up under way is abandoned (the next connection asks
-    /// again from the position reached, and the gap stays until one completes).
+    /// The connection ended: a catch-up under way is abandoned. The next connection asks
+    /// again from where it had got to (live events passed after its timeout must not move
+    /// that on), and the gap stays until one completes.
     pub(super) fn connection_ended(&mut self) {
-        if self.run.take().is_some_and(|run| run.answered) {
-            self.gap_since.get_or_insert_with(Utc::now);
+        if let Some(run) = self.run.take() {
+            if run.answered {
+                self.gap_since.get_or_insert_with(Utc::now);
+            }
+            self.resume = Some(run.asked);
         }
     }
 
