@@ -67,17 +67,25 @@ impl Mode {
         }
     }
 
-    /// Numbers `product_id`'s new snapshot and keeps it as its last value.
-    pub async fn record(&self, product_id: i64, data: &Arc<RawValue>, now: Instant) -> Result<DeliveryMeta, RedisDown> {
+    /// Numbers each of `snapshots` (a product and its new snapshot), in order, and keeps
+    /// it as that product's last value: all of them or (Redis down) none. In cluster mode
+    /// that is one call to Redis for the whole batch.
+    pub async fn record_all(
+        &self,
+        snapshots: &[(i64, Arc<RawValue>)],
+        now: Instant,
+    ) -> Result<Vec<DeliveryMeta>, RedisDown> {
         match self {
             Mode::Single(cache) => {
                 let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-                let meta = cache.record(product_id, data.clone(), now);
+                let metas =
+                    snapshots.iter().map(|(product_id, data)| cache.record(*product_id, data.clone(), now)).collect();
                 metrics::gauge!(m::CACHED_PRODUCTS).set(cache.len() as f64);
-                Ok(meta)
+                Ok(metas)
             }
             Mode::Cluster(cluster) => {
-                cluster.store.record(product_id, data).await.inspect_err(|_| cluster.health.set(false))
+                let snapshots: Vec<(i64, &RawValue)> = snapshots.iter().map(|(p, d)| (*p, &**d)).collect();
+                cluster.store.record_all(&snapshots).await.inspect_err(|_| cluster.health.set(false))
             }
         }
     }

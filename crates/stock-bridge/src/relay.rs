@@ -120,6 +120,16 @@ struct Outgoing {
     _room: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// A broadcast on its way through [`Relay::relay_all`]: its rooms as socketioxide takes them,
+/// and the product it is the snapshot of when it is numbered and kept (an `add_stock` to
+/// everyone).
+struct Prepared {
+    rooms: Vec<String>,
+    event: String,
+    data: Arc<RawValue>,
+    kept: Option<i64>,
+}
+
 impl Relay {
     /// Sends `req` to its sockets. A socket whose queue is full is disconnected instead of
     /// being fed forever: it reconnects and catches up from the cache.
@@ -144,22 +154,31 @@ impl Relay {
         let names: Vec<String> = reqs.iter().map(|r| r.event.clone()).collect();
         {
             let _order = self.order.lock().await;
+            // Each event with its recipients; the `add_stock` snapshots to everyone are
+            // numbered and kept, all in one go.
+            let reqs: Vec<Prepared> = reqs
+                .into_iter()
+                .map(|BroadcastRequest { event, data, snapshot, to }| {
+                    let rooms = to.iter().map(|r| r.as_str().to_owned()).collect();
+                    // Kept (and numbered) when it is a snapshot for everyone.
+                    let kept = snapshot.filter(|_| to.is_empty()).map(|s| s.product_id);
+                    Prepared { rooms, event, data: Arc::from(data), kept }
+                })
+                .collect();
+            let kept: Vec<(i64, Arc<RawValue>)> =
+                reqs.iter().filter_map(|r| r.kept.map(|product_id| (product_id, r.data.clone()))).collect();
+            let mut metas = mode.record_all(&kept, started).await?.into_iter();
             // The run being gathered: its recipients, its events, and where its answers start.
             let mut run: Option<(Vec<String>, Vec<EncodedEvent>, usize)> = None;
-            for req in reqs {
-                let rooms: Vec<String> = req.to.iter().map(|r| r.as_str().to_owned()).collect();
+            for Prepared { rooms, event, data, kept } in reqs {
                 if run.as_ref().is_some_and(|(r, ..)| *r != rooms)
                     && let Some((rooms, events, first)) = run.take()
                 {
                     self.dispatch(mode, rooms, events, &mut relayed[first..], started).await?;
                 }
-                let data: Arc<RawValue> = Arc::from(req.data);
-                let meta = match (&req.snapshot, rooms.is_empty()) {
-                    (Some(snapshot), true) => Some(mode.record(snapshot.product_id, &data, started).await?),
-                    _ => None,
-                };
+                let meta = kept.and_then(|_| metas.next());
                 relayed.push(Relayed { recipients: None, seq: meta.as_ref().map(|m| m.seq) });
-                let event = EncodedEvent::new(&req.event, &data, meta.as_ref());
+                let event = EncodedEvent::new(&event, &data, meta.as_ref());
                 run.get_or_insert_with(|| (rooms, Vec::new(), relayed.len() - 1)).1.push(event);
             }
             if let Some((rooms, events, first)) = run {
