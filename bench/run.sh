@@ -2,7 +2,7 @@
 # The fan-out benchmark on release builds: our bridge, the Node bridge, socket.io on
 # uWebSockets.js and the floor (fanout-floor) on the same work,
 # the servers pinned to CPU 0 and the load generator to CPU 1. Prints a Markdown table.
-# Usage: bash bench/run.sh [--cases "1x2000@0,1000x200@50,1000x1000@batch,10000x50@10"] [--wss] [--no-node] [--no-floor]
+# Usage: bash bench/run.sh [--cases "1x2000@0,1000x200@50,1000x1000@batch,10000x50@10"] (a case may end in /slow: slow readers) [--wss] [--no-node] [--no-floor]
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 cd "$ROOT"

@@ -1,5 +1,6 @@
 //! The benchmark's command line: [`Args`], the cases (`CLIENTSxEVENTS@RATE` or
-//! `@batch`) and the TLS files of a run over wss.
+//! `@batch`, `/slow` for clients that read slower than the bridge writes) and the TLS
+//! files of a run over wss.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -94,6 +95,9 @@ pub(crate) struct Case {
     pub(crate) rate: f64,
     /// Posted as batches of up to [`BATCH`] events, as fast as possible.
     pub(crate) batch: bool,
+    /// The clients read slower than the bridge writes (`/slow` after the rate): see
+    /// [`crate::load::Reading::Throttled`].
+    pub(crate) slow: bool,
 }
 
 /// See [`Args::clients_per_process`].
@@ -108,12 +112,16 @@ impl std::fmt::Display for Case {
             write!(f, "{} nodes x {} clients, ", self.nodes, self.clients / self.nodes)?;
         }
         if self.batch {
-            write!(f, "{} clients x {} events posted as batches of up to {BATCH}", self.clients, self.events)
+            write!(f, "{} clients x {} events posted as batches of up to {BATCH}", self.clients, self.events)?;
         } else if self.rate > 0.0 {
-            write!(f, "{} clients x {} events at {}/s", self.clients, self.events, self.rate)
+            write!(f, "{} clients x {} events at {}/s", self.clients, self.events, self.rate)?;
         } else {
-            write!(f, "{} clients x {} events, as fast as possible", self.clients, self.events)
+            write!(f, "{} clients x {} events, as fast as possible", self.clients, self.events)?;
         }
+        if self.slow {
+            write!(f, ", read slowly (16 KiB receive buffers, at most 1,000 events/s a client)")?;
+        }
+        Ok(())
     }
 }
 
@@ -121,6 +129,7 @@ pub(crate) fn parse_cases(s: &str) -> Result<Vec<Case>, String> {
     s.split(',')
         .map(|c| {
             let (ce, rate) = c.trim().split_once('@').ok_or(format!("{c}: expected [NODESx]CLIENTSxEVENTS@RATE"))?;
+            let (rate, slow) = rate.strip_suffix("/slow").map_or((rate, false), |rate| (rate, true));
             let numbers: Vec<&str> = ce.split('x').collect();
             let (nodes, clients, events) = match numbers[..] {
                 [clients, events] => ("1", clients, events),
@@ -140,7 +149,26 @@ pub(crate) fn parse_cases(s: &str) -> Result<Vec<Case>, String> {
                     rate.parse().map_err(|_| format!("{c}: bad rate (a number or `batch`)"))?
                 },
                 batch,
+                slow,
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_may_ask_for_slow_readers() {
+        let cases = parse_cases("1000x1000@batch/slow,2x10x5@1,10x5@0").unwrap();
+        assert_eq!(
+            cases.iter().map(|c| (c.nodes, c.clients, c.batch, c.slow)).collect::<Vec<_>>(),
+            [(1, 1000, true, true), (2, 20, false, false), (1, 10, false, false)]
+        );
+        assert!(
+            cases[0].to_string().ends_with("read slowly (16 KiB receive buffers, at most 1,000 events/s a client)")
+        );
+        assert!(parse_cases("10x5@fast/slow").is_err());
+    }
 }

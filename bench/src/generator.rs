@@ -2,7 +2,8 @@
 //! for (20,000 open files here) runs its clients in several `fanout-bench generate`
 //! children, each holding at most `--clients-per-process`.
 //!
-//! The child is told what to do by its environment ([`ADDRS`], [`CLIENTS`], [`EPOCH_US`])
+//! The child is told what to do by its environment ([`ADDRS`], [`CLIENTS`], [`EPOCH_US`],
+//! [`KILL_EVENTS`], [`READING`])
 //! and talks back on stdout, one line each:
 //! - `r <n>`: n clients have connected so far; `n <n>`: n deliveries read so far;
 //! - after `stop` on its stdin: `c <seq>:<µs>,…` per client (each delivery's sequence and
@@ -13,7 +14,7 @@
 //! time), so a delivery read in a child maps to the parent's clock.
 
 use crate::kill::{Tally, failover_client};
-use crate::load::{Readings, client};
+use crate::load::{Dial, Reading, Readings, client};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -33,6 +34,8 @@ const HANDSHAKES_AT_ONCE: usize = 256;
 /// Set for a kill-a-node run: the case's event count; the clients are then
 /// [`crate::kill::failover_client`]s, started round the addresses.
 const KILL_EVENTS: &str = "FANOUT_GENERATOR_KILL_EVENTS";
+/// Set (to `throttled`) when the clients read slower than the bridge writes.
+const READING: &str = "FANOUT_GENERATOR_READING";
 
 /// Whether this process was started as a generator (`fanout-bench generate`).
 pub(crate) fn is_generator() -> bool {
@@ -59,6 +62,7 @@ pub(crate) async fn run_child() -> std::process::ExitCode {
         (base_unix_us + at.saturating_duration_since(base_instant).as_micros() as u64).saturating_sub(epoch_us)
     };
     let kill_events: Option<usize> = std::env::var(KILL_EVENTS).ok().and_then(|e| e.parse().ok());
+    let reading = if var(READING) == "throttled" { Reading::Throttled } else { Reading::AtOnce };
     let tally = Arc::new(Tally::default());
     let received = Arc::new(AtomicU64::new(0));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(clients);
@@ -73,7 +77,10 @@ pub(crate) async fn run_child() -> std::process::ExitCode {
         let permit = gate.clone().acquire_owned().await.ok();
         tasks.push(match kill_events {
             Some(events) => tokio::spawn(failover_client(addrs.clone(), i, events, tally.clone(), ready, stop, permit)),
-            None => tokio::spawn(client(i, addr, None, received.clone(), ready, stop, permit)),
+            None => {
+                let dial = Dial { index: i, addr, tls: None, reading };
+                tokio::spawn(client(dial, received.clone(), ready, stop, permit))
+            }
         });
     }
     drop(ready_tx);
@@ -137,14 +144,14 @@ pub(crate) struct Counts {
 }
 
 impl Child {
-    /// Starts one with `clients` clients on `addrs` (failover clients for a kill-a-node
-    /// run of `kill_events` events); what it reports goes to `counts`. `epoch` is the
-    /// parent's instant at Unix time `epoch_us`.
+    /// Starts one with `clients` clients on `addrs`, reading as `reading` says (failover
+    /// clients for a kill-a-node run of `kill_events` events); what it reports goes to
+    /// `counts`. `epoch` is the parent's instant at Unix time `epoch_us`.
     pub(crate) fn start(
         addrs: &[SocketAddr],
         clients: usize,
         (epoch, epoch_us): (Instant, u64),
-        kill_events: Option<usize>,
+        (kill_events, reading): (Option<usize>, Reading),
         counts: Counts,
     ) -> Result<Child, String> {
         let Counts { ready, received, tally } = counts;
@@ -153,6 +160,9 @@ impl Child {
         let mut command = tokio::process::Command::new(exe);
         if let Some(events) = kill_events {
             command.env(KILL_EVENTS, events.to_string());
+        }
+        if reading == Reading::Throttled {
+            command.env(READING, "throttled");
         }
         let mut process = command
             .arg("generate")

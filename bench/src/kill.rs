@@ -212,7 +212,9 @@ pub(crate) async fn failover_client(
         let addr = addrs[order[attempt % order.len()]];
         let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
         let connecting = tokio::time::timeout(Duration::from_secs(30), async {
-            let tcp = crate::load::open_tcp(start, addr).await.map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+            let tcp = crate::load::open_tcp(start, addr, crate::load::Reading::AtOnce)
+                .await
+                .map_err(tokio_tungstenite::tungstenite::Error::Io)?;
             tokio_tungstenite::client_async_with_config(url, tcp, Some(crate::load::ws_config())).await
         });
         let opened = connecting.await;
@@ -641,7 +643,8 @@ pub(crate) async fn run_kill(
                 received: Arc::new(AtomicU64::new(0)),
                 tally: Some(tally.clone()),
             };
-            generators.push(crate::generator::Child::start(&server.addrs, these, epoch, Some(case.events), counts)?);
+            let work = (Some(case.events), crate::load::Reading::AtOnce);
+            generators.push(crate::generator::Child::start(&server.addrs, these, epoch, work, counts)?);
         }
     } else {
         for i in 0..case.clients {

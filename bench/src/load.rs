@@ -30,19 +30,53 @@ pub(crate) fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocket
 /// `__inet_hash_connect` / `__inet_check_established`, inside `connect` calls that held
 /// its runtime's threads for seconds, so pings went unanswered and the bridge closed
 /// clients it still had (the reconnect cascade). Tills come from addresses of their own.
-pub(crate) async fn open_tcp(client: usize, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+/// With `reading` throttled, its receive buffer is small, so the bridge's writes wait
+/// for the client as they would for a till on a slow line.
+pub(crate) async fn open_tcp(
+    client: usize,
+    addr: SocketAddr,
+    reading: Reading,
+) -> std::io::Result<tokio::net::TcpStream> {
     let n = client as u32 ^ std::process::id().wrapping_mul(2_654_435_761);
     let source =
         std::net::Ipv4Addr::new(127, 1 + ((n / 250) % 250) as u8, ((n / 62_500) % 250) as u8, 2 + (n % 250) as u8);
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(SocketAddr::from((source, 0)))?;
+    if reading == Reading::Throttled {
+        socket.set_recv_buffer_size(THROTTLED_RECEIVE_BUFFER)?;
+    }
     socket.connect(addr).await
 }
 
+/// How a bench client reads what the bridge sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Reading {
+    /// As fast as it can.
+    #[default]
+    AtOnce,
+    /// Slower than the bridge writes: a receive buffer of [`THROTTLED_RECEIVE_BUFFER`]
+    /// bytes, and a pause of [`THROTTLED_PAUSE`] after every [`THROTTLED_EVERY`] events
+    /// (at most 1,000 events a second). The bridge's writes then find the socket full and
+    /// wait for it, the case the independent harness measured (2026-12-02: 0.45 M
+    /// deliveries per CPU-second).
+    Throttled,
+}
+
+const THROTTLED_RECEIVE_BUFFER: u32 = 16 * 1024;
+const THROTTLED_EVERY: u64 = 10;
+const THROTTLED_PAUSE: Duration = Duration::from_millis(10);
+
+/// Where and how a bench client connects and reads.
+pub(crate) struct Dial {
+    /// Its number (its loopback source address comes from it).
+    pub(crate) index: usize,
+    pub(crate) addr: SocketAddr,
+    pub(crate) tls: Option<native_tls::TlsConnector>,
+    pub(crate) reading: Reading,
+}
+
 pub(crate) async fn client(
-    index: usize,
-    addr: SocketAddr,
-    tls: Option<native_tls::TlsConnector>,
+    Dial { index, addr, tls, reading }: Dial,
     received: Arc<AtomicU64>,
     ready: tokio::sync::mpsc::Sender<()>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -56,7 +90,7 @@ pub(crate) async fn client(
     let mut ws = None;
     for _ in 0..CONNECT_TRIES {
         let connecting = async {
-            let tcp = open_tcp(index, addr).await.map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+            let tcp = open_tcp(index, addr, reading).await.map_err(tokio_tungstenite::tungstenite::Error::Io)?;
             tokio_tungstenite::client_async_tls_with_config(&url, tcp, Some(ws_config()), connector.clone()).await
         };
         if let Ok(Ok((opened, _))) = tokio::time::timeout(Duration::from_secs(30), connecting).await {
@@ -98,6 +132,9 @@ pub(crate) async fn client(
                     if let Ok(seq) = digits.parse() {
                         got.push((seq, now));
                         received.fetch_add(1, Ordering::Relaxed);
+                        if reading == Reading::Throttled && (got.len() as u64).is_multiple_of(THROTTLED_EVERY) {
+                            tokio::time::sleep(THROTTLED_PAUSE).await;
+                        }
                     }
                 }
             }
@@ -197,18 +234,20 @@ pub(crate) async fn run_case(server: &Server, case: Case) -> Result<Outcome, Str
     let cpu_at_start = server.cpu();
     let rss_base = server.rss_kib();
     let on = &server.addrs[server.clients_from.min(server.addrs.len() - 1)..];
+    let reading = if case.slow { Reading::Throttled } else { Reading::AtOnce };
     if let Some(sizes) = generator::sizes(case).filter(|_| server.tls.is_none()) {
         // More sockets than this process may open: generator processes hold them.
         let epoch = generator::epoch();
         for these in sizes {
             let counts = generator::Counts { ready: ready_tx.clone(), received: received.clone(), tally: None };
-            generators.push(generator::Child::start(on, these, epoch, None, counts)?);
+            generators.push(generator::Child::start(on, these, epoch, (None, reading), counts)?);
         }
     } else {
         // Connect in waves, so the listen backlog is not flooded.
         for i in 0..case.clients {
             let addr = on[i % on.len()];
-            let client = client(i, addr, server.tls.clone(), received.clone(), ready_tx.clone(), stop_rx.clone(), None);
+            let dial = Dial { index: i, addr, tls: server.tls.clone(), reading };
+            let client = client(dial, received.clone(), ready_tx.clone(), stop_rx.clone(), None);
             tasks.push(tokio::spawn(async move { vec![client.await] }));
             if i % 200 == 199 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
