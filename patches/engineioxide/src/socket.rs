@@ -356,7 +356,10 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
 
-        let mut interval_tick = tokio::time::interval(interval);
+        // PATCH (stock-dashboard, patches/engineioxide/PATCH.md): the first ping leaves
+        // `interval` after the handshake, as the protocol says; `tokio::time::interval`'s
+        // first tick is immediate, so the first ping went out with the handshake.
+        let mut interval_tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         interval_tick.tick().await;
         // Some clients send the pong packet in first. If that happens, we should consume it.
         self.heartbeat.notified().now_or_never();
