@@ -7,8 +7,9 @@
 //! and talks back on stdout, one line each:
 //! - `r <n>`: n clients have connected so far; `n <n>`: n deliveries read so far;
 //! - after `stop` on its stdin: `c <seq>:<µs>,…` per client (each delivery's sequence and
-//!   when it was read, in µs after the parent's epoch), in a kill-a-node run `g <gaps>`
-//!   (what its clients missed: [`crate::kill::Gaps::to_line`]), then `end`.
+//!   when it was read, in µs after the parent's epoch), in a kill-a-node run its last `t`
+//!   line and `g <gaps>` (what its clients missed: [`crate::kill::Gaps::to_line`]), then
+//!   `end`.
 //!
 //! Both sides turn times into microseconds after one instant (the parent's epoch, as Unix
 //! time), so a delivery read in a child maps to the parent's clock.
@@ -96,9 +97,7 @@ pub(crate) async fn run_child() -> std::process::ExitCode {
                 }
                 println!("r {connected}");
                 println!("n {}", received.load(Ordering::Relaxed) + tally.received.load(Ordering::Relaxed));
-                let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
-                let counts: Vec<String> = tally.counts().iter().map(|c| count(c).to_string()).collect();
-                println!("t {}", counts.join(" "));
+                println!("t {}", counts_line(&tally));
             }
         })
     };
@@ -118,12 +117,20 @@ pub(crate) async fn run_child() -> std::process::ExitCode {
         let _ = writeln!(out, "c {}", items.join(","));
     }
     if kill_events.is_some() {
+        // The counts once every client has stopped (the parent reads them after `end`).
+        let _ = writeln!(out, "t {}", counts_line(&tally));
         let gaps = tally.gaps.lock().unwrap_or_else(|e| e.into_inner()).to_line();
         let _ = writeln!(out, "g {gaps}");
     }
     let _ = writeln!(out, "end");
     let _ = out.flush();
     std::process::ExitCode::SUCCESS
+}
+
+/// A kill run's counts as a `t` line carries them.
+fn counts_line(tally: &Tally) -> String {
+    let counts: Vec<String> = tally.counts().iter().map(|c| c.load(Ordering::Relaxed).to_string()).collect();
+    counts.join(" ")
 }
 
 /// A generator child as the parent sees it: its readings come back from [`Child::finish`].

@@ -726,10 +726,6 @@ pub(crate) async fn run_kill(
     }
     let reached = *recovery.lock().unwrap_or_else(|e| e.into_inner());
     (outcome.back_after_s, outcome.complete_after_s) = (reached.back, reached.complete);
-    // The children's last counts arrive within their 100 ms report.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    outcome.counts = tally.snapshot();
-    outcome.incomplete = (connected as u64).saturating_sub(outcome.counts.complete);
     outcome.rss_peak_kib = rss_peak;
     outcome.refused_posts = refused.load(Ordering::Relaxed);
     outcome.survivors = survivors(&http, &server.addrs[..nodes - 1]).await;
@@ -748,7 +744,10 @@ pub(crate) async fn run_kill(
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     outcome.p99_ms = crate::load::percentile(&latencies, 0.99);
-    // The clients note what they miss as they stop (the children's come with their readings).
+    // Once every client has stopped: the children's last counts and what their clients
+    // miss come with their readings (stopping counts nothing as lost or complete).
+    outcome.counts = tally.snapshot();
+    outcome.incomplete = (connected as u64).saturating_sub(outcome.counts.complete);
     outcome.gaps = tally.gaps.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(outcome)
 }

@@ -228,8 +228,8 @@ pub async fn run(
     let max_connections = crate::open_files::connection_cap(config.max_connections, admin_places, files);
     if max_connections < config.max_connections {
         tracing::warn!(
-            "STOCK_BRIDGE_MAX_CONNECTIONS is {}, but this process may open {} files: holding at most {max_connections} \
-             connections (raise LimitNOFILE / ulimit -n to hold more)",
+            "the connection cap (STOCK_BRIDGE_MAX_CONNECTIONS, set or default) is {}, but this process may open {} \
+             files: holding at most {max_connections} connections (raise LimitNOFILE / ulimit -n to hold more)",
             config.max_connections,
             files.unwrap_or_default(),
         );
